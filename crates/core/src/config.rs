@@ -1,0 +1,807 @@
+//! The application configuration (`config.json`).
+//!
+//! The repository's `config.json` is the shipped default; it is embedded in the binary and copied
+//! to the user's configuration directory on first start, and that copy is what is read afterwards.
+//!
+//! Checking a file reports *every* problem, each with its JSON path
+//! (`models.office.n_ctx: must be between 256 and 131072, got 0`), in three passes:
+//! 1. unknown keys, found by comparing the file with the serialised default configuration (so the
+//!    schema is the Rust types below and is written down nowhere else);
+//! 2. type errors, collected one at a time with `serde_path_to_error`, dropping each offending
+//!    value so the next one can be found;
+//! 3. ranges and cross-field rules on the typed [`Config`] ([`Config::problems`]).
+//!
+//! Keys left out take their default, so a configuration written by an older version still loads.
+//! A file with problems never stops the app: [`load_or_init`] falls back to the shipped default and
+//! hands the problems to the caller to show.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// The shipped default configuration (the repository's `config.json`).
+pub const SHIPPED_DEFAULT: &str = include_str!("../../../config.json");
+
+/// One thing wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// Dotted JSON path (`models.office.n_ctx`, `models.office.sampling.stop[2]`); empty for the
+    /// file as a whole (a syntax error).
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub models: ModelsConfig,
+    pub embedding: EmbeddingConfig,
+    pub speech: SpeechConfig,
+    pub documents: DocumentsConfig,
+    pub api: ApiConfig,
+}
+
+/// The two personas' models. When both name the same file with the same load parameters the
+/// engine loads the weights once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub office: ModelConfig,
+    pub character: ModelConfig,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            office: ModelConfig::default(),
+            character: ModelConfig {
+                sampling: Sampling {
+                    temperature: 0.8,
+                    ..Sampling::default()
+                },
+                ..ModelConfig::default()
+            },
+        }
+    }
+}
+
+/// The default chat model for both personas: Korean-capable, 1.1 GB, from the model manifest.
+pub const DEFAULT_CHAT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// GGUF file; a relative path is looked up in the models directory.
+    pub path: PathBuf,
+    /// Layers to offload to the GPU: `"auto"` fits them to free VRAM.
+    pub n_gpu_layers: AutoOr<u32>,
+    /// Index of the GPU that holds the model (and its KV cache).
+    pub main_gpu: u32,
+    /// Context size in tokens, shared by all parallel slots.
+    pub n_ctx: u32,
+    /// Tokens per decode batch.
+    pub n_batch: u32,
+    /// CPU threads for decoding: `"auto"` leaves one core free.
+    pub threads: AutoOr<u32>,
+    pub flash_attn: AutoOr<bool>,
+    /// Sequences decoded together (continuous batching).
+    pub parallel: u32,
+    /// Requests that may wait for a free slot before callers get a "busy" error.
+    pub max_queue: u32,
+    /// Overrides the GGUF's `tokenizer.chat_template`: a built-in template name or a Jinja template.
+    pub chat_template: Option<String>,
+    /// Vision projector (mmproj GGUF) that lets the model see images.
+    pub mmproj: Option<PathBuf>,
+    pub sampling: Sampling,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            path: PathBuf::from(DEFAULT_CHAT_MODEL),
+            n_gpu_layers: AutoOr::Auto,
+            main_gpu: 0,
+            n_ctx: 8192,
+            n_batch: 512,
+            threads: AutoOr::Auto,
+            flash_attn: AutoOr::Auto,
+            parallel: 4,
+            max_queue: 16,
+            chat_template: None,
+            mmproj: None,
+            sampling: Sampling::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_p: f32,
+    /// 0 turns top-k off.
+    pub top_k: u32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    /// `null` draws a new seed per request.
+    pub seed: Option<u32>,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.7,
+            top_p: 0.9,
+            top_k: 40,
+            min_p: 0.05,
+            repeat_penalty: 1.1,
+            seed: None,
+            max_tokens: 1024,
+            stop: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// Folder with `model.onnx` and the tokenizer files; relative to the models directory.
+    pub model: PathBuf,
+    /// ONNX Runtime shared library, loaded at run time; relative to the models directory.
+    pub runtime_library: PathBuf,
+    pub batch_size: u32,
+    pub query_prefix: String,
+    pub passage_prefix: String,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            model: PathBuf::from("multilingual-e5-small-onnx"),
+            runtime_library: PathBuf::from("libonnxruntime.so.1.24.4"),
+            batch_size: 32,
+            query_prefix: "query: ".to_owned(),
+            passage_prefix: "passage: ".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeechLanguage {
+    Ko,
+    En,
+    /// Whisper's own detection: slower and less reliable on short clips.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeechConfig {
+    /// whisper.cpp ggml model; relative to the models directory.
+    pub model: PathBuf,
+    pub language: SpeechLanguage,
+    pub threads: AutoOr<u32>,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        SpeechConfig {
+            model: PathBuf::from("ggml-base.bin"),
+            language: SpeechLanguage::Ko,
+            threads: AutoOr::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// Chunk size in tokens of the embedding model.
+    pub chunk_tokens: u32,
+    pub chunk_overlap: u32,
+    /// Passages retrieved for a grounded answer.
+    pub top_k: u32,
+    /// The `k` of reciprocal-rank fusion, `1 / (k + rank)`.
+    pub rrf_k: u32,
+    pub keyword_weight: f32,
+    pub vector_weight: f32,
+    /// Larger files are reported and skipped at import.
+    pub max_file_mb: u32,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig {
+            chunk_tokens: 256,
+            chunk_overlap: 32,
+            top_k: 5,
+            rrf_k: 60,
+            keyword_weight: 1.0,
+            vector_weight: 1.0,
+            max_file_mb: 100,
+        }
+    }
+}
+
+/// The optional local HTTP API. It only ever listens on a loopback address: nothing leaves the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: false,
+            host: "127.0.0.1".to_owned(),
+            port: 8765,
+        }
+    }
+}
+
+/// A setting that is either `"auto"` or an explicit value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoOr<T> {
+    #[default]
+    Auto,
+    Value(T),
+}
+
+impl<T: Serialize> Serialize for AutoOr<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            AutoOr::Auto => s.serialize_str("auto"),
+            AutoOr::Value(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for AutoOr<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // Buffer the value so a wrong type is reported once, in words a user understands.
+        let value = Value::deserialize(d)?;
+        if value.as_str() == Some("auto") {
+            return Ok(AutoOr::Auto);
+        }
+        let shown = value.to_string();
+        T::deserialize(value).map(AutoOr::Value).map_err(|_| {
+            de::Error::custom(format!(
+                "expected \"auto\" or {}, got {shown}",
+                std::any::type_name::<T>().rsplit("::").next().map_or("a value", describe_type)
+            ))
+        })
+    }
+}
+
+fn describe_type(rust_type: &str) -> &'static str {
+    match rust_type {
+        "bool" => "true/false",
+        _ => "a whole number",
+    }
+}
+
+/// Collects range problems with their JSON paths.
+struct Checker {
+    problems: Vec<ConfigProblem>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn int(&mut self, path: &str, value: u32, min: u32, max: u32) {
+        if !(min..=max).contains(&value) {
+            self.fail(path, format!("must be between {min} and {max}, got {value}"));
+        }
+    }
+
+    fn float(&mut self, path: &str, value: f32, min: f32, max: f32) {
+        if !value.is_finite() || value < min || value > max {
+            self.fail(path, format!("must be between {min} and {max}, got {value}"));
+        }
+    }
+
+    fn path(&mut self, path: &str, value: &Path) {
+        if value.as_os_str().is_empty() {
+            self.fail(path, "must not be empty");
+        }
+    }
+
+    fn model(&mut self, prefix: &str, m: &ModelConfig) {
+        let p = |field: &str| format!("{prefix}.{field}");
+        self.path(&p("path"), &m.path);
+        if let AutoOr::Value(n) = m.n_gpu_layers {
+            self.int(&p("n_gpu_layers"), n, 0, 1024);
+        }
+        self.int(&p("main_gpu"), m.main_gpu, 0, 63);
+        self.int(&p("n_ctx"), m.n_ctx, 256, 131_072);
+        self.int(&p("n_batch"), m.n_batch, 32, 8192);
+        if m.n_batch > m.n_ctx && (256..=131_072).contains(&m.n_ctx) {
+            self.fail(
+                p("n_batch"),
+                format!("must not exceed n_ctx ({}), got {}", m.n_ctx, m.n_batch),
+            );
+        }
+        if let AutoOr::Value(t) = m.threads {
+            self.int(&p("threads"), t, 1, 256);
+        }
+        self.int(&p("parallel"), m.parallel, 1, 64);
+        if m.parallel >= 1 && m.n_ctx / m.parallel.max(1) < 256 && m.n_ctx >= 256 {
+            self.fail(
+                p("parallel"),
+                format!(
+                    "{} slots leave {} context tokens each (n_ctx {} / parallel); each slot needs at least 256",
+                    m.parallel,
+                    m.n_ctx / m.parallel,
+                    m.n_ctx
+                ),
+            );
+        }
+        self.int(&p("max_queue"), m.max_queue, 0, 1024);
+        if let Some(t) = &m.chat_template {
+            if t.trim().is_empty() {
+                self.fail(p("chat_template"), "must not be empty; use null for the model's own template");
+            }
+        }
+        if let Some(mmproj) = &m.mmproj {
+            self.path(&p("mmproj"), mmproj);
+        }
+        let s = &m.sampling;
+        self.float(&p("sampling.temperature"), s.temperature, 0.0, 2.0);
+        self.float(&p("sampling.top_p"), s.top_p, 0.0, 1.0);
+        self.int(&p("sampling.top_k"), s.top_k, 0, 1000);
+        self.float(&p("sampling.min_p"), s.min_p, 0.0, 1.0);
+        self.float(&p("sampling.repeat_penalty"), s.repeat_penalty, 0.5, 2.0);
+        self.int(&p("sampling.max_tokens"), s.max_tokens, 1, 32_768);
+        if s.stop.len() > 16 {
+            self.fail(p("sampling.stop"), format!("at most 16 stop strings, got {}", s.stop.len()));
+        }
+        for (i, stop) in s.stop.iter().enumerate() {
+            if stop.is_empty() {
+                self.fail(format!("{prefix}.sampling.stop[{i}]"), "must not be empty");
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Range and cross-field problems of a typed configuration (empty when it is valid).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut c = Checker { problems: Vec::new() };
+        c.model("models.office", &self.models.office);
+        c.model("models.character", &self.models.character);
+
+        let e = &self.embedding;
+        c.path("embedding.model", &e.model);
+        c.path("embedding.runtime_library", &e.runtime_library);
+        c.int("embedding.batch_size", e.batch_size, 1, 1024);
+
+        c.path("speech.model", &self.speech.model);
+        if let AutoOr::Value(t) = self.speech.threads {
+            c.int("speech.threads", t, 1, 256);
+        }
+
+        let d = &self.documents;
+        c.int("documents.chunk_tokens", d.chunk_tokens, 32, 2048);
+        if d.chunk_overlap >= d.chunk_tokens / 2 {
+            c.fail(
+                "documents.chunk_overlap",
+                format!(
+                    "must be less than half of chunk_tokens ({}), got {}",
+                    d.chunk_tokens, d.chunk_overlap
+                ),
+            );
+        }
+        c.int("documents.top_k", d.top_k, 1, 50);
+        c.int("documents.rrf_k", d.rrf_k, 1, 1000);
+        c.float("documents.keyword_weight", d.keyword_weight, 0.0, 10.0);
+        c.float("documents.vector_weight", d.vector_weight, 0.0, 10.0);
+        if d.keyword_weight == 0.0 && d.vector_weight == 0.0 {
+            c.fail("documents.vector_weight", "keyword_weight and vector_weight cannot both be 0");
+        }
+        c.int("documents.max_file_mb", d.max_file_mb, 1, 4096);
+
+        match self.api.host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => {}
+            Ok(_) => c.fail(
+                "api.host",
+                format!("must be a loopback address such as 127.0.0.1 (nothing leaves this machine), got {}", self.api.host),
+            ),
+            Err(_) => c.fail("api.host", format!("must be an IP address such as 127.0.0.1, got {:?}", self.api.host)),
+        }
+        c.int("api.port", self.api.port, 1024, 65_535);
+        c.problems
+    }
+
+    /// Parses and checks a configuration, reporting every problem found.
+    pub fn from_json_str(text: &str) -> std::result::Result<Config, Vec<ConfigProblem>> {
+        let mut value: Value = serde_json::from_str(text).map_err(|e| {
+            vec![ConfigProblem {
+                path: String::new(),
+                message: format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+            }]
+        })?;
+        if !value.is_object() {
+            return Err(vec![ConfigProblem {
+                path: String::new(),
+                message: "must be a JSON object".to_owned(),
+            }]);
+        }
+
+        let mut problems = Vec::new();
+        let schema = serde_json::to_value(Config::default()).unwrap_or(Value::Null);
+        remove_unknown_keys(&mut value, &schema, "", &mut problems);
+
+        // Each pass finds the first type error, records it and removes that value so that its
+        // default applies; the number of values bounds the loop.
+        let config = loop {
+            match serde_path_to_error::deserialize::<_, Config>(&value) {
+                Ok(config) => break config,
+                Err(err) => {
+                    let path = err.path().to_string();
+                    let message = err.inner().to_string();
+                    problems.push(ConfigProblem {
+                        path: if path == "." { String::new() } else { path.clone() },
+                        message,
+                    });
+                    if !remove_path(&mut value, err.path()) {
+                        return Err(problems);
+                    }
+                }
+            }
+        };
+
+        problems.extend(config.problems());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::from_json_str(&text).map_err(|problems| Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// The shipped default configuration.
+    pub fn shipped() -> Config {
+        // A test keeps SHIPPED_DEFAULT valid; the fallback only guards against a broken build.
+        Config::from_json_str(SHIPPED_DEFAULT).unwrap_or_default()
+    }
+
+    /// Writes the configuration if it is valid, atomically (temporary file, then rename), so a
+    /// failed write never leaves half a file behind.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let problems = self.problems();
+        if !problems.is_empty() {
+            return Err(Error::ConfigInvalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::InvalidInput {
+            field: "config",
+            message: e.to_string(),
+        })?;
+        write_atomically(path, format!("{text}\n").as_bytes())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Removes (and reports) every key of `value` that `schema` does not have, recursing into objects.
+fn remove_unknown_keys(value: &mut Value, schema: &Value, path: &str, problems: &mut Vec<ConfigProblem>) {
+    let (Value::Object(map), Value::Object(known)) = (value, schema) else {
+        return;
+    };
+    let unknown: Vec<String> = map.keys().filter(|k| !known.contains_key(*k)).cloned().collect();
+    for key in unknown {
+        map.remove(&key);
+        let expected: Vec<&str> = known.keys().map(String::as_str).collect();
+        problems.push(ConfigProblem {
+            path: join(path, &key),
+            message: format!("unknown key; expected one of: {}", expected.join(", ")),
+        });
+    }
+    for (key, child) in map.iter_mut() {
+        if let Some(child_schema) = known.get(key) {
+            remove_unknown_keys(child, child_schema, &join(path, key), problems);
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Removes the value at `path`; false if nothing could be removed (the error is not local to a key).
+fn remove_path(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for segment in parents {
+        current = match (segment, current) {
+            (Segment::Map { key }, Value::Object(map)) => match map.get_mut(key.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, Value::Array(items)) => match items.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, current) {
+        (Segment::Map { key }, Value::Object(map)) => map.remove(key.as_str()).is_some(),
+        (Segment::Seq { index }, Value::Array(items)) if *index < items.len() => {
+            items.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Where the configuration in use came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSource {
+    /// The user's file, valid.
+    User,
+    /// There was no user file; the shipped default was copied there and is in use.
+    CreatedFromDefault,
+    /// The user's file has problems (listed alongside); the shipped default is in use and the
+    /// file is left untouched for the user to fix.
+    BuiltinDefault,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub source: ConfigSource,
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// Reads the user's configuration, creating it from the shipped default on first start.
+///
+/// Never fails on a bad file: problems are returned for the UI to show, and the app runs on the
+/// shipped default meanwhile. Only an I/O failure (unreadable file, unwritable directory) is an error.
+pub fn load_or_init(path: &Path) -> Result<LoadedConfig> {
+    if !path.exists() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        write_atomically(path, SHIPPED_DEFAULT.as_bytes())?;
+        return Ok(LoadedConfig {
+            config: Config::shipped(),
+            source: ConfigSource::CreatedFromDefault,
+            problems: Vec::new(),
+        });
+    }
+    match Config::from_file(path) {
+        Ok(config) => Ok(LoadedConfig {
+            config,
+            source: ConfigSource::User,
+            problems: Vec::new(),
+        }),
+        Err(Error::ConfigInvalid { problems, .. }) => Ok(LoadedConfig {
+            config: Config::shipped(),
+            source: ConfigSource::BuiltinDefault,
+            problems,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn problems_of(text: &str) -> Vec<ConfigProblem> {
+        Config::from_json_str(text).expect_err("config should be rejected")
+    }
+
+    fn paths_of(problems: &[ConfigProblem]) -> Vec<&str> {
+        problems.iter().map(|p| p.path.as_str()).collect()
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_equals_the_built_in_defaults() {
+        let shipped = Config::from_json_str(SHIPPED_DEFAULT).expect("shipped config.json must be valid");
+        // Keys left out of a user's file take Config::default(); the two must not drift apart.
+        assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn empty_object_takes_every_default() {
+        assert_eq!(Config::from_json_str("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn good_config_with_explicit_values_is_accepted() {
+        let config = Config::from_json_str(
+            r#"{"models": {"office": {"path": "/opt/m.gguf", "n_gpu_layers": 20, "threads": 6,
+                "flash_attn": true, "n_ctx": 4096, "parallel": 2, "chat_template": "chatml",
+                "sampling": {"seed": 42, "stop": ["</s>"]}}},
+               "speech": {"language": "auto"}, "api": {"enabled": true, "host": "::1"}}"#,
+        )
+        .unwrap();
+        let office = &config.models.office;
+        assert_eq!(office.n_gpu_layers, AutoOr::Value(20));
+        assert_eq!(office.threads, AutoOr::Value(6));
+        assert_eq!(office.flash_attn, AutoOr::Value(true));
+        assert_eq!(office.sampling.seed, Some(42));
+        assert_eq!(config.models.character, Config::default().models.character);
+        assert_eq!(config.speech.language, SpeechLanguage::Auto);
+    }
+
+    #[test]
+    fn out_of_range_value_names_its_path_and_the_range() {
+        let problems = problems_of(r#"{"models": {"office": {"n_ctx": 0}}}"#);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].to_string(),
+            "models.office.n_ctx: must be between 256 and 131072, got 0"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_at_every_level() {
+        let problems = problems_of(r#"{"modles": {}, "models": {"office": {"n_ctxx": 5, "sampling": {"temp": 1}}}}"#);
+        assert_eq!(
+            paths_of(&problems),
+            ["modles", "models.office.n_ctxx", "models.office.sampling.temp"]
+        );
+        assert!(problems[0].message.contains("expected one of: models, embedding"), "{}", problems[0]);
+    }
+
+    #[test]
+    fn wrong_types_are_each_reported() {
+        let problems = problems_of(
+            r#"{"models": {"office": {"n_ctx": "big", "n_gpu_layers": "many", "flash_attn": 3},
+                            "character": {"parallel": -1}},
+                "speech": {"language": "fr"}, "api": {"enabled": "yes"}}"#,
+        );
+        let mut paths = paths_of(&problems);
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            [
+                "api.enabled",
+                "models.character.parallel",
+                "models.office.flash_attn",
+                "models.office.n_ctx",
+                "models.office.n_gpu_layers",
+                "speech.language",
+            ]
+        );
+        let by_path = |p: &str| problems.iter().find(|x| x.path == p).unwrap().message.clone();
+        assert_eq!(by_path("models.office.n_gpu_layers"), "expected \"auto\" or a whole number, got \"many\"");
+        assert_eq!(by_path("models.office.flash_attn"), "expected \"auto\" or true/false, got 3");
+        assert!(by_path("speech.language").contains("unknown variant `fr`"));
+    }
+
+    #[test]
+    fn every_kind_of_range_and_cross_field_problem_is_reported_together() {
+        let problems = problems_of(
+            r#"{"models": {"office": {"n_ctx": 1024, "n_batch": 2048, "parallel": 8,
+                  "sampling": {"temperature": 3.5, "top_p": 1.5, "stop": ["", "x"]}, "chat_template": " "},
+                "character": {"path": "", "main_gpu": 99, "threads": 0}},
+               "documents": {"chunk_tokens": 100, "chunk_overlap": 60, "keyword_weight": 0, "vector_weight": 0},
+               "api": {"host": "0.0.0.0", "port": 80}}"#,
+        );
+        assert_eq!(
+            paths_of(&problems),
+            [
+                "models.office.n_batch",
+                "models.office.parallel",
+                "models.office.chat_template",
+                "models.office.sampling.temperature",
+                "models.office.sampling.top_p",
+                "models.office.sampling.stop[0]",
+                "models.character.path",
+                "models.character.main_gpu",
+                "models.character.threads",
+                "documents.chunk_overlap",
+                "documents.vector_weight",
+                "api.host",
+                "api.port",
+            ]
+        );
+        assert!(problems.iter().any(|p| p.message.contains("nothing leaves this machine")));
+    }
+
+    #[test]
+    fn syntax_error_and_non_object_are_reported_for_the_whole_file() {
+        let problems = problems_of("{\"models\": ");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "");
+        assert!(problems[0].message.starts_with("not valid JSON (line 1"), "{}", problems[0]);
+        assert_eq!(problems_of("[1, 2]")[0].message, "must be a JSON object");
+    }
+
+    #[test]
+    fn first_start_copies_the_shipped_default_and_later_starts_read_the_user_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("config.json");
+        let first = load_or_init(&path).unwrap();
+        assert_eq!(first.source, ConfigSource::CreatedFromDefault);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), SHIPPED_DEFAULT);
+
+        let mut changed = first.config.clone();
+        changed.models.office.n_ctx = 4096;
+        changed.save(&path).unwrap();
+        let second = load_or_init(&path).unwrap();
+        assert_eq!(second.source, ConfigSource::User);
+        assert_eq!(second.config.models.office.n_ctx, 4096);
+    }
+
+    #[test]
+    fn a_broken_user_file_falls_back_to_defaults_and_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let broken = r#"{"models": {"office": {"n_ctx": 0}}}"#;
+        std::fs::write(&path, broken).unwrap();
+        let loaded = load_or_init(&path).unwrap();
+        assert_eq!(loaded.source, ConfigSource::BuiltinDefault);
+        assert_eq!(loaded.config, Config::shipped());
+        assert_eq!(paths_of(&loaded.problems), ["models.office.n_ctx"]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    }
+
+    #[test]
+    fn saving_an_invalid_config_is_refused_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        Config::default().save(&path).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        let mut bad = Config::default();
+        bad.documents.top_k = 0;
+        let err = bad.save(&path).unwrap_err();
+        assert_eq!(err.code(), "config_invalid");
+        assert!(err.to_string().contains("documents.top_k: must be between 1 and 50, got 0"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    }
+}

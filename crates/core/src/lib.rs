@@ -1,0 +1,13 @@
+//! deskmate-core: the whole Deskmate domain, with no GUI dependency.
+//!
+//! The desktop shell (`src-tauri`) and the CLI (`crates/cli`) are thin layers over this crate.
+//! See ARCHITECTURE.md for the map of modules, data flow and threads.
+
+pub mod config;
+pub mod error;
+pub mod locale;
+pub mod models;
+pub mod paths;
+pub mod store;
+
+pub use error::{Error, ErrorPayload, Result};

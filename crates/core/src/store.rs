@@ -1,0 +1,888 @@
+//! The SQLite store: one file (`deskmate.sqlite3`) in the data directory.
+//!
+//! Owns the schema and every read and write of it. Invariants:
+//! - WAL journal, foreign keys on, a 5 s busy timeout; the schema version is `PRAGMA user_version`
+//!   and [`MIGRATIONS`] is append-only: migration *n* takes a database from version *n* to *n + 1*,
+//!   inside one transaction, so a failed migration leaves the previous version intact.
+//! - A database written by a newer Deskmate (a higher version) is refused, never modified.
+//! - Writes that belong together (a message and its session's `updated_at`, a card and the copy of
+//!   its text) are one transaction.
+//! - Cards keep a copy of their message's text and session title, so deleting a session leaves its
+//!   cards readable (`message_id`/`session_id` become NULL).
+//! - `chunks_fts` is an external-content FTS5 table (trigram tokenizer, for Korean substrings) that
+//!   triggers keep in step with `chunks`.
+//!
+//! Threading: a [`Store`] holds one `rusqlite::Connection` and is `Send` but not `Sync`; callers
+//! share it behind a mutex or open one per thread (WAL allows concurrent readers). Calls block:
+//! from async code, run them on a blocking thread.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Schema migrations, in order. Never edit a shipped entry: append a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE profiles (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE CHECK (length(trim(name)) > 0),
+        -- highest access level this profile may read: 0 public, 1 internal, 2 confidential, 3 restricted
+        clearance   INTEGER NOT NULL CHECK (clearance BETWEEN 0 AND 3),
+        created_at  INTEGER NOT NULL
+    );
+    -- The machine's owner: sees everything they import. Shared workstations add lower-clearance profiles.
+    INSERT INTO profiles (name, clearance, created_at) VALUES ('default', 3, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO settings (key, value) VALUES ('active_profile_id', '1');
+
+    CREATE TABLE sessions (
+        id                 INTEGER PRIMARY KEY,
+        profile_id         INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+        title              TEXT NOT NULL DEFAULT '',
+        title_is_auto      INTEGER NOT NULL DEFAULT 1,
+        persona            TEXT NOT NULL CHECK (persona IN ('office', 'character')),
+        tone               TEXT CHECK (tone IN ('polite', 'friendly')),
+        character_name     TEXT,
+        character_greeting TEXT,
+        character_context  TEXT,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_by_recency ON sessions (profile_id, updated_at DESC);
+
+    CREATE TABLE messages (
+        id                INTEGER PRIMARY KEY,
+        session_id        INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        role              TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content           TEXT NOT NULL,
+        -- interrupted: stopped or failed mid-reply; the partial text is kept
+        status            TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'streaming', 'interrupted')),
+        model             TEXT,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        created_at        INTEGER NOT NULL
+    );
+    CREATE INDEX messages_by_session ON messages (session_id, id);
+
+    CREATE TABLE attachments (
+        id          INTEGER PRIMARY KEY,
+        message_id  INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL CHECK (kind IN ('image', 'audio', 'file')),
+        file_name   TEXT NOT NULL,
+        mime        TEXT NOT NULL,
+        size_bytes  INTEGER NOT NULL,
+        stored_path TEXT NOT NULL,
+        width       INTEGER,
+        height      INTEGER,
+        thumbnail   BLOB,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX attachments_by_message ON attachments (message_id);
+
+    CREATE TABLE cards (
+        id            INTEGER PRIMARY KEY,
+        profile_id    INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+        message_id    INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+        session_id    INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+        session_title TEXT NOT NULL,
+        role          TEXT NOT NULL,
+        content       TEXT NOT NULL,
+        note          TEXT NOT NULL DEFAULT '',
+        created_at    INTEGER NOT NULL
+    );
+    CREATE INDEX cards_by_recency ON cards (profile_id, created_at DESC);
+
+    CREATE TABLE documents (
+        id             INTEGER PRIMARY KEY,
+        path           TEXT NOT NULL UNIQUE,
+        file_name      TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        size_bytes     INTEGER NOT NULL,
+        access_level   INTEGER NOT NULL DEFAULT 1 CHECK (access_level BETWEEN 0 AND 3),
+        status         TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'indexing', 'indexed', 'failed')),
+        error          TEXT,
+        chunk_count    INTEGER NOT NULL DEFAULT 0,
+        imported_at    INTEGER NOT NULL,
+        indexed_at     INTEGER
+    );
+
+    CREATE TABLE chunks (
+        id          INTEGER PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ordinal     INTEGER NOT NULL,
+        text        TEXT NOT NULL,
+        page        INTEGER,
+        section     TEXT,
+        char_start  INTEGER NOT NULL,
+        char_end    INTEGER NOT NULL,
+        token_count INTEGER NOT NULL,
+        embedding   BLOB,
+        UNIQUE (document_id, ordinal)
+    );
+    CREATE VIRTUAL TABLE chunks_fts USING fts5 (text, content = 'chunks', content_rowid = 'id', tokenize = 'trigram');
+    CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+        INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO chunks_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+
+    CREATE TABLE request_log (
+        id                INTEGER PRIMARY KEY,
+        model             TEXT NOT NULL,
+        persona           TEXT,
+        started_at        INTEGER NOT NULL,
+        outcome           TEXT NOT NULL CHECK (outcome IN ('ok', 'cancelled', 'busy', 'error')),
+        error_code        TEXT,
+        prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        queue_ms          INTEGER,
+        ttft_ms           INTEGER,
+        prompt_ms         INTEGER,
+        generation_ms     INTEGER,
+        total_ms          INTEGER
+    );
+    CREATE INDEX request_log_by_model ON request_log (model, started_at);
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Persona {
+    Office,
+    Character,
+}
+
+impl Persona {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Persona::Office => "office",
+            Persona::Character => "character",
+        }
+    }
+
+    fn parse(s: &str) -> Persona {
+        if s == "character" {
+            Persona::Character
+        } else {
+            Persona::Office
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    fn parse(s: &str) -> Role {
+        match s {
+            "system" => Role::System,
+            "assistant" => Role::Assistant,
+            _ => Role::User,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Session {
+    pub id: i64,
+    pub profile_id: i64,
+    pub title: String,
+    pub title_is_auto: bool,
+    pub persona: Persona,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub session_id: i64,
+    pub role: Role,
+    pub content: String,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Card {
+    pub id: i64,
+    pub message_id: Option<i64>,
+    pub session_id: Option<i64>,
+    pub session_title: String,
+    pub role: String,
+    pub content: String,
+    pub note: String,
+    pub created_at: i64,
+}
+
+/// Row counts shown at start (and a cheap proof the database is readable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StoreCounts {
+    pub sessions: i64,
+    pub cards: i64,
+    pub documents: i64,
+}
+
+/// One finished (or refused) model request, for the per-model statistics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestRecord {
+    pub model: String,
+    pub persona: Option<String>,
+    pub started_at: i64,
+    /// `ok`, `cancelled`, `busy` or `error`.
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub queue_ms: Option<i64>,
+    pub ttft_ms: Option<i64>,
+    pub prompt_ms: Option<i64>,
+    pub generation_ms: Option<i64>,
+    pub total_ms: Option<i64>,
+}
+
+/// Lifetime totals of one model's requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RequestTotals {
+    pub requests: i64,
+    pub ok: i64,
+    pub cancelled: i64,
+    pub busy: i64,
+    pub errors: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| store_err(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        store_err(&self.path, e)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| self.err(e))?;
+        // journal_mode answers with a row, so it is a query, not an execute.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %self.path.display(), mode, "database is not in WAL mode");
+        }
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let found = self.schema_version()?;
+        let latest = latest_version();
+        if found > latest {
+            return Err(Error::StoreTooNew {
+                path: self.path.clone(),
+                found,
+                supported: latest,
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+            let path = self.path.clone();
+            let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
+            tx.execute_batch(sql).map_err(|e| store_err(&path, e))?;
+            // user_version cannot be bound as a parameter; the value is our own integer.
+            tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))
+                .map_err(|e| store_err(&path, e))?;
+            tx.commit().map_err(|e| store_err(&path, e))?;
+            tracing::info!(path = %path.display(), version = index + 1, "database migrated");
+        }
+        Ok(())
+    }
+
+    pub fn counts(&self) -> Result<StoreCounts> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM cards), (SELECT count(*) FROM documents)",
+                [],
+                |r| {
+                    Ok(StoreCounts {
+                        sessions: r.get(0)?,
+                        cards: r.get(1)?,
+                        documents: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The profile whose sessions, cards and document clearance are in use.
+    pub fn active_profile_id(&self) -> Result<i64> {
+        let value: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'active_profile_id'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(1))
+    }
+
+    // --- sessions and messages ---
+
+    pub fn create_session(&mut self, persona: Persona, title: &str) -> Result<Session> {
+        let profile_id = self.active_profile_id()?;
+        let now = now_ms();
+        let title = title.trim();
+        self.conn
+            .execute(
+                "INSERT INTO sessions (profile_id, title, title_is_auto, persona, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![profile_id, title, title.is_empty(), persona.as_str(), now],
+            )
+            .map_err(|e| self.err(e))?;
+        self.session(self.conn.last_insert_rowid())
+    }
+
+    pub fn session(&self, id: i64) -> Result<Session> {
+        self.conn
+            .query_row(
+                "SELECT id, profile_id, title, title_is_auto, persona, created_at, updated_at FROM sessions WHERE id = ?1",
+                [id],
+                session_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(Error::NotFound { what: "session", id })
+    }
+
+    /// The active profile's sessions, most recently used first; `search` filters titles by substring.
+    pub fn sessions(&self, search: Option<&str>) -> Result<Vec<Session>> {
+        let profile_id = self.active_profile_id()?;
+        let pattern = format!("%{}%", escape_like(search.unwrap_or("").trim()));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, profile_id, title, title_is_auto, persona, created_at, updated_at FROM sessions
+                 WHERE profile_id = ?1 AND title LIKE ?2 ESCAPE '\\'
+                 ORDER BY updated_at DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![profile_id, pattern], session_from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    /// Renames one session; a user-given title is never replaced by an automatic one.
+    pub fn rename_session(&mut self, id: i64, title: &str) -> Result<Session> {
+        let title = title.trim();
+        if title.is_empty() {
+            return Err(Error::InvalidInput {
+                field: "title",
+                message: "must not be empty".to_owned(),
+            });
+        }
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE sessions SET title = ?2, title_is_auto = 0 WHERE id = ?1",
+                params![id, title],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound { what: "session", id });
+        }
+        self.session(id)
+    }
+
+    /// Deletes a session with its messages and attachments; its cards stay, detached.
+    pub fn delete_session(&mut self, id: i64) -> Result<()> {
+        let changed = self
+            .conn
+            .execute("DELETE FROM sessions WHERE id = ?1", [id])
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound { what: "session", id });
+        }
+        Ok(())
+    }
+
+    /// Appends a message and marks its session as just used, in one transaction.
+    pub fn append_message(&mut self, session_id: i64, role: Role, content: &str, status: &str) -> Result<Message> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
+        touch_session(&tx, session_id, now).map_err(|e| store_err(&path, e))?;
+        let exists = tx.changes() > 0;
+        if !exists {
+            return Err(Error::NotFound {
+                what: "session",
+                id: session_id,
+            });
+        }
+        tx.execute(
+            "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![session_id, role.as_str(), content, status, now],
+        )
+        .map_err(|e| store_err(&path, e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| store_err(&path, e))?;
+        Ok(Message {
+            id,
+            session_id,
+            role,
+            content: content.to_owned(),
+            status: status.to_owned(),
+            created_at: now,
+        })
+    }
+
+    pub fn messages(&self, session_id: i64) -> Result<Vec<Message>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, session_id, role, content, status, created_at FROM messages
+                 WHERE session_id = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session_id], |r| {
+                Ok(Message {
+                    id: r.get(0)?,
+                    session_id: r.get(1)?,
+                    role: Role::parse(&r.get::<_, String>(2)?),
+                    content: r.get(3)?,
+                    status: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    // --- cards ---
+
+    /// Saves a message as a card, copying its text and its session's title so the card outlives them.
+    pub fn save_card(&mut self, message_id: i64, note: &str) -> Result<Card> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
+        let source: Option<(i64, i64, String, String, String)> = tx
+            .query_row(
+                "SELECT m.session_id, s.profile_id, s.title, m.role, m.content
+                 FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = ?1",
+                [message_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .map_err(|e| store_err(&path, e))?;
+        let Some((session_id, profile_id, session_title, role, content)) = source else {
+            return Err(Error::NotFound {
+                what: "message",
+                id: message_id,
+            });
+        };
+        tx.execute(
+            "INSERT INTO cards (profile_id, message_id, session_id, session_title, role, content, note, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![profile_id, message_id, session_id, session_title, role, content, note.trim(), now],
+        )
+        .map_err(|e| store_err(&path, e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| store_err(&path, e))?;
+        Ok(Card {
+            id,
+            message_id: Some(message_id),
+            session_id: Some(session_id),
+            session_title,
+            role,
+            content,
+            note: note.trim().to_owned(),
+            created_at: now,
+        })
+    }
+
+    /// The active profile's cards, newest first; `search` matches text, note or session title.
+    pub fn cards(&self, search: Option<&str>) -> Result<Vec<Card>> {
+        let profile_id = self.active_profile_id()?;
+        let pattern = format!("%{}%", escape_like(search.unwrap_or("").trim()));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, message_id, session_id, session_title, role, content, note, created_at FROM cards
+                 WHERE profile_id = ?1
+                   AND (content LIKE ?2 ESCAPE '\\' OR note LIKE ?2 ESCAPE '\\' OR session_title LIKE ?2 ESCAPE '\\')
+                 ORDER BY created_at DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![profile_id, pattern], |r| {
+                Ok(Card {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    session_title: r.get(3)?,
+                    role: r.get(4)?,
+                    content: r.get(5)?,
+                    note: r.get(6)?,
+                    created_at: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    pub fn delete_card(&mut self, id: i64) -> Result<()> {
+        let changed = self
+            .conn
+            .execute("DELETE FROM cards WHERE id = ?1", [id])
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound { what: "card", id });
+        }
+        Ok(())
+    }
+
+    // --- request log ---
+
+    pub fn log_request(&mut self, r: &RequestRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO request_log (model, persona, started_at, outcome, error_code, prompt_tokens,
+                    completion_tokens, queue_ms, ttft_ms, prompt_ms, generation_ms, total_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    r.model,
+                    r.persona,
+                    r.started_at,
+                    r.outcome,
+                    r.error_code,
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    r.queue_ms,
+                    r.ttft_ms,
+                    r.prompt_ms,
+                    r.generation_ms,
+                    r.total_ms
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn request_totals(&self, model: &str) -> Result<RequestTotals> {
+        self.conn
+            .query_row(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE outcome = 'ok'),
+                        count(*) FILTER (WHERE outcome = 'cancelled'),
+                        count(*) FILTER (WHERE outcome = 'busy'),
+                        count(*) FILTER (WHERE outcome = 'error'),
+                        coalesce(sum(prompt_tokens), 0),
+                        coalesce(sum(completion_tokens), 0)
+                 FROM request_log WHERE model = ?1",
+                [model],
+                |r| {
+                    Ok(RequestTotals {
+                        requests: r.get(0)?,
+                        ok: r.get(1)?,
+                        cancelled: r.get(2)?,
+                        busy: r.get(3)?,
+                        errors: r.get(4)?,
+                        prompt_tokens: r.get(5)?,
+                        completion_tokens: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn store_err(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn touch_session(tx: &Transaction<'_>, session_id: i64, now: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE sessions SET updated_at = max(updated_at + 1, ?2) WHERE id = ?1",
+        params![session_id, now],
+    )
+}
+
+fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        profile_id: r.get(1)?,
+        title: r.get(2)?,
+        title_is_auto: r.get(3)?,
+        persona: Persona::parse(&r.get::<_, String>(4)?),
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+/// Makes user text literal inside a LIKE pattern (with `ESCAPE '\'`).
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data").join("deskmate.sqlite3")).unwrap();
+        (dir, store)
+    }
+
+    fn table_names(store: &Store) -> Vec<String> {
+        let mut stmt = store
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'chunks_fts_%' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn a_new_file_gets_the_whole_schema_in_wal_mode_with_foreign_keys() {
+        let (_dir, store) = temp_store();
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        assert_eq!(
+            table_names(&store),
+            [
+                "attachments",
+                "cards",
+                "chunks",
+                "chunks_fts",
+                "documents",
+                "messages",
+                "profiles",
+                "request_log",
+                "sessions",
+                "settings"
+            ]
+        );
+        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 1);
+        assert_eq!(store.active_profile_id().unwrap(), 1);
+    }
+
+    #[test]
+    fn reopening_an_existing_database_keeps_its_data_and_does_not_migrate_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deskmate.sqlite3");
+        let session_id = {
+            let mut store = Store::open(&path).unwrap();
+            let s = store.create_session(Persona::Office, "Budget").unwrap();
+            store.append_message(s.id, Role::User, "분기 예산 보고서", "complete").unwrap();
+            s.id
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        let profiles: i64 = store.conn.query_row("SELECT count(*) FROM profiles", [], |r| r.get(0)).unwrap();
+        assert_eq!(profiles, 1, "the seed rows of migration 1 must not be inserted twice");
+        assert_eq!(store.session(session_id).unwrap().title, "Budget");
+        assert_eq!(store.messages(session_id).unwrap()[0].content, "분기 예산 보고서");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deskmate.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 999;").unwrap();
+        }
+        let err = Store::open(&path).err().expect("must refuse a newer schema");
+        assert_eq!(err.code(), "store_too_new");
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 999);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_store_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deskmate.sqlite3");
+        std::fs::write(&path, b"this is not sqlite, just text long enough to have a header....").unwrap();
+        let err = Store::open(&path).err().expect("garbage must not open");
+        assert_eq!(err.code(), "store");
+        assert!(err.to_string().contains("deskmate.sqlite3"), "{err}");
+    }
+
+    #[test]
+    fn sessions_are_listed_newest_first_and_searched_by_literal_title() {
+        let (_dir, mut store) = temp_store();
+        let a = store.create_session(Persona::Office, "Q3 budget").unwrap();
+        let b = store.create_session(Persona::Character, "100% done_now").unwrap();
+        store.append_message(a.id, Role::User, "hi", "complete").unwrap();
+        let ids: Vec<i64> = store.sessions(None).unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [a.id, b.id], "appending a message moves its session to the top");
+        let found: Vec<i64> = store.sessions(Some("0% d")).unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(found, [b.id]);
+        assert!(store.sessions(Some("%")).unwrap().iter().all(|s| s.title.contains('%')));
+    }
+
+    #[test]
+    fn renaming_changes_only_that_session() {
+        let (_dir, mut store) = temp_store();
+        let a = store.create_session(Persona::Office, "").unwrap();
+        let b = store.create_session(Persona::Office, "Keep me").unwrap();
+        assert!(a.title_is_auto);
+        let renamed = store.rename_session(a.id, "  Renamed ").unwrap();
+        assert_eq!(renamed.title, "Renamed");
+        assert!(!renamed.title_is_auto);
+        assert_eq!(store.session(b.id).unwrap(), b);
+        assert_eq!(store.rename_session(a.id, " ").unwrap_err().code(), "invalid_input");
+        assert_eq!(store.rename_session(9999, "x").unwrap_err().code(), "not_found");
+    }
+
+    #[test]
+    fn deleting_a_session_removes_its_messages_but_keeps_its_cards_readable() {
+        let (_dir, mut store) = temp_store();
+        let s = store.create_session(Persona::Office, "Minutes").unwrap();
+        let m = store.append_message(s.id, Role::Assistant, "The deadline is Friday.", "complete").unwrap();
+        let card = store.save_card(m.id, "deadline").unwrap();
+        assert_eq!(card.session_title, "Minutes");
+        store.delete_session(s.id).unwrap();
+        assert!(store.messages(s.id).unwrap().is_empty());
+        let cards = store.cards(Some("deadline")).unwrap();
+        assert_eq!(cards.len(), 1);
+        assert_eq!(cards[0].content, "The deadline is Friday.");
+        assert_eq!((cards[0].message_id, cards[0].session_id), (None, None));
+        assert_eq!(store.delete_session(s.id).unwrap_err().code(), "not_found");
+    }
+
+    #[test]
+    fn a_message_for_a_missing_session_is_refused_without_a_partial_write() {
+        let (_dir, mut store) = temp_store();
+        assert_eq!(store.append_message(42, Role::User, "x", "complete").unwrap_err().code(), "not_found");
+        let n: i64 = store.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn chunks_are_searchable_through_the_trigram_index_and_leave_it_when_deleted() {
+        let (_dir, store) = temp_store();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO documents (id, path, file_name, kind, content_sha256, size_bytes, imported_at)
+                     VALUES (1, '/d/a.txt', 'a.txt', 'txt', 'x', 1, 0);
+                 INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, token_count)
+                     VALUES (1, 0, '서울은 한국의 수도입니다', 0, 12, 5);",
+            )
+            .unwrap();
+        let hits = |q: &str| -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1", [q], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(hits("\"서울은\""), 1);
+        assert_eq!(hits("\"의 수도\""), 1);
+        store.conn.execute("DELETE FROM documents WHERE id = 1", []).unwrap();
+        assert_eq!(hits("\"서울은\""), 0, "cascading chunk deletes must reach the FTS index");
+    }
+
+    #[test]
+    fn request_totals_add_up_by_outcome() {
+        let (_dir, mut store) = temp_store();
+        for outcome in ["ok", "ok", "cancelled", "busy", "error"] {
+            store
+                .log_request(&RequestRecord {
+                    model: "smollm2".into(),
+                    outcome: outcome.into(),
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                    started_at: now_ms(),
+                    ..RequestRecord::default()
+                })
+                .unwrap();
+        }
+        let t = store.request_totals("smollm2").unwrap();
+        assert_eq!((t.requests, t.ok, t.cancelled, t.busy, t.errors), (5, 2, 1, 1, 1));
+        assert_eq!((t.prompt_tokens, t.completion_tokens), (50, 25));
+        assert_eq!(store.request_totals("other").unwrap(), RequestTotals::default());
+    }
+}

@@ -1,0 +1,1 @@
+fn main() { deskmate_app::run() }
