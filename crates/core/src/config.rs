@@ -289,7 +289,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for AutoOr<T> {
         T::deserialize(value).map(AutoOr::Value).map_err(|_| {
             de::Error::custom(format!(
                 "expected \"auto\" or {}, got {shown}",
-                std::any::type_name::<T>().rsplit("::").next().map_or("a value", describe_type)
+                std::any::type_name::<T>()
+                    .rsplit("::")
+                    .next()
+                    .map_or("a value", describe_type)
             ))
         })
     }
@@ -317,13 +320,19 @@ impl Checker {
 
     fn int(&mut self, path: &str, value: u32, min: u32, max: u32) {
         if !(min..=max).contains(&value) {
-            self.fail(path, format!("must be between {min} and {max}, got {value}"));
+            self.fail(
+                path,
+                format!("must be between {min} and {max}, got {value}"),
+            );
         }
     }
 
     fn float(&mut self, path: &str, value: f32, min: f32, max: f32) {
         if !value.is_finite() || value < min || value > max {
-            self.fail(path, format!("must be between {min} and {max}, got {value}"));
+            self.fail(
+                path,
+                format!("must be between {min} and {max}, got {value}"),
+            );
         }
     }
 
@@ -366,7 +375,10 @@ impl Checker {
         self.int(&p("max_queue"), m.max_queue, 0, 1024);
         if let Some(t) = &m.chat_template {
             if t.trim().is_empty() {
-                self.fail(p("chat_template"), "must not be empty; use null for the model's own template");
+                self.fail(
+                    p("chat_template"),
+                    "must not be empty; use null for the model's own template",
+                );
             }
         }
         if let Some(mmproj) = &m.mmproj {
@@ -380,7 +392,10 @@ impl Checker {
         self.float(&p("sampling.repeat_penalty"), s.repeat_penalty, 0.5, 2.0);
         self.int(&p("sampling.max_tokens"), s.max_tokens, 1, 32_768);
         if s.stop.len() > 16 {
-            self.fail(p("sampling.stop"), format!("at most 16 stop strings, got {}", s.stop.len()));
+            self.fail(
+                p("sampling.stop"),
+                format!("at most 16 stop strings, got {}", s.stop.len()),
+            );
         }
         for (i, stop) in s.stop.iter().enumerate() {
             if stop.is_empty() {
@@ -393,7 +408,9 @@ impl Checker {
 impl Config {
     /// Range and cross-field problems of a typed configuration (empty when it is valid).
     pub fn problems(&self) -> Vec<ConfigProblem> {
-        let mut c = Checker { problems: Vec::new() };
+        let mut c = Checker {
+            problems: Vec::new(),
+        };
         c.model("models.office", &self.models.office);
         c.model("models.character", &self.models.character);
 
@@ -423,7 +440,10 @@ impl Config {
         c.float("documents.keyword_weight", d.keyword_weight, 0.0, 10.0);
         c.float("documents.vector_weight", d.vector_weight, 0.0, 10.0);
         if d.keyword_weight == 0.0 && d.vector_weight == 0.0 {
-            c.fail("documents.vector_weight", "keyword_weight and vector_weight cannot both be 0");
+            c.fail(
+                "documents.vector_weight",
+                "keyword_weight and vector_weight cannot both be 0",
+            );
         }
         c.int("documents.max_file_mb", d.max_file_mb, 1, 4096);
 
@@ -444,7 +464,11 @@ impl Config {
         let mut value: Value = serde_json::from_str(text).map_err(|e| {
             vec![ConfigProblem {
                 path: String::new(),
-                message: format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+                message: format!(
+                    "not valid JSON (line {}, column {}): {e}",
+                    e.line(),
+                    e.column()
+                ),
             }]
         })?;
         if !value.is_object() {
@@ -467,7 +491,11 @@ impl Config {
                     let path = err.path().to_string();
                     let message = err.inner().to_string();
                     problems.push(ConfigProblem {
-                        path: if path == "." { String::new() } else { path.clone() },
+                        path: if path == "." {
+                            String::new()
+                        } else {
+                            path.clone()
+                        },
                         message,
                     });
                     if !remove_path(&mut value, err.path()) {
@@ -524,11 +552,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes (and reports) every key of `value` that `schema` does not have, recursing into objects.
-fn remove_unknown_keys(value: &mut Value, schema: &Value, path: &str, problems: &mut Vec<ConfigProblem>) {
+fn remove_unknown_keys(
+    value: &mut Value,
+    schema: &Value,
+    path: &str,
+    problems: &mut Vec<ConfigProblem>,
+) {
     let (Value::Object(map), Value::Object(known)) = (value, schema) else {
         return;
     };
-    let unknown: Vec<String> = map.keys().filter(|k| !known.contains_key(*k)).cloned().collect();
+    let unknown: Vec<String> = map
+        .keys()
+        .filter(|k| !known.contains_key(*k))
+        .cloned()
+        .collect();
     for key in unknown {
         map.remove(&key);
         let expected: Vec<&str> = known.keys().map(String::as_str).collect();
@@ -649,7 +686,8 @@ mod tests {
 
     #[test]
     fn shipped_config_is_valid_and_equals_the_built_in_defaults() {
-        let shipped = Config::from_json_str(SHIPPED_DEFAULT).expect("shipped config.json must be valid");
+        let shipped =
+            Config::from_json_str(SHIPPED_DEFAULT).expect("shipped config.json must be valid");
         // Keys left out of a user's file take Config::default(); the two must not drift apart.
         assert_eq!(shipped, Config::default());
     }
@@ -689,12 +727,24 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_at_every_level() {
-        let problems = problems_of(r#"{"modles": {}, "models": {"office": {"n_ctxx": 5, "sampling": {"temp": 1}}}}"#);
+        let problems = problems_of(
+            r#"{"modles": {}, "models": {"office": {"n_ctxx": 5, "sampling": {"temp": 1}}}}"#,
+        );
         assert_eq!(
             paths_of(&problems),
-            ["modles", "models.office.n_ctxx", "models.office.sampling.temp"]
+            [
+                "modles",
+                "models.office.n_ctxx",
+                "models.office.sampling.temp"
+            ]
         );
-        assert!(problems[0].message.contains("expected one of: models, embedding"), "{}", problems[0]);
+        assert!(
+            problems[0]
+                .message
+                .contains("expected one of: models, embedding"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]
@@ -717,9 +767,22 @@ mod tests {
                 "speech.language",
             ]
         );
-        let by_path = |p: &str| problems.iter().find(|x| x.path == p).unwrap().message.clone();
-        assert_eq!(by_path("models.office.n_gpu_layers"), "expected \"auto\" or a whole number, got \"many\"");
-        assert_eq!(by_path("models.office.flash_attn"), "expected \"auto\" or true/false, got 3");
+        let by_path = |p: &str| {
+            problems
+                .iter()
+                .find(|x| x.path == p)
+                .unwrap()
+                .message
+                .clone()
+        };
+        assert_eq!(
+            by_path("models.office.n_gpu_layers"),
+            "expected \"auto\" or a whole number, got \"many\""
+        );
+        assert_eq!(
+            by_path("models.office.flash_attn"),
+            "expected \"auto\" or true/false, got 3"
+        );
         assert!(by_path("speech.language").contains("unknown variant `fr`"));
     }
 
@@ -750,7 +813,9 @@ mod tests {
                 "api.port",
             ]
         );
-        assert!(problems.iter().any(|p| p.message.contains("nothing leaves this machine")));
+        assert!(problems
+            .iter()
+            .any(|p| p.message.contains("nothing leaves this machine")));
     }
 
     #[test]
@@ -758,7 +823,11 @@ mod tests {
         let problems = problems_of("{\"models\": ");
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].path, "");
-        assert!(problems[0].message.starts_with("not valid JSON (line 1"), "{}", problems[0]);
+        assert!(
+            problems[0].message.starts_with("not valid JSON (line 1"),
+            "{}",
+            problems[0]
+        );
         assert_eq!(problems_of("[1, 2]")[0].message, "must be a JSON object");
     }
 
@@ -801,7 +870,11 @@ mod tests {
         bad.documents.top_k = 0;
         let err = bad.save(&path).unwrap_err();
         assert_eq!(err.code(), "config_invalid");
-        assert!(err.to_string().contains("documents.top_k: must be between 1 and 50, got 0"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("documents.top_k: must be between 1 and 50, got 0"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod locale;
 pub mod models;
 pub mod paths;
+pub mod startup;
 pub mod store;
 
 pub use error::{Error, ErrorPayload, Result};

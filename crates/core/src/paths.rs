@@ -40,14 +40,28 @@ pub struct Paths {
 
 impl Paths {
     pub fn resolve(overrides: &PathOverrides) -> Result<Paths> {
-        let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let dirs = || directories::ProjectDirs::from("app", "deskmate", "deskmate").ok_or(Error::NoHomeDir);
+        let from_env = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let dirs = || {
+            directories::ProjectDirs::from("app", "deskmate", "deskmate").ok_or(Error::NoHomeDir)
+        };
 
-        let config_file = match overrides.config_file.clone().or_else(|| from_env(ENV_CONFIG)) {
+        let config_file = match overrides
+            .config_file
+            .clone()
+            .or_else(|| from_env(ENV_CONFIG))
+        {
             Some(p) => p,
             None => dirs()?.config_dir().join("config.json"),
         };
-        let data_dir = match overrides.data_dir.clone().or_else(|| from_env(ENV_DATA_DIR)) {
+        let data_dir = match overrides
+            .data_dir
+            .clone()
+            .or_else(|| from_env(ENV_DATA_DIR))
+        {
             Some(p) => p,
             None => dirs()?.data_dir().to_path_buf(),
         };
@@ -78,7 +92,11 @@ impl Paths {
     /// Creates the data and models directories and the configuration file's directory.
     pub fn ensure_dirs(&self) -> Result<()> {
         let mut dirs = vec![self.data_dir.as_path(), self.models_dir.as_path()];
-        if let Some(parent) = self.config_file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = self
+            .config_file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             dirs.push(parent);
         }
         for dir in dirs {

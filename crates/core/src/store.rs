@@ -387,7 +387,11 @@ impl Store {
     pub fn active_profile_id(&self) -> Result<i64> {
         let value: Option<String> = self
             .conn
-            .query_row("SELECT value FROM settings WHERE key = 'active_profile_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'active_profile_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(value.and_then(|v| v.parse().ok()).unwrap_or(1))
@@ -436,7 +440,8 @@ impl Store {
         let rows = stmt
             .query_map(params![profile_id, pattern], session_from_row)
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Renames one session; a user-given title is never replaced by an automatic one.
@@ -456,7 +461,10 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         if changed == 0 {
-            return Err(Error::NotFound { what: "session", id });
+            return Err(Error::NotFound {
+                what: "session",
+                id,
+            });
         }
         self.session(id)
     }
@@ -468,13 +476,22 @@ impl Store {
             .execute("DELETE FROM sessions WHERE id = ?1", [id])
             .map_err(|e| self.err(e))?;
         if changed == 0 {
-            return Err(Error::NotFound { what: "session", id });
+            return Err(Error::NotFound {
+                what: "session",
+                id,
+            });
         }
         Ok(())
     }
 
     /// Appends a message and marks its session as just used, in one transaction.
-    pub fn append_message(&mut self, session_id: i64, role: Role, content: &str, status: &str) -> Result<Message> {
+    pub fn append_message(
+        &mut self,
+        session_id: i64,
+        role: Role,
+        content: &str,
+        status: &str,
+    ) -> Result<Message> {
         let now = now_ms();
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
@@ -523,7 +540,8 @@ impl Store {
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     // --- cards ---
@@ -595,7 +613,8 @@ impl Store {
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     pub fn delete_card(&mut self, id: i64) -> Result<()> {
@@ -718,7 +737,10 @@ mod tests {
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'chunks_fts_%' ORDER BY name")
             .unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
     }
 
     #[test]
@@ -740,9 +762,15 @@ mod tests {
                 "settings"
             ]
         );
-        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
-        let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        let fk: i64 = store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(fk, 1);
         assert_eq!(store.active_profile_id().unwrap(), 1);
     }
@@ -754,15 +782,26 @@ mod tests {
         let session_id = {
             let mut store = Store::open(&path).unwrap();
             let s = store.create_session(Persona::Office, "Budget").unwrap();
-            store.append_message(s.id, Role::User, "분기 예산 보고서", "complete").unwrap();
+            store
+                .append_message(s.id, Role::User, "분기 예산 보고서", "complete")
+                .unwrap();
             s.id
         };
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), latest_version());
-        let profiles: i64 = store.conn.query_row("SELECT count(*) FROM profiles", [], |r| r.get(0)).unwrap();
-        assert_eq!(profiles, 1, "the seed rows of migration 1 must not be inserted twice");
+        let profiles: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM profiles", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            profiles, 1,
+            "the seed rows of migration 1 must not be inserted twice"
+        );
         assert_eq!(store.session(session_id).unwrap().title, "Budget");
-        assert_eq!(store.messages(session_id).unwrap()[0].content, "분기 예산 보고서");
+        assert_eq!(
+            store.messages(session_id).unwrap()[0].content,
+            "분기 예산 보고서"
+        );
     }
 
     #[test]
@@ -771,12 +810,17 @@ mod tests {
         let path = dir.path().join("deskmate.sqlite3");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 999;").unwrap();
+            conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 999;")
+                .unwrap();
         }
-        let err = Store::open(&path).err().expect("must refuse a newer schema");
+        let err = Store::open(&path)
+            .err()
+            .expect("must refuse a newer schema");
         assert_eq!(err.code(), "store_too_new");
         let conn = Connection::open(&path).unwrap();
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 999);
     }
 
@@ -784,7 +828,11 @@ mod tests {
     fn a_file_that_is_not_a_database_is_a_store_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deskmate.sqlite3");
-        std::fs::write(&path, b"this is not sqlite, just text long enough to have a header....").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not sqlite, just text long enough to have a header....",
+        )
+        .unwrap();
         let err = Store::open(&path).err().expect("garbage must not open");
         assert_eq!(err.code(), "store");
         assert!(err.to_string().contains("deskmate.sqlite3"), "{err}");
@@ -794,13 +842,30 @@ mod tests {
     fn sessions_are_listed_newest_first_and_searched_by_literal_title() {
         let (_dir, mut store) = temp_store();
         let a = store.create_session(Persona::Office, "Q3 budget").unwrap();
-        let b = store.create_session(Persona::Character, "100% done_now").unwrap();
-        store.append_message(a.id, Role::User, "hi", "complete").unwrap();
+        let b = store
+            .create_session(Persona::Character, "100% done_now")
+            .unwrap();
+        store
+            .append_message(a.id, Role::User, "hi", "complete")
+            .unwrap();
         let ids: Vec<i64> = store.sessions(None).unwrap().iter().map(|s| s.id).collect();
-        assert_eq!(ids, [a.id, b.id], "appending a message moves its session to the top");
-        let found: Vec<i64> = store.sessions(Some("0% d")).unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            [a.id, b.id],
+            "appending a message moves its session to the top"
+        );
+        let found: Vec<i64> = store
+            .sessions(Some("0% d"))
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
         assert_eq!(found, [b.id]);
-        assert!(store.sessions(Some("%")).unwrap().iter().all(|s| s.title.contains('%')));
+        assert!(store
+            .sessions(Some("%"))
+            .unwrap()
+            .iter()
+            .all(|s| s.title.contains('%')));
     }
 
     #[test]
@@ -813,15 +878,23 @@ mod tests {
         assert_eq!(renamed.title, "Renamed");
         assert!(!renamed.title_is_auto);
         assert_eq!(store.session(b.id).unwrap(), b);
-        assert_eq!(store.rename_session(a.id, " ").unwrap_err().code(), "invalid_input");
-        assert_eq!(store.rename_session(9999, "x").unwrap_err().code(), "not_found");
+        assert_eq!(
+            store.rename_session(a.id, " ").unwrap_err().code(),
+            "invalid_input"
+        );
+        assert_eq!(
+            store.rename_session(9999, "x").unwrap_err().code(),
+            "not_found"
+        );
     }
 
     #[test]
     fn deleting_a_session_removes_its_messages_but_keeps_its_cards_readable() {
         let (_dir, mut store) = temp_store();
         let s = store.create_session(Persona::Office, "Minutes").unwrap();
-        let m = store.append_message(s.id, Role::Assistant, "The deadline is Friday.", "complete").unwrap();
+        let m = store
+            .append_message(s.id, Role::Assistant, "The deadline is Friday.", "complete")
+            .unwrap();
         let card = store.save_card(m.id, "deadline").unwrap();
         assert_eq!(card.session_title, "Minutes");
         store.delete_session(s.id).unwrap();
@@ -836,8 +909,17 @@ mod tests {
     #[test]
     fn a_message_for_a_missing_session_is_refused_without_a_partial_write() {
         let (_dir, mut store) = temp_store();
-        assert_eq!(store.append_message(42, Role::User, "x", "complete").unwrap_err().code(), "not_found");
-        let n: i64 = store.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+        assert_eq!(
+            store
+                .append_message(42, Role::User, "x", "complete")
+                .unwrap_err()
+                .code(),
+            "not_found"
+        );
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 0);
     }
 
@@ -856,13 +938,24 @@ mod tests {
         let hits = |q: &str| -> i64 {
             store
                 .conn
-                .query_row("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1", [q], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1",
+                    [q],
+                    |r| r.get(0),
+                )
                 .unwrap()
         };
         assert_eq!(hits("\"서울은\""), 1);
         assert_eq!(hits("\"의 수도\""), 1);
-        store.conn.execute("DELETE FROM documents WHERE id = 1", []).unwrap();
-        assert_eq!(hits("\"서울은\""), 0, "cascading chunk deletes must reach the FTS index");
+        store
+            .conn
+            .execute("DELETE FROM documents WHERE id = 1", [])
+            .unwrap();
+        assert_eq!(
+            hits("\"서울은\""),
+            0,
+            "cascading chunk deletes must reach the FTS index"
+        );
     }
 
     #[test]
@@ -881,8 +974,14 @@ mod tests {
                 .unwrap();
         }
         let t = store.request_totals("smollm2").unwrap();
-        assert_eq!((t.requests, t.ok, t.cancelled, t.busy, t.errors), (5, 2, 1, 1, 1));
+        assert_eq!(
+            (t.requests, t.ok, t.cancelled, t.busy, t.errors),
+            (5, 2, 1, 1, 1)
+        );
         assert_eq!((t.prompt_tokens, t.completion_tokens), (50, 25));
-        assert_eq!(store.request_totals("other").unwrap(), RequestTotals::default());
+        assert_eq!(
+            store.request_totals("other").unwrap(),
+            RequestTotals::default()
+        );
     }
 }

@@ -63,6 +63,7 @@ describe('bannersFor', () => {
         id: 'model-office',
         severity: 'warning',
         role: 'office',
+        roles: ['office'],
         configured: 'models/office.gguf',
         resolvedPath: '/home/user/.local/share/deskmate/models/office.gguf',
       },
@@ -79,6 +80,21 @@ describe('bannersFor', () => {
       ],
     });
     expect(bannersFor(status).map((b) => b.id)).toEqual(['model-office', 'model-character']);
+  });
+
+  it('gives one banner to personas that share the same missing file', () => {
+    const shared = { installed: false, configured: 'qwen.gguf', resolved_path: '/m/qwen.gguf' };
+    const status = sampleStatus({
+      models: [
+        { ...model('office'), ...shared },
+        { ...model('character'), ...shared },
+        model('speech'),
+        model('embedding'),
+      ],
+    });
+    expect(bannersFor(status)).toMatchObject([
+      { id: 'model-office', roles: ['office', 'character'], resolvedPath: '/m/qwen.gguf' },
+    ]);
   });
 
   it('shows a store banner when the database failed to open', () => {

@@ -30,6 +30,8 @@ export type Banner =
       id: `model-${PersonaRole}`;
       severity: 'warning';
       role: PersonaRole;
+      /** Every persona that uses this missing file (both, when they share one model). */
+      roles: PersonaRole[];
       configured: string;
       resolvedPath: string;
     }
@@ -58,10 +60,20 @@ export function bannersFor(status: AppStatus): Banner[] {
   for (const role of PERSONA_ROLES) {
     const model = status.models.find((m) => m.role === role);
     if (model && !model.installed) {
+      // Personas that share one file get one banner, not two identical ones.
+      const shared = banners.find(
+        (b): b is Extract<Banner, { id: `model-${PersonaRole}` }> =>
+          b.id.startsWith('model-') && 'resolvedPath' in b && b.resolvedPath === model.resolved_path,
+      );
+      if (shared) {
+        shared.roles.push(role);
+        continue;
+      }
       banners.push({
         id: `model-${role}`,
         severity: 'warning',
         role,
+        roles: [role],
         configured: model.configured,
         resolvedPath: model.resolved_path,
       });

@@ -1,0 +1,143 @@
+//! `deskmate`: the headless command line over `deskmate-core`.
+//!
+//! Each subcommand is a few lines that call the core; output is for people by default and one
+//! JSON document with `--json`. Exit status: 0 success, 1 the check or task failed, 2 bad usage.
+
+mod models_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deskmate_core::config::Config;
+use deskmate_core::paths::{PathOverrides, Paths};
+
+#[derive(Parser)]
+#[command(
+    name = "deskmate",
+    version,
+    about = "Deskmate, the offline office assistant, from the terminal"
+)]
+struct Cli {
+    /// Configuration file (default: DESKMATE_CONFIG, else the user's config directory)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Data directory with the database (default: DESKMATE_DATA_DIR, else the user's data directory)
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Models directory (default: DESKMATE_MODELS_DIR, else DATA_DIR/models)
+    #[arg(long, global = true, value_name = "DIR")]
+    models_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Configuration file tools
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Model files: what is installed, and installing them
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
+    /// Where Deskmate keeps its configuration, database and models
+    Paths {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file and print every problem with its JSON path
+    Check {
+        /// The file to check (default: the configuration in use)
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("deskmate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let overrides = PathOverrides {
+        config_file: cli.config,
+        data_dir: cli.data_dir,
+        models_dir: cli.models_dir,
+    };
+    let paths = || Paths::resolve(&overrides).context("resolving Deskmate's paths");
+    match cli.command {
+        Command::Config(ConfigCommand::Check { path, json }) => {
+            let path = match path {
+                Some(p) => p,
+                None => paths()?.config_file,
+            };
+            config_check(&path, json)
+        }
+        Command::Models(cmd) => {
+            models_cmd::run(&paths()?, &cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Paths { json } => {
+            let paths = paths()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&paths)?);
+            } else {
+                println!("config file  {}", paths.config_file.display());
+                println!("data dir     {}", paths.data_dir.display());
+                println!("models dir   {}", paths.models_dir.display());
+                println!("database     {}", paths.database.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config_check(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let problems = match Config::from_json_str(&text) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    };
+    if json {
+        let report = serde_json::json!({
+            "file": path,
+            "valid": problems.is_empty(),
+            "problems": problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if problems.is_empty() {
+        println!("{}: valid", path.display());
+    } else {
+        let noun = if problems.len() == 1 {
+            "problem"
+        } else {
+            "problems"
+        };
+        println!("{}: {} {noun}", path.display(), problems.len());
+        for problem in &problems {
+            println!("  {problem}");
+        }
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,123 @@
+//! The one error type of `deskmate-core`.
+//!
+//! Every variant has a stable, machine-readable [`Error::code`] that the UI and the CLI map to
+//! human messages (ko/en); the `Display` text is the English developer-facing detail and always
+//! names the field, file or model involved. Codes never change meaning once shipped.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigProblem;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- files and paths ---
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no home directory could be determined; set DESKMATE_DATA_DIR and DESKMATE_CONFIG_DIR"
+    )]
+    NoHomeDir,
+
+    // --- configuration ---
+    #[error("{} in {}:\n{}", problem_count(.problems), .path.display(), render_problems(.problems))]
+    ConfigInvalid {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
+
+    // --- store ---
+    #[error("database {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has schema version {found}, newer than this Deskmate understands ({supported}); update Deskmate")]
+    StoreTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: i64 },
+    #[error("{field}: {message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+
+    // --- model manager (owned by crates/core/src/models.rs) ---
+    // MODEL-MANAGER-VARIANTS
+    #[error("model manifest {origin}: {message}")]
+    ModelManifestInvalid { origin: String, message: String },
+    #[error("unknown model \"{id}\"; the manifest lists: {}", .known.join(", "))]
+    ModelUnknown { id: String, known: Vec<String> },
+    #[error("{}", crate::models::render_fetch_failures(.failures))]
+    ModelFetchFailed {
+        /// `(model id, one reason per failed file and source)` for every model that failed.
+        failures: Vec<(String, Vec<String>)>,
+    },
+}
+
+fn problem_count(problems: &[ConfigProblem]) -> String {
+    match problems.len() {
+        1 => "1 configuration problem".to_owned(),
+        n => format!("{n} configuration problems"),
+    }
+}
+
+fn render_problems(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Error {
+    /// The stable code the UI maps to a message; `snake_case`, grouped by area.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::NoHomeDir => "no_home_dir",
+            Error::ConfigInvalid { .. } => "config_invalid",
+            Error::Store { .. } => "store",
+            Error::StoreTooNew { .. } => "store_too_new",
+            Error::NotFound { .. } => "not_found",
+            Error::InvalidInput { .. } => "invalid_input",
+            // MODEL-MANAGER-CODES
+            Error::ModelManifestInvalid { .. } => "model_manifest_invalid",
+            Error::ModelUnknown { .. } => "model_unknown",
+            Error::ModelFetchFailed { .. } => "model_fetch_failed",
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// What the UI receives for a failed command: `{ "code": "...", "message": "..." }`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErrorPayload {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<&Error> for ErrorPayload {
+    fn from(e: &Error) -> Self {
+        ErrorPayload {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
