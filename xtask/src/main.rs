@@ -313,10 +313,7 @@ fn test_all(skip_lint: bool) -> Result<()> {
     }
 
     step("Rust tests (unit and cross-crate scenarios)");
-    run(repo
-        .cargo()
-        .args(["test", "--workspace"])
-        .env("DESKMATE_MODEL_DIR_FOR_TESTS", repo.models_dir()))?;
+    run(repo.cargo().args(["test", "--workspace"]))?;
 
     repo.e2e()?;
     step("all tests passed");

@@ -1,0 +1,96 @@
+//! The `deskmate` binary as a user runs it: exit codes and what it prints.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn deskmate(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deskmate"))
+        .args(args)
+        .env("DESKMATE_CONFIG", home.join("config.json"))
+        .env("DESKMATE_DATA_DIR", home.join("data"))
+        .env("DESKMATE_MODELS_DIR", home.join("models"))
+        .env_remove("DESKMATE_MODEL_MIRROR")
+        .output()
+        .expect("the deskmate binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn config_check_accepts_the_shipped_config() {
+    let home = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.json");
+    let out = deskmate(home.path(), &["config", "check", shipped.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).trim_end().ends_with(": valid"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn config_check_lists_every_problem_with_its_json_path_and_fails() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("broken.json");
+    std::fs::write(
+        &file,
+        r#"{"models": {"office": {"n_ctx": 0}, "character": {"flash_attn": "maybe"}}, "colour": "blue"}"#,
+    )
+    .unwrap();
+    let out = deskmate(home.path(), &["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("3 problems"), "{text}");
+    assert!(
+        text.contains("  models.office.n_ctx: must be between 256 and 131072, got 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  models.character.flash_attn: expected \"auto\" or true/false"),
+        "{text}"
+    );
+    assert!(text.contains("  colour: unknown key"), "{text}");
+
+    let json = deskmate(
+        home.path(),
+        &["config", "check", "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["problems"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn config_check_without_a_path_checks_the_config_in_use_and_names_a_missing_file() {
+    let home = tempfile::tempdir().unwrap();
+    let out = deskmate(home.path(), &["config", "check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.json"), "{err}");
+
+    std::fs::write(home.path().join("config.json"), "{}").unwrap();
+    assert!(deskmate(home.path(), &["config", "check"]).status.success());
+}
+
+#[test]
+fn models_list_reports_every_manifest_model_missing_in_an_empty_models_dir() {
+    let home = tempfile::tempdir().unwrap();
+    let out = deskmate(home.path(), &["models", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let models = report["models"].as_array().unwrap();
+    assert!(models.iter().any(|m| m["id"] == "qwen2.5-coder-1.5b-q4km"));
+    assert!(
+        models.iter().all(|m| m["status"]["status"] == "missing"),
+        "{report}"
+    );
+}
