@@ -260,7 +260,11 @@ impl Repo {
 fn run_app() -> Result<()> {
     let repo = Repo::locate()?;
     repo.prerequisites(false)?;
-    repo.fetch_models("default")?;
+    // The app opens without its models and shows which are missing, so a failed download is a
+    // warning here, not the end of the run.
+    if let Err(e) = repo.fetch_models("default") {
+        println!("warning: {e:#}\nThe app will open and show which models are missing.");
+    }
     let bin = repo.build_app()?;
     let models_dir = repo.models_dir();
     if has_display() {

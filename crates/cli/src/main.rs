@@ -3,6 +3,7 @@
 //! Each subcommand is a few lines that call the core; output is for people by default and one
 //! JSON document with `--json`. Exit status: 0 success, 1 the check or task failed, 2 bad usage.
 
+mod health_cmd;
 mod models_cmd;
 
 use std::path::PathBuf;
@@ -41,6 +42,19 @@ enum Command {
     /// Model files: what is installed, and installing them
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// GPU and system health: one sample (or one per interval with --watch)
+    Gpu {
+        #[arg(long)]
+        json: bool,
+        /// Keep printing a sample every monitor.interval_ms until interrupted
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Version, compiled-in backends, models, data paths and GPUs
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
     /// Where Deskmate keeps its configuration, database and models
     Paths {
         #[arg(long)]
@@ -91,6 +105,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models(cmd) => {
             models_cmd::run(&paths()?, &cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gpu { json, watch } => {
+            health_cmd::gpu(&paths()?, json, watch)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info { json } => {
+            health_cmd::info(&paths()?, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Paths { json } => {

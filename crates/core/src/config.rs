@@ -54,6 +54,7 @@ pub struct Config {
     pub embedding: EmbeddingConfig,
     pub speech: SpeechConfig,
     pub documents: DocumentsConfig,
+    pub monitor: MonitorConfig,
     pub api: ApiConfig,
 }
 
@@ -238,6 +239,28 @@ impl Default for DocumentsConfig {
             keyword_weight: 1.0,
             vector_weight: 1.0,
             max_file_mb: 100,
+        }
+    }
+}
+
+/// The GPU and system monitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Time between samples.
+    pub interval_ms: u32,
+    /// A GPU at or above this temperature shows a warning.
+    pub temperature_warning_c: u32,
+    /// A GPU whose VRAM is at least this full shows a warning.
+    pub vram_warning_percent: u32,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            interval_ms: 1000,
+            temperature_warning_c: 85,
+            vram_warning_percent: 95,
         }
     }
 }
@@ -446,6 +469,21 @@ impl Config {
             );
         }
         c.int("documents.max_file_mb", d.max_file_mb, 1, 4096);
+
+        let m = &self.monitor;
+        c.int("monitor.interval_ms", m.interval_ms, 250, 10_000);
+        c.int(
+            "monitor.temperature_warning_c",
+            m.temperature_warning_c,
+            40,
+            110,
+        );
+        c.int(
+            "monitor.vram_warning_percent",
+            m.vram_warning_percent,
+            50,
+            100,
+        );
 
         match self.api.host.parse::<IpAddr>() {
             Ok(ip) if ip.is_loopback() => {}

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gpu;
 pub mod locale;
 pub mod models;
 pub mod paths;
@@ -12,3 +13,9 @@ pub mod startup;
 pub mod store;
 
 pub use error::{Error, ErrorPayload, Result};
+
+/// The compute backends compiled into this build. GPU backends (CUDA, Vulkan) arrive as cargo
+/// features with the inference engine; until then every build computes on the CPU.
+pub fn compiled_backends() -> Vec<&'static str> {
+    vec!["cpu"]
+}
