@@ -137,3 +137,31 @@ fn a_korean_system_locale_shows_the_korean_interface() {
     );
     app.screenshot("korean-models.png").unwrap();
 }
+
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn the_monitor_page_says_there_is_no_nvidia_gpu_and_charts_cpu_and_ram() {
+    let home = tempfile::tempdir().unwrap();
+    let app = App::launch(&app_binary().expect(NEEDS), &app_env(home.path(), "en_US.UTF-8")).unwrap();
+    app.wait_ready().unwrap();
+
+    // The top-bar gauge is on every page; without NVML it shows CPU and RAM.
+    app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-cpu\"]").unwrap();
+    app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-ram\"]").unwrap();
+
+    app.click("[data-testid=\"nav-monitor\"]").unwrap();
+    let notice = app.text("[data-testid=\"monitor-no-gpu\"]").unwrap();
+    assert!(notice.contains("No NVIDIA GPU"), "notice: {notice}");
+    assert!(notice.contains("libnvidia-ml"), "the reason is shown: {notice}");
+
+    // A few samples arrive once a second and are drawn as lines.
+    app.wait_until(
+        "['cpu', 'ram'].every(m => { const c = document.querySelector(`[data-testid=\"chart-${m}\"]`); \
+         return c && [...c.querySelectorAll('path')].some(p => (p.getAttribute('d') || '').split('L').length >= 3); })",
+        std::time::Duration::from_secs(20),
+    )
+    .unwrap();
+    let placements = app.text("[data-testid=\"monitor-placements\"]").unwrap();
+    assert!(placements.contains("GPU 0"), "placements: {placements}");
+    app.screenshot("monitor-no-gpu.png").unwrap();
+}

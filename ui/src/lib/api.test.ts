@@ -1,10 +1,25 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { sampleStatus } from '../test/fixtures';
+import { gpu, monitorSample, monitorSnapshot, noGpuSample, sampleStatus } from '../test/fixtures';
 
 const invoke = vi.hoisted(() => vi.fn());
+const listen = vi.hoisted(() => vi.fn());
 vi.mock('@tauri-apps/api/core', () => ({ invoke }));
+vi.mock('@tauri-apps/api/event', () => ({ listen }));
 
-import { ApiError, call, loadStatus, parseAppStatus, toCommandError, UI_ERROR } from './api';
+import {
+  ApiError,
+  call,
+  getMonitorSnapshot,
+  listenMonitorSamples,
+  loadStatus,
+  MONITOR,
+  parseAppStatus,
+  parseMonitorSample,
+  parseMonitorSnapshot,
+  setMonitorVisible,
+  toCommandError,
+  UI_ERROR,
+} from './api';
 
 function enterTauri() {
   Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
@@ -13,6 +28,7 @@ function enterTauri() {
 afterEach(() => {
   Reflect.deleteProperty(window, '__TAURI_INTERNALS__');
   invoke.mockReset();
+  listen.mockReset();
 });
 
 describe('toCommandError', () => {
@@ -82,6 +98,78 @@ describe('loadStatus', () => {
         kind: 'error',
         error: { code: 'config.read', message: 'permission denied' },
       });
+    });
+  });
+});
+
+describe('monitor', () => {
+  it('parses samples and fills missing optional GPU fields with null', () => {
+    const sample = monitorSample({ gpus: [gpu(0), gpu(1)] });
+    expect(parseMonitorSample(sample)).toEqual(sample);
+    expect(parseMonitorSample(noGpuSample())).toEqual(noGpuSample());
+    const { fan_percent: _fan, uuid: _uuid, ...partial } = gpu(0);
+    const parsed = parseMonitorSample({ ...monitorSample(), gpus: [partial], reason: undefined });
+    expect(parsed.gpus[0]).toMatchObject({ fan_percent: null, uuid: null, temperature_c: 63 });
+    expect(parsed.reason).toBeNull();
+  });
+
+  it('rejects malformed samples with the field at fault', () => {
+    expect(() => parseMonitorSample(null)).toThrow(ApiError);
+    expect(() => parseMonitorSample({ ...monitorSample(), timestamp_ms: '1' })).toThrow(/timestamp_ms/);
+    expect(() => parseMonitorSample({ ...monitorSample(), system: {} })).toThrow(/system\.cpu_percent/);
+    expect(() => parseMonitorSample({ ...monitorSample(), gpus: [{ ...gpu(0), power_watts: '5' }] })).toThrow(
+      /gpus\[0\]\.power_watts/,
+    );
+    expect(() =>
+      parseMonitorSample({
+        ...monitorSample(),
+        warnings: [{ kind: 'fan', gpu_index: 0, value: 1, threshold: 1 }],
+      }),
+    ).toThrow(/warnings\[0\]/);
+  });
+
+  it('parses snapshots, including placements', () => {
+    const snapshot = monitorSnapshot();
+    expect(parseMonitorSnapshot(snapshot)).toEqual(snapshot);
+    expect(parseMonitorSnapshot({ samples: [] })).toEqual({ samples: [], placements: [], interval_ms: 1000 });
+    expect(() => parseMonitorSnapshot({ ...snapshot, placements: [{ persona: 'speech' }] })).toThrow(
+      /placements\[0\]/,
+    );
+    expect(() => parseMonitorSnapshot({ ...snapshot, samples: [{}] })).toThrow(/samples\[0\]/);
+  });
+
+  it('calls monitor_snapshot and monitor_set_visible', async () => {
+    const snapshot = monitorSnapshot();
+    invoke.mockResolvedValueOnce(snapshot);
+    expect(await getMonitorSnapshot()).toEqual(snapshot);
+    expect(invoke).toHaveBeenCalledWith('monitor_snapshot', undefined);
+
+    invoke.mockResolvedValueOnce(null);
+    await setMonitorVisible(false);
+    expect(invoke).toHaveBeenLastCalledWith('monitor_set_visible', { visible: false });
+
+    invoke.mockRejectedValueOnce({ code: 'monitor.closed', message: 'gone' });
+    await expect(setMonitorVisible(true)).rejects.toMatchObject({ code: 'monitor.closed' });
+  });
+
+  it('listens to monitor://sample and drops malformed payloads', async () => {
+    const unlisten = vi.fn();
+    listen.mockResolvedValueOnce(unlisten);
+    const onSample = vi.fn();
+    const onError = vi.fn();
+    expect(await listenMonitorSamples(onSample, onError)).toBe(unlisten);
+    expect(listen.mock.calls[0]?.[0]).toBe(MONITOR.sampleEvent);
+    expect(MONITOR.sampleEvent).toBe('monitor://sample');
+    const handler = listen.mock.calls[0]?.[1] as (e: { payload: unknown }) => void;
+    handler({ payload: monitorSample() });
+    handler({ payload: { nonsense: true } });
+    expect(onSample).toHaveBeenCalledExactlyOnceWith(monitorSample());
+    expect(onError).toHaveBeenCalledWith(expect.objectContaining({ code: UI_ERROR.badResponse }));
+
+    listen.mockRejectedValueOnce(new Error('not allowed'));
+    await expect(listenMonitorSamples(onSample)).rejects.toMatchObject({
+      code: UI_ERROR.unknown,
+      message: 'not allowed',
     });
   });
 });

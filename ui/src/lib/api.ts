@@ -1,6 +1,16 @@
 // Typed wrappers around Tauri commands. Every command rejects with `CommandError`.
 import { invoke, type InvokeArgs } from '@tauri-apps/api/core';
-import type { AppStatus, CommandError, StatusLoad } from './types';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  AppStatus,
+  CommandError,
+  GpuSample,
+  ModelPlacement,
+  MonitorSample,
+  MonitorSnapshot,
+  MonitorWarning,
+  StatusLoad,
+} from './types';
 
 /** Error codes produced by the UI itself (the core's codes come from Rust). */
 export const UI_ERROR = {
@@ -119,5 +129,166 @@ export async function loadStatus(): Promise<StatusLoad> {
     return { kind: 'ok', status: await getAppStatus() };
   } catch (error) {
     return { kind: 'error', error: toCommandError(error) };
+  }
+}
+
+// --- Hardware monitor ---
+
+/** Names of the monitor's commands and event, as registered by the core. */
+export const MONITOR = {
+  /** `invoke('monitor_snapshot')` → `MonitorSnapshot`. */
+  snapshot: 'monitor_snapshot',
+  /** `invoke('monitor_set_visible', { visible })` → null. */
+  setVisible: 'monitor_set_visible',
+  /** Event carrying one `MonitorSample` per interval. */
+  sampleEvent: 'monitor://sample',
+} as const;
+
+const GPU_NUMBERS = [
+  'vram_used_bytes',
+  'vram_free_bytes',
+  'vram_total_bytes',
+  'gpu_util_percent',
+  'mem_util_percent',
+  'power_watts',
+  'power_limit_watts',
+  'temperature_c',
+  'fan_percent',
+  'clock_graphics_mhz',
+  'clock_sm_mhz',
+  'clock_memory_mhz',
+  'process_vram_bytes',
+] as const satisfies readonly (keyof GpuSample)[];
+
+const WARNING_KINDS = new Set(['temperature', 'vram']);
+const PERSONAS = new Set(['office', 'character']);
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** A number or null; a missing field counts as null. */
+const isOptionalNumber = (v: unknown): v is number | null | undefined =>
+  v === null || v === undefined || isNumber(v);
+
+function badResponse(what: string): never {
+  throw new ApiError({ code: UI_ERROR.badResponse, message: what });
+}
+
+/** Checks one sample and fills missing optional GPU fields with null. */
+export function parseMonitorSample(value: unknown, where = 'monitor sample'): MonitorSample {
+  if (!isRecord(value)) return badResponse(`${where}: not an object`);
+  if (!isNumber(value.timestamp_ms)) badResponse(`${where}: timestamp_ms is not a number`);
+  if (typeof value.available !== 'boolean') badResponse(`${where}: available is not a boolean`);
+  if (!(value.reason === null || value.reason === undefined || typeof value.reason === 'string')) {
+    badResponse(`${where}: reason is not a string or null`);
+  }
+  const system = value.system;
+  if (!isRecord(system)) return badResponse(`${where}: system is not an object`);
+  for (const key of ['cpu_percent', 'cpu_count', 'ram_used_bytes', 'ram_total_bytes']) {
+    if (!isNumber(system[key])) badResponse(`${where}: system.${key} is not a number`);
+  }
+  if (!Array.isArray(value.gpus)) return badResponse(`${where}: gpus is not an array`);
+  const gpus = (value.gpus as unknown[]).map((g, i): GpuSample => {
+    if (!isRecord(g) || !isNumber(g.index) || typeof g.name !== 'string') {
+      return badResponse(`${where}: gpus[${i}] has no index and name`);
+    }
+    const gpu: Record<string, unknown> = { ...g, uuid: typeof g.uuid === 'string' ? g.uuid : null };
+    for (const key of GPU_NUMBERS) {
+      if (!isOptionalNumber(g[key])) badResponse(`${where}: gpus[${i}].${key} is not a number or null`);
+      gpu[key] = g[key] ?? null;
+    }
+    return gpu as unknown as GpuSample;
+  });
+  const rawWarnings: unknown = value.warnings ?? [];
+  if (!Array.isArray(rawWarnings)) return badResponse(`${where}: warnings is not an array`);
+  const warnings = (rawWarnings as unknown[]).map((w, i): MonitorWarning => {
+    if (
+      !isRecord(w) ||
+      typeof w.kind !== 'string' ||
+      !WARNING_KINDS.has(w.kind) ||
+      !isNumber(w.gpu_index) ||
+      !isNumber(w.value) ||
+      !isNumber(w.threshold)
+    ) {
+      return badResponse(`${where}: warnings[${i}] is not a MonitorWarning`);
+    }
+    return w as unknown as MonitorWarning;
+  });
+  return {
+    ...(value as unknown as MonitorSample),
+    reason: typeof value.reason === 'string' ? value.reason : null,
+    gpus,
+    warnings,
+  };
+}
+
+export function parseModelPlacement(value: unknown, where = 'placement'): ModelPlacement {
+  if (
+    !isRecord(value) ||
+    typeof value.persona !== 'string' ||
+    !PERSONAS.has(value.persona) ||
+    !isNumber(value.main_gpu) ||
+    !(value.n_gpu_layers === 'auto' || isNumber(value.n_gpu_layers)) ||
+    typeof value.loaded !== 'boolean' ||
+    !isOptionalNumber(value.layers_on_gpu) ||
+    !isOptionalNumber(value.layers_total)
+  ) {
+    return badResponse(`${where} is not a ModelPlacement`);
+  }
+  return {
+    ...(value as unknown as ModelPlacement),
+    layers_on_gpu: value.layers_on_gpu ?? null,
+    layers_total: value.layers_total ?? null,
+  };
+}
+
+export function parseMonitorSnapshot(value: unknown): MonitorSnapshot {
+  const where = MONITOR.snapshot;
+  if (!isRecord(value)) return badResponse(`${where}: not an object`);
+  if (!Array.isArray(value.samples)) return badResponse(`${where}: samples is not an array`);
+  const placements: unknown = value.placements ?? [];
+  if (!Array.isArray(placements)) return badResponse(`${where}: placements is not an array`);
+  const interval = value.interval_ms;
+  if (!(interval === undefined || (isNumber(interval) && interval > 0))) {
+    badResponse(`${where}: interval_ms is not a positive number`);
+  }
+  return {
+    samples: (value.samples as unknown[]).map((s, i) => parseMonitorSample(s, `${where}: samples[${i}]`)),
+    placements: (placements as unknown[]).map((p, i) =>
+      parseModelPlacement(p, `${where}: placements[${i}]`),
+    ),
+    interval_ms: isNumber(interval) ? interval : 1000,
+  };
+}
+
+/** `monitor_snapshot`: the history so far (oldest first, up to 300) and the model placements. */
+export async function getMonitorSnapshot(): Promise<MonitorSnapshot> {
+  return parseMonitorSnapshot(await call<unknown>(MONITOR.snapshot));
+}
+
+/** `monitor_set_visible`: lets the core stop sampling while the window is hidden. */
+export async function setMonitorVisible(visible: boolean): Promise<void> {
+  await call<unknown>(MONITOR.setVisible, { visible });
+}
+
+/**
+ * Subscribes to `monitor://sample`. Malformed payloads go to `onError` and are dropped. Resolves
+ * to the unsubscribe function; rejects with an `ApiError` when the subscription fails.
+ */
+export async function listenMonitorSamples(
+  onSample: (sample: MonitorSample) => void,
+  onError: (error: CommandError) => void = () => {},
+): Promise<UnlistenFn> {
+  try {
+    return await listen<unknown>(MONITOR.sampleEvent, (event) => {
+      let sample: MonitorSample;
+      try {
+        sample = parseMonitorSample(event.payload, MONITOR.sampleEvent);
+      } catch (error) {
+        onError(toCommandError(error));
+        return;
+      }
+      onSample(sample);
+    });
+  } catch (error) {
+    throw new ApiError(toCommandError(error));
   }
 }

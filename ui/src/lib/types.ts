@@ -54,3 +54,77 @@ export type StatusLoad =
   | { kind: 'no-tauri' }
   | { kind: 'error'; error: CommandError }
   | { kind: 'ok'; status: AppStatus };
+
+// --- Hardware monitor (`monitor_snapshot`, `monitor_set_visible`, event `monitor://sample`) ---
+
+/** One NVIDIA GPU as read through NVML. `null` means "not supported by this GPU". */
+export interface GpuSample {
+  index: number;
+  name: string;
+  uuid: string | null;
+  vram_used_bytes: number | null;
+  vram_free_bytes: number | null;
+  vram_total_bytes: number | null;
+  gpu_util_percent: number | null;
+  mem_util_percent: number | null;
+  power_watts: number | null;
+  power_limit_watts: number | null;
+  temperature_c: number | null;
+  fan_percent: number | null;
+  clock_graphics_mhz: number | null;
+  clock_sm_mhz: number | null;
+  clock_memory_mhz: number | null;
+  /** VRAM used by Deskmate's own process on this GPU. */
+  process_vram_bytes: number | null;
+}
+
+export interface SystemSample {
+  cpu_percent: number;
+  cpu_count: number;
+  ram_used_bytes: number;
+  ram_total_bytes: number;
+}
+
+/**
+ * A threshold crossed in a sample. `temperature`: value and threshold in °C; `vram`: value and
+ * threshold in percent of the GPU's VRAM (0–100).
+ */
+export interface MonitorWarning {
+  kind: 'temperature' | 'vram';
+  gpu_index: number;
+  value: number;
+  threshold: number;
+}
+
+export interface MonitorSample {
+  /** Unix time in milliseconds. */
+  timestamp_ms: number;
+  /** NVML (an NVIDIA driver) is usable. */
+  available: boolean;
+  /** Why not, when `available` is false. */
+  reason: string | null;
+  /** Empty when not available. */
+  gpus: GpuSample[];
+  system: SystemSample;
+  warnings: MonitorWarning[];
+}
+
+export type PersonaId = 'office' | 'character';
+
+/** Where a persona's chat model goes. */
+export interface ModelPlacement {
+  persona: PersonaId;
+  main_gpu: number;
+  n_gpu_layers: 'auto' | number;
+  loaded: boolean;
+  layers_on_gpu: number | null;
+  layers_total: number | null;
+}
+
+export interface MonitorSnapshot {
+  /** The history so far, oldest first, at most 300 samples. */
+  samples: MonitorSample[];
+  placements: ModelPlacement[];
+  /** Sampling interval in milliseconds (1000). */
+  interval_ms: number;
+}
