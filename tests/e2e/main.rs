@@ -142,17 +142,26 @@ fn a_korean_system_locale_shows_the_korean_interface() {
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn the_monitor_page_says_there_is_no_nvidia_gpu_and_charts_cpu_and_ram() {
     let home = tempfile::tempdir().unwrap();
-    let app = App::launch(&app_binary().expect(NEEDS), &app_env(home.path(), "en_US.UTF-8")).unwrap();
+    let app = App::launch(
+        &app_binary().expect(NEEDS),
+        &app_env(home.path(), "en_US.UTF-8"),
+    )
+    .unwrap();
     app.wait_ready().unwrap();
 
     // The top-bar gauge is on every page; without NVML it shows CPU and RAM.
-    app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-cpu\"]").unwrap();
-    app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-ram\"]").unwrap();
+    app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-cpu\"]")
+        .unwrap();
+    app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-ram\"]")
+        .unwrap();
 
     app.click("[data-testid=\"nav-monitor\"]").unwrap();
     let notice = app.text("[data-testid=\"monitor-no-gpu\"]").unwrap();
     assert!(notice.contains("No NVIDIA GPU"), "notice: {notice}");
-    assert!(notice.contains("libnvidia-ml"), "the reason is shown: {notice}");
+    assert!(
+        notice.contains("libnvidia-ml"),
+        "the reason is shown: {notice}"
+    );
 
     // A few samples arrive once a second and are drawn as lines.
     app.wait_until(

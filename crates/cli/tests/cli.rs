@@ -99,13 +99,20 @@ fn models_list_reports_every_manifest_model_missing_in_an_empty_models_dir() {
 fn gpu_json_reports_the_gpus_or_why_there_are_none_plus_cpu_and_ram() {
     let home = tempfile::tempdir().unwrap();
     let out = deskmate(home.path(), &["gpu", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sample: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     if sample["available"] == true {
         assert!(!sample["gpus"].as_array().unwrap().is_empty(), "{sample}");
     } else {
         // No NVIDIA driver here (CI): the reason is named, and no GPU is invented.
-        assert!(sample["reason"].as_str().unwrap().contains("NVIDIA"), "{sample}");
+        assert!(
+            sample["reason"].as_str().unwrap().contains("NVIDIA"),
+            "{sample}"
+        );
         assert_eq!(sample["gpus"], serde_json::json!([]));
     }
     assert!(sample["system"]["ram_total_bytes"].as_u64().unwrap() > 0);
@@ -118,12 +125,27 @@ fn gpu_json_reports_the_gpus_or_why_there_are_none_plus_cpu_and_ram() {
 fn info_json_names_version_backends_paths_models_and_gpu_state() {
     let home = tempfile::tempdir().unwrap();
     let out = deskmate(home.path(), &["info", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
-    assert!(info["backends"].as_array().unwrap().contains(&serde_json::json!("cpu")));
-    assert_eq!(info["paths"]["data_dir"], home.path().join("data").display().to_string());
-    let roles: Vec<&str> = info["models"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert!(info["backends"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("cpu")));
+    assert_eq!(
+        info["paths"]["data_dir"],
+        home.path().join("data").display().to_string()
+    );
+    let roles: Vec<&str> = info["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["office", "character", "speech", "embedding"]);
     assert!(info["gpu"]["available"].is_boolean());
 }
