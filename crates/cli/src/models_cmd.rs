@@ -21,6 +21,13 @@ pub enum ModelsCommand {
     },
     /// Install models into the models directory (resumable, sha256-checked).
     Fetch(FetchArgs),
+    /// Check a GGUF model file and show what it is (architecture, quantization, layers, sizes).
+    Inspect {
+        /// The file; a bare name is looked up in the models directory.
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a `deskmate models` command.
@@ -28,7 +35,82 @@ pub fn run(paths: &Paths, command: &ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::List { json } => list(paths, *json),
         ModelsCommand::Fetch(args) => fetch(paths, args),
+        ModelsCommand::Inspect { file, json } => inspect(paths, file, *json),
     }
+}
+
+/// Reads a GGUF file's header the way the engine does before loading it.
+fn inspect(paths: &Paths, file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let path = if file.exists() {
+        file.to_path_buf()
+    } else {
+        paths.model_path(file)
+    };
+    let model = deskmate_core::engine::gguf::read(&path)?;
+    let layers = model.layer_bytes();
+    let weights: u64 = layers.iter().sum::<u64>() + model.non_layer_bytes();
+    if json {
+        let report = serde_json::json!({
+            "path": model.path,
+            "file_bytes": model.file_len,
+            "gguf_version": model.version,
+            "name": model.name(),
+            "architecture": model.architecture(),
+            "quantization": model.quantization(),
+            "layers": model.block_count(),
+            "context_length": model.context_length(),
+            "tensors": model.tensors.len(),
+            "weight_bytes": weights,
+            "layer_bytes": layers,
+            "kv_bytes_per_token": model.kv_bytes_per_token(),
+            "chat_template": model.chat_template(),
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+    let unknown = || "unknown".to_owned();
+    println!("{}", model.path.display());
+    println!("  name          {}", model.name().unwrap_or("(none)"));
+    println!(
+        "  architecture  {}",
+        model.architecture().unwrap_or("(none)")
+    );
+    println!(
+        "  quantization  {}",
+        model.quantization().unwrap_or("unknown")
+    );
+    println!(
+        "  layers        {}",
+        model.block_count().map_or_else(unknown, |n| n.to_string())
+    );
+    println!(
+        "  context       {} tokens (trained)",
+        model
+            .context_length()
+            .map_or_else(unknown, |n| n.to_string())
+    );
+    println!(
+        "  weights       {} in {} tensors ({} per layer on average)",
+        mb(weights),
+        model.tensors.len(),
+        mb(layers.iter().sum::<u64>() / (layers.len().max(1) as u64))
+    );
+    println!(
+        "  KV cache      {} per 1000 tokens of context (f16)",
+        model
+            .kv_bytes_per_token()
+            .map_or_else(unknown, |b| mb(b * 1000))
+    );
+    println!(
+        "  chat template {}",
+        if model.chat_template().is_some() {
+            "in the file"
+        } else {
+            "none (configure chat_template)"
+        }
+    );
+    Ok(())
 }
 
 /// Which manifest set to install when no ids are given.

@@ -149,3 +149,22 @@ fn info_json_names_version_backends_paths_models_and_gpu_state() {
     assert_eq!(roles, ["office", "character", "speech", "embedding"]);
     assert!(info["gpu"]["available"].is_boolean());
 }
+
+#[test]
+fn models_inspect_names_a_broken_file_and_exits_non_zero() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("half.gguf");
+    // A GGUF header that claims one metadata entry and then ends.
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    bytes.extend(1u64.to_le_bytes());
+    std::fs::write(&file, bytes).unwrap();
+    let out = deskmate(home.path(), &["models", "inspect", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("half.gguf") && err.contains("truncated"),
+        "{err}"
+    );
+}

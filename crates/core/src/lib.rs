@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map of modules, data flow and threads.
 
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod locale;
