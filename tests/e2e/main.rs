@@ -28,6 +28,13 @@ fn app_env(home: &Path, lang: &str) -> Vec<(&'static str, OsString)> {
     ]
 }
 
+/// Starts the built app on a fresh home and waits until its UI has loaded.
+fn open_app(home: &Path, lang: &str) -> App {
+    let app = App::launch(&app_binary().expect(NEEDS), &app_env(home, lang)).unwrap();
+    app.wait_ready().unwrap();
+    app
+}
+
 const PAGES: [(&str, &str); 6] = [
     ("chat", "Chat"),
     ("cards", "Cards"),
@@ -41,12 +48,7 @@ const PAGES: [(&str, &str); 6] = [
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn every_page_opens_from_the_navigation_and_missing_models_are_announced() {
     let home = tempfile::tempdir().unwrap();
-    let app = App::launch(
-        &app_binary().expect(NEEDS),
-        &app_env(home.path(), "en_US.UTF-8"),
-    )
-    .unwrap();
-    app.wait_ready().unwrap();
+    let app = open_app(home.path(), "en_US.UTF-8");
 
     // The empty models directory has no chat model: a banner says so instead of a crash.
     let banner = app.text("[data-testid=\"banner-model-office\"]").unwrap();
@@ -91,12 +93,7 @@ fn a_broken_config_is_shown_as_a_banner_naming_each_problem() {
     )
     .unwrap();
 
-    let app = App::launch(
-        &app_binary().expect(NEEDS),
-        &app_env(home.path(), "en_US.UTF-8"),
-    )
-    .unwrap();
-    app.wait_ready().unwrap();
+    let app = open_app(home.path(), "en_US.UTF-8");
     let banner = app.text("[data-testid=\"banner-config\"]").unwrap();
     assert!(
         banner.contains("models.office.n_ctx"),
@@ -119,12 +116,7 @@ fn a_broken_config_is_shown_as_a_banner_naming_each_problem() {
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn a_korean_system_locale_shows_the_korean_interface() {
     let home = tempfile::tempdir().unwrap();
-    let app = App::launch(
-        &app_binary().expect(NEEDS),
-        &app_env(home.path(), "ko_KR.UTF-8"),
-    )
-    .unwrap();
-    app.wait_ready().unwrap();
+    let app = open_app(home.path(), "ko_KR.UTF-8");
     app.wait_until(
         "document.querySelector('[data-testid=\"nav-chat\"]')?.textContent.includes('대화')",
         std::time::Duration::from_secs(10),
@@ -142,12 +134,7 @@ fn a_korean_system_locale_shows_the_korean_interface() {
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn the_monitor_page_says_there_is_no_nvidia_gpu_and_charts_cpu_and_ram() {
     let home = tempfile::tempdir().unwrap();
-    let app = App::launch(
-        &app_binary().expect(NEEDS),
-        &app_env(home.path(), "en_US.UTF-8"),
-    )
-    .unwrap();
-    app.wait_ready().unwrap();
+    let app = open_app(home.path(), "en_US.UTF-8");
 
     // The top-bar gauge is on every page; without NVML it shows CPU and RAM.
     app.wait_for("[data-testid=\"gauge\"] [data-testid=\"gauge-cpu\"]")
