@@ -52,6 +52,26 @@ pub enum Error {
         message: String,
     },
 
+    // --- model files, checked before llama.cpp sees them (engine::gguf) ---
+    #[error("{path}: file not found")]
+    ModelFileMissing { path: PathBuf },
+    #[error("{path}: is a directory, not a model file")]
+    ModelNotAFile { path: PathBuf },
+    #[error("{path}: cannot be read: {message}")]
+    ModelUnreadable { path: PathBuf, message: String },
+    #[error("{path}: not a GGUF model file (it starts with {found:?}, not \"GGUF\")")]
+    ModelNotGguf { path: PathBuf, found: String },
+    #[error("{path}: GGUF version {version} is not supported (only 2 and 3)")]
+    ModelUnsupportedVersion { path: PathBuf, version: u32 },
+    #[error("{path}: the file is truncated: {detail} (it has {file_len} bytes)")]
+    ModelTruncated {
+        path: PathBuf,
+        detail: String,
+        file_len: u64,
+    },
+    #[error("{path}: the GGUF header is corrupt: {detail}")]
+    ModelCorrupt { path: PathBuf, detail: String },
+
     // --- model manager (owned by crates/core/src/models.rs) ---
     // MODEL-MANAGER-VARIANTS
     #[error("model manifest {origin}: {message}")]
@@ -91,6 +111,13 @@ impl Error {
             Error::StoreTooNew { .. } => "store_too_new",
             Error::NotFound { .. } => "not_found",
             Error::InvalidInput { .. } => "invalid_input",
+            Error::ModelFileMissing { .. } => "model_missing",
+            Error::ModelNotAFile { .. } => "model_not_a_file",
+            Error::ModelUnreadable { .. } => "model_unreadable",
+            Error::ModelNotGguf { .. } => "model_not_gguf",
+            Error::ModelUnsupportedVersion { .. } => "model_unsupported_version",
+            Error::ModelTruncated { .. } => "model_truncated",
+            Error::ModelCorrupt { .. } => "model_corrupt",
             // MODEL-MANAGER-CODES
             Error::ModelManifestInvalid { .. } => "model_manifest_invalid",
             Error::ModelUnknown { .. } => "model_unknown",

@@ -17,43 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// Why a file is not a usable GGUF model.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GgufError {
-    #[error("{path}: file not found")]
-    Missing { path: PathBuf },
-    #[error("{path}: is a directory, not a model file")]
-    NotAFile { path: PathBuf },
-    #[error("{path}: cannot be read: {message}")]
-    Unreadable { path: PathBuf, message: String },
-    #[error("{path}: not a GGUF model file (it starts with {found:?}, not \"GGUF\")")]
-    NotGguf { path: PathBuf, found: String },
-    #[error("{path}: GGUF version {version} is not supported (only 2 and 3)")]
-    UnsupportedVersion { path: PathBuf, version: u32 },
-    #[error("{path}: the file is truncated: {detail} (it has {file_len} bytes)")]
-    Truncated {
-        path: PathBuf,
-        detail: String,
-        file_len: u64,
-    },
-    #[error("{path}: the GGUF header is corrupt: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
-}
-
-impl GgufError {
-    /// Stable code for the UI.
-    pub fn code(&self) -> &'static str {
-        match self {
-            GgufError::Missing { .. } => "model_missing",
-            GgufError::NotAFile { .. } => "model_not_a_file",
-            GgufError::Unreadable { .. } => "model_unreadable",
-            GgufError::NotGguf { .. } => "model_not_gguf",
-            GgufError::UnsupportedVersion { .. } => "model_unsupported_version",
-            GgufError::Truncated { .. } => "model_truncated",
-            GgufError::Corrupt { .. } => "model_corrupt",
-        }
-    }
-}
+use crate::Error;
 
 /// A metadata value. Arrays keep only their length: the large ones are token tables, which
 /// llama.cpp reads itself.
@@ -122,8 +86,8 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn truncated(&self, what: &str) -> GgufError {
-        GgufError::Truncated {
+    fn truncated(&self, what: &str) -> Error {
+        Error::ModelTruncated {
             path: self.path.to_path_buf(),
             detail: format!(
                 "it ends inside the header while reading {what} at byte {}",
@@ -133,14 +97,14 @@ impl Reader<'_> {
         }
     }
 
-    fn corrupt(&self, detail: String) -> GgufError {
-        GgufError::Corrupt {
+    fn corrupt(&self, detail: String) -> Error {
+        Error::ModelCorrupt {
             path: self.path.to_path_buf(),
             detail,
         }
     }
 
-    fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], GgufError> {
+    fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Error> {
         let mut buf = [0u8; N];
         if self.len.saturating_sub(self.pos) < N as u64 {
             return Err(self.truncated(what));
@@ -152,15 +116,15 @@ impl Reader<'_> {
         Ok(buf)
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
+    fn u32(&mut self, what: &str) -> Result<u32, Error> {
         self.bytes::<4>(what).map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
+    fn u64(&mut self, what: &str) -> Result<u64, Error> {
         self.bytes::<8>(what).map(u64::from_le_bytes)
     }
 
-    fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), Error> {
         if self.len.saturating_sub(self.pos) < n {
             return Err(self.truncated(what));
         }
@@ -170,7 +134,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn string(&mut self, what: &str) -> Result<String, GgufError> {
+    fn string(&mut self, what: &str) -> Result<String, Error> {
         let len = self.u64(what)?;
         if len > self.len.saturating_sub(self.pos) {
             return Err(self.truncated(what));
@@ -184,7 +148,7 @@ impl Reader<'_> {
     }
 
     /// Reads one value of `kind`.
-    fn value(&mut self, kind: u32, key: &str) -> Result<Value, GgufError> {
+    fn value(&mut self, kind: u32, key: &str) -> Result<Value, Error> {
         let what = format!("the value of {key}");
         Ok(match kind {
             0 => Value::Uint(u64::from(self.bytes::<1>(&what)?[0])),
@@ -286,27 +250,27 @@ fn tensor_size(dims: &[u64], ggml_type: u32) -> Option<u64> {
 }
 
 /// Reads and checks a GGUF file's header and tensor table.
-pub fn read(path: &Path) -> Result<GgufModel, GgufError> {
+pub fn read(path: &Path) -> Result<GgufModel, Error> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(GgufError::Missing {
+            return Err(Error::ModelFileMissing {
                 path: path.to_path_buf(),
             })
         }
         Err(e) => {
-            return Err(GgufError::Unreadable {
+            return Err(Error::ModelUnreadable {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })
         }
     };
     if meta.is_dir() {
-        return Err(GgufError::NotAFile {
+        return Err(Error::ModelNotAFile {
             path: path.to_path_buf(),
         });
     }
-    let file = File::open(path).map_err(|e| GgufError::Unreadable {
+    let file = File::open(path).map_err(|e| Error::ModelUnreadable {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -319,19 +283,19 @@ pub fn read(path: &Path) -> Result<GgufModel, GgufError> {
 
     let magic = r
         .bytes::<4>("the magic number")
-        .map_err(|_| GgufError::NotGguf {
+        .map_err(|_| Error::ModelNotGguf {
             path: path.to_path_buf(),
             found: String::from("(fewer than 4 bytes)"),
         })?;
     if &magic != b"GGUF" {
-        return Err(GgufError::NotGguf {
+        return Err(Error::ModelNotGguf {
             path: path.to_path_buf(),
             found: String::from_utf8_lossy(&magic).escape_debug().to_string(),
         });
     }
     let version = r.u32("the version")?;
     if !(2..=3).contains(&version) {
-        return Err(GgufError::UnsupportedVersion {
+        return Err(Error::ModelUnsupportedVersion {
             path: path.to_path_buf(),
             version,
         });
@@ -399,7 +363,7 @@ pub fn read(path: &Path) -> Result<GgufModel, GgufError> {
 
 impl GgufModel {
     /// Fills unknown sizes from neighbouring offsets and checks every tensor lies inside the file.
-    fn check_tensor_data(&mut self) -> Result<(), GgufError> {
+    fn check_tensor_data(&mut self) -> Result<(), Error> {
         let data_len = self.file_len.saturating_sub(self.data_offset);
         let mut order: Vec<usize> = (0..self.tensors.len()).collect();
         order.sort_by_key(|&i| self.tensors[i].offset);
@@ -415,7 +379,7 @@ impl GgufModel {
             tensor.size = Some(size);
             let end = tensor.offset.checked_add(size);
             if end.is_none_or(|end| end > data_len) {
-                return Err(GgufError::Truncated {
+                return Err(Error::ModelTruncated {
                     path: self.path.clone(),
                     detail: format!(
                         "tensor {} needs bytes up to {} but the data ends at {}",
