@@ -301,7 +301,20 @@ impl<T: Serialize> Serialize for AutoOr<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for AutoOr<T> {
+/// A type that may stand beside `"auto"`, with the words that tell a user what to write instead.
+pub trait AutoValue {
+    const EXPECTED: &'static str;
+}
+
+impl AutoValue for u32 {
+    const EXPECTED: &'static str = "a whole number";
+}
+
+impl AutoValue for bool {
+    const EXPECTED: &'static str = "true/false";
+}
+
+impl<'de, T: Deserialize<'de> + AutoValue> Deserialize<'de> for AutoOr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         // Buffer the value so a wrong type is reported once, in words a user understands.
         let value = Value::deserialize(d)?;
@@ -310,21 +323,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for AutoOr<T> {
         }
         let shown = value.to_string();
         T::deserialize(value).map(AutoOr::Value).map_err(|_| {
-            de::Error::custom(format!(
-                "expected \"auto\" or {}, got {shown}",
-                std::any::type_name::<T>()
-                    .rsplit("::")
-                    .next()
-                    .map_or("a value", describe_type)
-            ))
+            de::Error::custom(format!("expected \"auto\" or {}, got {shown}", T::EXPECTED))
         })
-    }
-}
-
-fn describe_type(rust_type: &str) -> &'static str {
-    match rust_type {
-        "bool" => "true/false",
-        _ => "a whole number",
     }
 }
 
@@ -584,9 +584,7 @@ impl Config {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::atomic_file::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Removes (and reports) every key of `value` that `schema` does not have, recursing into objects.

@@ -3,6 +3,7 @@
 //! The desktop shell (`src-tauri`) and the CLI (`crates/cli`) are thin layers over this crate.
 //! See ARCHITECTURE.md for the map of modules, data flow and threads.
 
+mod atomic_file;
 pub mod config;
 pub mod engine;
 pub mod error;

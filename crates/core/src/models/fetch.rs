@@ -698,11 +698,7 @@ fn write_receipt(models_dir: &Path, receipt: &Receipt) -> std::result::Result<()
         fs::create_dir_all(parent).map_err(|e| fail(&e))?;
     }
     let json = serde_json::to_string_pretty(receipt).map_err(|e| fail(&e))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, json).map_err(|e| fail(&e))?;
-    fs::rename(&tmp, &path).map_err(|e| fail(&e))
+    crate::atomic_file::write(&path, json.as_bytes()).map_err(|e| fail(&e))
 }
 
 /// The sha256 of a file (lowercase hex); `on_bytes` gets the bytes read so far.

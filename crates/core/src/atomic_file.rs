@@ -1,0 +1,47 @@
+//! Replacing small files (the configuration, model install receipts) so that a crash or a full
+//! disk never leaves half of one under its name: the bytes go to `NAME.tmp` beside it, are synced
+//! to disk, and the temporary file is then renamed over the old one.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically; on failure the old file (if any) is unchanged.
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = OsString::from(path.as_os_str());
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "old").unwrap();
+        super::write(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_write_that_cannot_create_its_temporary_file_fails_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target's directory does not exist, so the temporary file cannot be created.
+        let path = dir.path().join("missing").join("config.json");
+        assert!(super::write(&path, b"new").is_err());
+        assert!(!path.exists());
+    }
+}
