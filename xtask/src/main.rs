@@ -25,6 +25,9 @@ const APP_PACKAGES: &[&str] = &[
     "cmake",
     "pkg-config",
     "build-essential",
+    // llama-cpp-sys-2 generates its bindings with bindgen, which needs libclang.
+    "clang",
+    "libclang-dev",
 ];
 /// Extra Debian packages for the end-to-end tests (the CJK fonts make Korean screenshots legible).
 const TEST_PACKAGES: &[&str] = &["webkit2gtk-driver", "xvfb", "xauth", "fonts-noto-cjk"];

@@ -1,13 +1,360 @@
-//! The inference engine (in progress, issue 3).
+//! The inference engine: the office and character models on llama.cpp.
 //!
-//! Present so far: [`fit`], the VRAM fit estimate and the back-off retry policy over an injected
-//! loader, and [`gguf`], which reads and checks a model file's header, metadata and tensor
-//! table before llama.cpp is given the file, so a missing, truncated, corrupt or non-GGUF file is
-//! a clear error that names the file and never reaches (or aborts) llama.cpp, and which supplies
-//! the per-layer sizes and KV-cache size per token that the VRAM fit estimate needs.
+//! - [`gguf`] reads and checks a model file before llama.cpp is given it, so a missing,
+//!   truncated, corrupt or non-GGUF file is a clear error and never reaches (or aborts) llama.cpp;
+//!   it also supplies the per-layer sizes and KV size per token for the fit estimate.
+//! - [`fit`] estimates the GPU layers that fit in free VRAM and is the back-off policy over an
+//!   injected loader.
+//! - `worker` (private) owns one loaded model: a dedicated thread with the llama.cpp context,
+//!   `parallel` slots with continuous batching, the prompt cache and the bounded queue.
+//! - [`llama_log`] captures llama.cpp's log per worker thread, for failure reasons.
+//! - [`text`] keeps streamed text valid UTF-8 and cuts it at stop strings; [`stats`] keeps
+//!   per-model statistics.
 //!
-//! To come (see issue 3): the model host and worker thread per model over llama-cpp-2, the
-//! llama.cpp loader behind [`fit::Loader`] (with its log captured for failure reasons), slots with continuous batching, the prompt cache and statistics.
+//! [`Engine`] is the host: it loads each persona's model (sharing the weights when both name the
+//! same file with the same load parameters), reloads and unloads at run time, and hands out
+//! [`Generation`]s. Its methods block (loading takes seconds); async callers use
+//! `spawn_blocking`. Requests never block: they queue or fail at once with
+//! [`Error::EngineBusy`].
 
 pub mod fit;
 pub mod gguf;
+pub mod llama_log;
+pub mod stats;
+pub mod text;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::config::{AutoOr, ModelConfig, Sampling};
+use crate::error::{Error, Result};
+use crate::store::{Persona, Role};
+pub use stats::{RequestSink, StatsSnapshot, Timings};
+
+/// One message of a conversation as the model sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// A request: the conversation so far, ending with the user's message.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    /// `None` uses the model's configured sampling.
+    pub sampling: Option<Sampling>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its answer.
+    Stop,
+    /// `max_tokens` was reached, or the slot's context is full.
+    Length,
+    /// A configured stop string appeared (it is not part of the text).
+    StopString,
+    /// The caller cancelled; the text is what came before.
+    Cancelled,
+}
+
+/// A finished request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completion {
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: usize,
+    /// Prompt tokens taken from the slot's cache instead of being read again.
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    /// Oldest turns left out because the conversation did not fit in the context.
+    pub dropped_turns: usize,
+    pub timings: Timings,
+}
+
+/// What a [`Generation`] yields, in order: `Started`, any number of `Text`, then one of
+/// `Finished` or `Failed`.
+#[derive(Debug)]
+pub enum GenerationEvent {
+    Started {
+        prompt_tokens: usize,
+        cached_tokens: usize,
+        dropped_turns: usize,
+    },
+    /// The next piece of the reply; always valid UTF-8, never part of a stop string.
+    Text(String),
+    Finished(Completion),
+    Failed(Error),
+}
+
+/// Cancels a request; cheap to clone and to check.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A running request. Dropping it cancels the request (a dropped task is a cancelled task).
+#[derive(Debug)]
+pub struct Generation {
+    events: UnboundedReceiver<GenerationEvent>,
+    cancel: CancelToken,
+}
+
+impl Generation {
+    fn new(events: UnboundedReceiver<GenerationEvent>, cancel: CancelToken) -> Generation {
+        Generation { events, cancel }
+    }
+
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// The next event; `None` after the last one.
+    pub async fn next(&mut self) -> Option<GenerationEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event, blocking the thread (not for use on an async runtime).
+    pub fn blocking_next(&mut self) -> Option<GenerationEvent> {
+        self.events.blocking_recv()
+    }
+
+    /// Blocks until the request ends, passing each piece of text to `on_text`.
+    pub fn wait(mut self, mut on_text: impl FnMut(&str)) -> Result<Completion> {
+        while let Some(event) = self.blocking_next() {
+            match event {
+                GenerationEvent::Started { .. } => {}
+                GenerationEvent::Text(t) => on_text(&t),
+                GenerationEvent::Finished(c) => return Ok(c),
+                GenerationEvent::Failed(e) => return Err(e),
+            }
+        }
+        Err(Error::WorkerCrashed { persona: "model" })
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// How a model was loaded: what the CLI's `deskmate models` and the Models page show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadReport {
+    pub persona: Persona,
+    pub file: PathBuf,
+    pub file_bytes: u64,
+    pub architecture: Option<String>,
+    pub quantization: Option<String>,
+    pub layers_total: u32,
+    pub layers_on_gpu: u32,
+    /// The GPU holding the offloaded layers; `None` on the CPU.
+    pub gpu: Option<u32>,
+    /// Compute backends in this build ("cpu", "cuda", "vulkan").
+    pub backend: String,
+    pub free_vram_bytes: Option<u64>,
+    /// The fit estimate for `n_gpu_layers: "auto"`, when one was made.
+    pub estimated_layers: Option<u32>,
+    pub n_ctx: u32,
+    pub n_ctx_per_slot: u32,
+    pub parallel: u32,
+    pub threads: u32,
+    /// Where the chat template came from.
+    pub chat_template: String,
+    pub load_ms: f64,
+    pub attempts: Vec<fit::Attempt>,
+    /// The persona whose loaded weights this model shares.
+    pub shared_with: Option<Persona>,
+}
+
+impl LoadReport {
+    pub fn file_name(&self) -> String {
+        self.file.file_name().map_or_else(
+            || self.file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+}
+
+/// One persona's model as the host sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub persona: Persona,
+    pub report: LoadReport,
+    pub stats: StatsSnapshot,
+}
+
+/// Free VRAM of GPU `index` by NVML, when there is an NVIDIA driver.
+fn free_vram(index: u32) -> Option<u64> {
+    use crate::gpu::GpuSource;
+    let gpus = crate::gpu::NvmlSource::new().read().ok()?;
+    gpus.into_iter()
+        .find(|g| g.index == index)
+        .and_then(|g| g.vram_free_bytes)
+}
+
+/// The load parameters that decide whether two personas can share weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WeightsKey {
+    path: PathBuf,
+    main_gpu: u32,
+    n_gpu_layers: AutoOr<u32>,
+}
+
+impl WeightsKey {
+    fn of(path: &Path, config: &ModelConfig) -> WeightsKey {
+        WeightsKey {
+            path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            main_gpu: config.main_gpu,
+            n_gpu_layers: config.n_gpu_layers,
+        }
+    }
+}
+
+struct Loaded {
+    worker: worker::Worker,
+    key: WeightsKey,
+}
+
+/// The model host: at most one loaded model per persona.
+pub struct Engine {
+    models: Mutex<HashMap<Persona, Loaded>>,
+    /// Weights by load parameters, kept while any worker uses them.
+    weights: Mutex<Vec<(WeightsKey, Weak<llama_cpp_2::model::LlamaModel>, LoadReport)>>,
+    sink: Option<RequestSink>,
+}
+
+impl Engine {
+    /// A host with nothing loaded; `sink` receives every finished request (the request log).
+    pub fn new(sink: Option<RequestSink>) -> Result<Engine> {
+        worker::backend()?;
+        Ok(Engine {
+            models: Mutex::new(HashMap::new()),
+            weights: Mutex::new(Vec::new()),
+            sink,
+        })
+    }
+
+    /// Loads (or reloads) a persona's model: the one already loaded for it is unloaded first,
+    /// its running requests ending with [`Error::ModelUnloaded`]. `path` is the model file
+    /// (relative paths in the config are resolved by the caller). Blocks while loading.
+    pub fn load(&self, persona: Persona, path: &Path, config: &ModelConfig) -> Result<LoadReport> {
+        self.unload(persona);
+        let key = WeightsKey::of(path, config);
+        let shared = {
+            let mut weights = self.weights.lock().unwrap_or_else(PoisonError::into_inner);
+            weights.retain(|(_, w, _)| w.strong_count() > 0);
+            weights
+                .iter()
+                .find(|(k, _, _)| *k == key)
+                .and_then(|(_, w, report)| {
+                    w.upgrade().map(|model| worker::SharedWeights {
+                        model,
+                        report: report.clone(),
+                    })
+                })
+        };
+        let spec = worker::LoadSpec {
+            persona,
+            path: path.to_path_buf(),
+            config: config.clone(),
+            shared,
+        };
+        let started = worker::start(spec, self.sink.clone())?;
+        let report = started.shared.report.clone();
+        if report.shared_with.is_none() {
+            self.weights
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((key.clone(), Arc::downgrade(&started.model), report.clone()));
+        }
+        self.models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                persona,
+                Loaded {
+                    worker: started,
+                    key,
+                },
+            );
+        Ok(report)
+    }
+
+    /// Unloads a persona's model (a no-op when none is loaded); its weights are freed unless
+    /// the other persona shares them.
+    pub fn unload(&self, persona: Persona) {
+        let loaded = self
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&persona);
+        if let Some(loaded) = loaded {
+            loaded.worker.shared.shutdown();
+            let worker::Worker { thread, model, .. } = loaded.worker;
+            drop(model);
+            if thread.join().is_err() {
+                tracing::error!(persona = persona.as_str(), "model worker panicked");
+            }
+            let _ = loaded.key;
+        }
+    }
+
+    /// Queues a request for a persona's model.
+    pub fn submit(&self, persona: Persona, request: ChatRequest) -> Result<Generation> {
+        let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        let loaded = models.get(&persona).ok_or(Error::ModelNotLoaded {
+            persona: persona.as_str(),
+        })?;
+        loaded.worker.shared.submit(request)
+    }
+
+    pub fn status(&self, persona: Persona) -> Option<ModelStatus> {
+        let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        models.get(&persona).map(|l| ModelStatus {
+            persona,
+            report: l.worker.shared.report.clone(),
+            stats: l.worker.shared.stats.snapshot(),
+        })
+    }
+
+    pub fn statuses(&self) -> Vec<ModelStatus> {
+        [Persona::Office, Persona::Character]
+            .into_iter()
+            .filter_map(|p| self.status(p))
+            .collect()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for persona in [Persona::Office, Persona::Character] {
+            self.unload(persona);
+        }
+    }
+}

@@ -72,6 +72,49 @@ pub enum Error {
     #[error("{path}: the GGUF header is corrupt: {detail}")]
     ModelCorrupt { path: PathBuf, detail: String },
 
+    // --- inference engine (crates/core/src/engine) ---
+    #[error("the inference engine could not start: {message}")]
+    EngineInit { message: String },
+    #[error("{path}: llama.cpp could not load the model after {} attempt(s): {reason}", .attempts.len())]
+    ModelLoadFailed {
+        path: PathBuf,
+        reason: String,
+        /// Whether memory ran out (even on the CPU with the smallest context).
+        out_of_memory: bool,
+        attempts: Vec<crate::engine::fit::Attempt>,
+    },
+    #[error("{path}: chat template {template}: {message}")]
+    ChatTemplate {
+        path: PathBuf,
+        template: String,
+        message: String,
+    },
+    #[error("the {persona} model is not loaded")]
+    ModelNotLoaded { persona: &'static str },
+    #[error(
+        "the {persona} model is busy: {queued} requests are already waiting; try again shortly"
+    )]
+    EngineBusy {
+        persona: &'static str,
+        queued: usize,
+    },
+    #[error("the prompt needs {tokens} tokens but only {limit} fit in one conversation slot (context {n_ctx} shared by {parallel} slots, less room for the reply)")]
+    PromptTooLong {
+        tokens: usize,
+        limit: usize,
+        n_ctx: u32,
+        parallel: u32,
+    },
+    #[error("the {persona} model failed while generating: {message}")]
+    Decode {
+        persona: &'static str,
+        message: String,
+    },
+    #[error("the {persona} model was unloaded before the request finished")]
+    ModelUnloaded { persona: &'static str },
+    #[error("the {persona} model's worker stopped unexpectedly")]
+    WorkerCrashed { persona: &'static str },
+
     // --- model manager (owned by crates/core/src/models.rs) ---
     // MODEL-MANAGER-VARIANTS
     #[error("model manifest {origin}: {message}")]
@@ -118,6 +161,19 @@ impl Error {
             Error::ModelUnsupportedVersion { .. } => "model_unsupported_version",
             Error::ModelTruncated { .. } => "model_truncated",
             Error::ModelCorrupt { .. } => "model_corrupt",
+            Error::EngineInit { .. } => "engine_init",
+            Error::ModelLoadFailed {
+                out_of_memory: true,
+                ..
+            } => "out_of_memory",
+            Error::ModelLoadFailed { .. } => "model_load_failed",
+            Error::ChatTemplate { .. } => "chat_template",
+            Error::ModelNotLoaded { .. } => "model_not_loaded",
+            Error::EngineBusy { .. } => "busy",
+            Error::PromptTooLong { .. } => "prompt_too_long",
+            Error::Decode { .. } => "decode_failed",
+            Error::ModelUnloaded { .. } => "model_unloaded",
+            Error::WorkerCrashed { .. } => "worker_crashed",
             // MODEL-MANAGER-CODES
             Error::ModelManifestInvalid { .. } => "model_manifest_invalid",
             Error::ModelUnknown { .. } => "model_unknown",
