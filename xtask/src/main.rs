@@ -7,6 +7,8 @@
 //!   end-to-end tests of the built app under Xvfb.
 //! - `cargo xtask models [--set default|test|all]`: installs model files into `models/`.
 //! - `cargo xtask e2e`: only the end-to-end tests (builds the app first).
+//! - `cargo xtask bench engine [--model PATH] [--quick]`: the engine benchmark against
+//!   llama.cpp's `llama-bench` (see [`llama_bench`]).
 //!
 //! Every step says what it is doing; a missing prerequisite fails with the exact command that
 //! installs it. Work happens in the repository root; `models/` there holds the model files.
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+mod llama_bench;
 
 /// Debian packages the app needs to build and run.
 const APP_PACKAGES: &[&str] = &[
@@ -40,7 +44,10 @@ commands:
   test [--skip-lint]  check/install prerequisites and the test models, then run every test
   models [--set default|test|all]
                       install model files into models/ (mirror: DESKMATE_MODEL_MIRROR)
-  e2e                 build the app and run only the end-to-end tests under Xvfb";
+  e2e                 build the app and run only the end-to-end tests under Xvfb
+  bench engine [--model PATH] [--quick]
+                      the engine's speed against llama.cpp's llama-bench, concurrency and the
+                      prompt cache; writes target/bench/engine.json and engine.md";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -53,9 +60,15 @@ fn main() {
         }
         Some("e2e") => Repo::locate().and_then(|repo| {
             repo.prerequisites(true)?;
-            repo.build_app()?;
+            repo.build_app(true)?;
             repo.e2e()
         }),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("engine") => bench_engine(&args[2..]),
+            _ => Err(anyhow::anyhow!(
+                "usage: cargo xtask bench engine [--model PATH] [--quick]"
+            )),
+        },
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -210,12 +223,20 @@ impl Repo {
             .current_dir(self.ui()))
     }
 
-    fn build_app(&self) -> Result<PathBuf> {
+    /// Builds the UI, the app and the CLI. For the tests everything is built the way
+    /// `cargo test --workspace` and clippy resolve features (`--workspace --all-targets`):
+    /// a different package selection would unify build-dependency features differently and
+    /// compile llama.cpp a second time.
+    fn build_app(&self, for_tests: bool) -> Result<PathBuf> {
         self.build_ui()?;
         step("building the desktop app and the CLI");
-        run(self
-            .cargo()
-            .args(["build", "-p", "deskmate", "-p", "deskmate-cli"]))?;
+        if for_tests {
+            run(self.cargo().args(["build", "--workspace", "--all-targets"]))?;
+        } else {
+            run(self
+                .cargo()
+                .args(["build", "-p", "deskmate", "-p", "deskmate-cli"]))?;
+        }
         let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
         if !bin.is_file() {
             bail!("the build finished but {} is missing", bin.display());
@@ -228,8 +249,7 @@ impl Repo {
         let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
         let mut cargo_test = vec![
             "test",
-            "-p",
-            "deskmate-tests",
+            "--workspace",
             "--test",
             "e2e",
             "--",
@@ -268,21 +288,20 @@ fn run_app() -> Result<()> {
     if let Err(e) = repo.fetch_models("default") {
         println!("warning: {e:#}\nThe app will open and show which models are missing.");
     }
-    let bin = repo.build_app()?;
+    let bin = repo.build_app(false)?;
     let models_dir = repo.models_dir();
     if has_display() {
         step("opening Deskmate");
         run(Command::new(&bin).env("DESKMATE_MODELS_DIR", &models_dir))
     } else {
-        step("no display found (DISPLAY and WAYLAND_DISPLAY are unset)");
-        println!(
-            "The desktop window needs a display. The terminal chat (`deskmate chat`) is the fallback, \
-             and it arrives with the inference engine, which is not built yet."
+        step(
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset): starting the terminal chat",
         );
-        println!("What works without a display today:");
-        println!("  cargo run -p deskmate-cli -- models list");
-        println!("  cargo run -p deskmate-cli -- config check");
-        bail!("no display, and no terminal chat yet: nothing to open")
+        println!("The desktop window needs a display; `deskmate chat` talks to the same models and database.");
+        let cli = repo.target_dir().join("debug").join(exe("deskmate"));
+        run(Command::new(&cli)
+            .args(["chat", "--persona", "office"])
+            .env("DESKMATE_MODELS_DIR", &models_dir))
     }
 }
 
@@ -305,7 +324,7 @@ fn test_all(skip_lint: bool) -> Result<()> {
 
     // The Tauri crate embeds ui/dist at compile time, so the UI is built before any cargo step
     // that compiles it (clippy included).
-    repo.build_app()?;
+    repo.build_app(true)?;
 
     if !skip_lint {
         step("lints (cargo clippy --all-targets -D warnings)");
@@ -370,7 +389,12 @@ fn capture(cmd: &mut Command) -> Result<String> {
         .output()
         .with_context(|| format!("could not start `{}`", show(cmd)))?;
     if !out.status.success() {
-        bail!("`{}` failed ({})", show(cmd), out.status);
+        bail!(
+            "`{}` failed ({}):\n{}",
+            show(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -435,4 +459,189 @@ fn ensure_debian_packages(packages: &[&str]) -> Result<()> {
     args.extend_from_slice(&missing);
     run(&mut apt(&args))
         .with_context(|| format!("installing system packages; try `sudo {install}`"))
+}
+
+/// The test model the engine benchmark uses by default.
+const BENCH_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// `cargo xtask bench engine`: our engine against `llama-bench` on the same model, threads and
+/// batch, measured in one run; then concurrency and the prompt cache.
+fn bench_engine(args: &[String]) -> Result<()> {
+    let repo = Repo::locate()?;
+    let quick = args.iter().any(|a| a == "--quick");
+    let model = match flag_value(args, "--model") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                bail!("--model {}: no such file", p.display());
+            }
+            p
+        }
+        None => {
+            let p = repo.models_dir().join(BENCH_MODEL);
+            if !p.is_file() {
+                repo.fetch_models("test")?;
+            }
+            p
+        }
+    };
+    let (n_prompt, n_gen, reps) = if quick { (256, 128, 5) } else { (512, 256, 7) };
+    let batch = 512;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+
+    step("building the CLI (the engine's side of the benchmark)");
+    run(repo.cargo().args(["build", "-p", "deskmate-cli"]))?;
+    let cli = repo.target_dir().join("debug").join(exe("deskmate"));
+    let llama_bench = llama_bench::build(&repo.root, &repo.target_dir())?;
+
+    // The baseline is measured before and after the engine and averaged, so a change in the
+    // machine's load during the run affects both sides alike.
+    step(&format!(
+        "llama-bench: {} threads, pp{n_prompt}, tg{n_gen}, batch {batch}, {reps} repetitions",
+        threads
+    ));
+    let before = llama_bench::run(&llama_bench, &model, threads, n_prompt, n_gen, batch, reps)?;
+    step("the Deskmate engine, same model, threads and batch");
+    let output = capture(Command::new(&cli).args([
+        "bench-engine",
+        "--model",
+        &model.to_string_lossy(),
+        "--threads",
+        &threads.to_string(),
+        "--prompt-tokens",
+        &n_prompt.to_string(),
+        "--gen-tokens",
+        &n_gen.to_string(),
+        "--batch",
+        &batch.to_string(),
+        "--repetitions",
+        &reps.to_string(),
+    ]))?;
+    let engine: serde_json::Value =
+        serde_json::from_str(&output).context("reading the engine benchmark's JSON")?;
+    step("llama-bench again");
+    let after = llama_bench::run(&llama_bench, &model, threads, n_prompt, n_gen, batch, reps)?;
+
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let base_pp = (before.pp_tokens_per_s + after.pp_tokens_per_s) / 2.0;
+    let base_tg = (before.tg_tokens_per_s + after.tg_tokens_per_s) / 2.0;
+    let ours_pp = num(&engine["prompt"]["tokens_per_s"]);
+    let ours_tg = num(&engine["generation"]["tokens_per_s"]);
+    let pp_ratio = ours_pp / base_pp;
+    let tg_ratio = ours_tg / base_tg;
+    let aggregate: Vec<(u64, f64)> = engine["aggregate"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["concurrent"].as_u64().unwrap_or(0),
+                        num(&r["tokens_per_s"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let single = aggregate
+        .iter()
+        .find(|(k, _)| *k == 1)
+        .map_or(0.0, |(_, t)| *t);
+    let ttft: Vec<f64> = engine["conversation"]["ttft_ms"]
+        .as_array()
+        .map(|a| a.iter().map(num).collect())
+        .unwrap_or_default();
+    let (turn1, turn_last) = (
+        ttft.first().copied().unwrap_or(0.0),
+        ttft.last().copied().unwrap_or(0.0),
+    );
+    let ttft_ratio = turn_last / turn1;
+    let turns = &engine["conversation"]["turns"];
+    let read = |t: &serde_json::Value| {
+        let prompt = t["prompt_tokens"].as_u64().unwrap_or(0);
+        let cached = t["cached_tokens"].as_u64().unwrap_or(0);
+        (prompt.saturating_sub(cached).max(1) as u32, cached as u32)
+    };
+    let (read_1, _) = read(&turns[0]);
+    let last_index = turns.as_array().map_or(0, |a| a.len().saturating_sub(1));
+    let (read_last, depth_last) = read(&turns[last_index]);
+    let cold_ttft = num(&engine["conversation"]["last_turn_without_cache"]["ttft_ms"]);
+    // llama.cpp's own time for the same two prompt reads: the floor under our ratio.
+    step("llama-bench: the two turns' prompt reads (turn 1 at depth 0, the last at its cached depth)");
+    let tps_1 = llama_bench::prompt_at_depth(&llama_bench, &model, threads, read_1, 0, reps)?;
+    let tps_last =
+        llama_bench::prompt_at_depth(&llama_bench, &model, threads, read_last, depth_last, reps)?;
+    let llama_ttft_ratio = (f64::from(read_last) / tps_last) / (f64::from(read_1) / tps_1);
+
+    let mut md = String::new();
+    md.push_str(&format!(
+        "# Engine benchmark\n\nModel `{}`, {threads} threads, batch {batch}, {} (llama-bench measured before and after the engine, averaged).\n\n",
+        model.display(),
+        if quick { "quick run" } else { "full run" }
+    ));
+    md.push_str(
+        "| measure | llama-bench | Deskmate engine | ratio | target |\n|---|---|---|---|---|\n",
+    );
+    md.push_str(&format!(
+        "| prompt processing (pp{n_prompt}), tokens/s | {base_pp:.1} | {ours_pp:.1} | {pp_ratio:.3} | ≥ 0.95 {} |\n",
+        verdict(pp_ratio >= 0.95)
+    ));
+    md.push_str(&format!(
+        "| generation (tg{n_gen}), tokens/s | {base_tg:.1} | {ours_tg:.1} | {tg_ratio:.3} | ≥ 0.95 {} |\n",
+        verdict(tg_ratio >= 0.95)
+    ));
+    md.push_str("\n| concurrent requests | aggregate generation tokens/s | × single | target |\n|---|---|---|---|\n");
+    for (k, tps) in &aggregate {
+        let gain = tps / single;
+        let target = if *k == 4 {
+            format!("≥ 1.8 {}", verdict(gain >= 1.8))
+        } else {
+            String::new()
+        };
+        md.push_str(&format!("| {k} | {tps:.1} | {gain:.2} | {target} |\n"));
+    }
+    md.push_str(&format!(
+        "\n| conversation | time to first token | prompt tokens read (cached) |\n|---|---|---|\n\
+         | turn 1 | {turn1:.1} ms | {read_1} (0) |\n\
+         | turn {n} | {turn_last:.1} ms | {read_last} ({depth_last}) |\n\
+         | turn {n} without the prompt cache | {cold_ttft:.1} ms | all |\n\
+         | ratio turn {n} / turn 1 | {ttft_ratio:.2} (target ≤ 1.3 {}) | |\n\
+         | llama-bench, same reads at the same depths | {llama_ttft_ratio:.2} | |\n",
+        verdict(ttft_ratio <= 1.3),
+        n = ttft.len(),
+    ));
+
+    let out_dir = repo.root.join("target").join("bench");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let report = serde_json::json!({
+        "model": model,
+        "threads": threads,
+        "batch": batch,
+        "quick": quick,
+        "llama_bench": { "before": before.raw_json, "after": after.raw_json,
+                         "pp_tokens_per_s": base_pp, "tg_tokens_per_s": base_tg },
+        "engine": engine,
+        "ratios": { "prompt": pp_ratio, "generation": tg_ratio,
+                    "aggregate_vs_single": aggregate.iter().map(|(k, t)| serde_json::json!({"concurrent": k, "ratio": t / single})).collect::<Vec<_>>(),
+                    "ttft_turn_last_vs_turn_1": ttft_ratio,
+                    "llama_bench_same_reads_last_vs_1": llama_ttft_ratio },
+    });
+    let json_path = out_dir.join("engine.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let md_path = out_dir.join("engine.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    println!(
+        "\n{md}\nwritten: {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "(met)"
+    } else {
+        "(missed)"
+    }
 }

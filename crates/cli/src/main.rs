@@ -3,6 +3,8 @@
 //! Each subcommand is a few lines that call the core; output is for people by default and one
 //! JSON document with `--json`. Exit status: 0 success, 1 the check or task failed, 2 bad usage.
 
+mod bench_cmd;
+mod chat_cmd;
 mod health_cmd;
 mod models_cmd;
 
@@ -39,9 +41,20 @@ enum Command {
     /// Configuration file tools
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Model files: what is installed, and installing them
-    #[command(subcommand)]
-    Models(models_cmd::ModelsCommand),
+    /// Load the configured models and print how they loaded (GPU layers, attempts, context);
+    /// subcommands list, install and inspect model files
+    Models {
+        #[command(subcommand)]
+        command: Option<models_cmd::ModelsCommand>,
+        /// Print the load reports as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chat with a persona: one message (streamed), or an interactive chat without MESSAGE
+    Chat(chat_cmd::ChatArgs),
+    /// The engine's side of `cargo xtask bench engine` (JSON on stdout)
+    #[command(hide = true)]
+    BenchEngine(bench_cmd::BenchArgs),
     /// GPU and system health: one sample (or one per interval with --watch)
     Gpu {
         #[arg(long)]
@@ -74,9 +87,17 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::WARN)
+    // Warnings on stderr; llama.cpp's own warnings (odd tokens in a model, and the like) are for
+    // developers, so only its errors show.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::WARN)
+        .with_target("llama-cpp-2", tracing::Level::ERROR)
+        .with_target("llama_cpp_2", tracing::Level::ERROR);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
     let cli = Cli::parse();
     match run(cli) {
@@ -103,8 +124,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             config_check(&path, json)
         }
-        Command::Models(cmd) => {
+        Command::Models {
+            command: Some(cmd), ..
+        } => {
             models_cmd::run(&paths()?, &cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models {
+            command: None,
+            json,
+        } => chat_cmd::load_and_report(&paths()?, json),
+        Command::Chat(args) => chat_cmd::chat(&paths()?, &args),
+        Command::BenchEngine(args) => {
+            bench_cmd::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Gpu { json, watch } => {

@@ -168,3 +168,195 @@ fn models_inspect_names_a_broken_file_and_exits_non_zero() {
         "{err}"
     );
 }
+
+/// SmolLM2 from the repository's models/ (installed by `cargo xtask models --set test`).
+fn smol() -> std::path::PathBuf {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo xtask models --set test`",
+        p.display()
+    );
+    p
+}
+
+/// A config whose two personas both use SmolLM2 with a small context, for fast tests.
+fn smol_config(home: &Path) {
+    let model = smol();
+    let persona = serde_json::json!({
+        "path": model, "n_ctx": 2048, "parallel": 2, "threads": 2,
+        "sampling": {"temperature": 0.0, "max_tokens": 32}
+    });
+    let config = serde_json::json!({"models": {"office": persona, "character": persona}});
+    std::fs::write(home.join("config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn chat_json_answers_and_a_second_call_continues_the_stored_session() {
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let out = deskmate(
+        home.path(),
+        &["chat", "--json", "What is the capital of France?"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(first["text"].as_str().unwrap().contains("Paris"), "{first}");
+    assert_eq!(first["finish_reason"], "stop");
+    assert!(first["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(first["timings"]["ttft_ms"].as_f64().unwrap() > 0.0);
+    let session = first["session"].as_i64().unwrap();
+
+    let out = deskmate(
+        home.path(),
+        &[
+            "chat",
+            "--json",
+            "--session",
+            &session.to_string(),
+            "And of Italy?",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(second["session"].as_i64(), Some(session));
+    // The history went to the model: the prompt holds the first exchange.
+    assert!(
+        second["prompt_tokens"].as_u64().unwrap() > first["prompt_tokens"].as_u64().unwrap() + 10
+    );
+}
+
+#[test]
+fn chat_refuses_an_empty_message_and_an_unknown_session() {
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let out = deskmate(home.path(), &["chat", "  "]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("message: is empty"));
+    let out = deskmate(home.path(), &["chat", "--session", "42", "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("session 42 not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn interactive_chat_keeps_history_and_quits_at_end_of_input() {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deskmate"))
+        .args(["chat", "--persona", "character"])
+        .env("DESKMATE_CONFIG", home.path().join("config.json"))
+        .env("DESKMATE_DATA_DIR", home.path().join("data"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello!\nWhat did I just say?\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Ctrl-D quits"), "{err}");
+    // The second turn found the first in the slot's cache.
+    let hints: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("prompt tokens"))
+        .collect();
+    assert_eq!(hints.len(), 2, "{err}");
+    assert!(!hints[1].contains("(0 cached)"), "{err}");
+    assert!(err.contains("Session 1 is saved"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_a_reply_and_keeps_the_text_so_far() {
+    let home = tempfile::tempdir().unwrap();
+    let model = smol();
+    let persona = serde_json::json!({
+        "path": model, "n_ctx": 2048, "parallel": 1, "threads": 2,
+        "sampling": {"temperature": 0.8, "seed": 7, "max_tokens": 2000}
+    });
+    std::fs::write(
+        home.path().join("config.json"),
+        serde_json::json!({"models": {"office": persona, "character": persona}}).to_string(),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deskmate"))
+        .args([
+            "chat",
+            "Write a very long story about a dragon who works in an office.",
+        ])
+        .env("DESKMATE_CONFIG", home.path().join("config.json"))
+        .env("DESKMATE_DATA_DIR", home.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the story has started to appear.
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut shown = vec![0u8; 64];
+    let n = std::io::Read::read(&mut stdout_pipe, &mut shown).unwrap();
+    assert!(n > 0, "the reply should start streaming");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout_pipe, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The process went on after the signal: it printed its summary and saved the session.
+    let generated: u32 = err
+        .split(" generated")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {err}"));
+    assert!(generated < 2000, "{err}");
+    assert!(err.contains("session 1"), "{err}");
+}
+
+#[test]
+fn models_loads_both_personas_and_prints_their_load_reports() {
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let out = deskmate(home.path(), &["models", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let office = &reports[0]["report"];
+    assert_eq!(office["architecture"], "llama");
+    assert_eq!(office["layers_total"], 30);
+    assert_eq!(office["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(reports[1]["report"]["shared_with"], "office");
+
+    // A missing file is reported per persona, with a typed code, and the exit status says so.
+    let config = serde_json::json!({"models": {"office": {"path": "/nowhere/m.gguf"}}});
+    std::fs::write(home.path().join("config.json"), config.to_string()).unwrap();
+    let out = deskmate(home.path(), &["models"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("office: FAILED [model_missing]"), "{text}");
+}

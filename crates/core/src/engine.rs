@@ -59,6 +59,9 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// `None` uses the model's configured sampling.
     pub sampling: Option<Sampling>,
+    /// Keep generating past end-of-generation tokens until `max_tokens` (for benchmarks, which
+    /// need a fixed number of tokens).
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

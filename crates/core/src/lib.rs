@@ -5,6 +5,7 @@
 
 mod atomic_file;
 pub mod config;
+pub mod conversation;
 pub mod engine;
 pub mod error;
 pub mod gpu;
@@ -16,8 +17,15 @@ pub mod store;
 
 pub use error::{Error, ErrorPayload, Result};
 
-/// The compute backends compiled into this build. GPU backends (CUDA, Vulkan) arrive as cargo
-/// features with the inference engine; until then every build computes on the CPU.
+/// The compute backends compiled into this build: always the CPU, plus the GPU backends chosen
+/// with the `cuda` and `vulkan` cargo features.
 pub fn compiled_backends() -> Vec<&'static str> {
-    vec!["cpu"]
+    let mut backends = vec!["cpu"];
+    if cfg!(feature = "cuda") {
+        backends.push("cuda");
+    }
+    if cfg!(feature = "vulkan") {
+        backends.push("vulkan");
+    }
+    backends
 }

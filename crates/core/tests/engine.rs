@@ -58,6 +58,7 @@ fn ask(text: &str) -> ChatRequest {
     ChatRequest {
         messages: vec![ChatMessage::new(Role::User, text)],
         sampling: None,
+        ignore_eos: false,
     }
 }
 
@@ -245,6 +246,7 @@ fn the_next_turn_of_a_conversation_reuses_the_cached_prefix() {
             ChatRequest {
                 messages: vec![system.clone(), q1.clone()],
                 sampling: None,
+                ignore_eos: false,
             },
         )
         .unwrap()
@@ -262,6 +264,7 @@ fn the_next_turn_of_a_conversation_reuses_the_cached_prefix() {
                     ChatMessage::new(Role::User, "And what is a formula?"),
                 ],
                 sampling: None,
+                ignore_eos: false,
             },
         )
         .unwrap()
@@ -301,6 +304,7 @@ fn a_conversation_longer_than_the_slot_drops_its_oldest_turns() {
             ChatRequest {
                 messages,
                 sampling: None,
+                ignore_eos: false,
             },
         )
         .unwrap()

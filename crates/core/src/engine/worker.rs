@@ -612,6 +612,7 @@ struct Active {
     text: String,
     generated: u32,
     max_tokens: u32,
+    ignore_eos: bool,
     /// The sampled token to feed at the next step.
     pending: Option<LlamaToken>,
     /// Where this slot's logits are in the current batch.
@@ -773,6 +774,7 @@ impl Server<'_> {
             text: String::new(),
             generated: 0,
             max_tokens: sampling.max_tokens.max(1),
+            ignore_eos: job.request.ignore_eos,
             pending: None,
             logits_at: None,
             admitted,
@@ -968,7 +970,7 @@ impl Server<'_> {
             active.prompt_done = Some(now);
         }
         active.last_token = Some(now);
-        if vocab.is_eog(token) {
+        if vocab.is_eog(token) && !active.ignore_eos {
             return Some(End::Finished(FinishReason::Stop));
         }
         active.generated += 1;

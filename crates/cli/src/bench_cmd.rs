@@ -1,0 +1,249 @@
+//! `deskmate bench-engine` (hidden; run by `cargo xtask bench engine`): the engine's side of the
+//! engine benchmark, printed as one JSON object.
+//!
+//! Measures, on one model with fixed threads and batch size:
+//! - prompt processing: a single request whose prompt is read from scratch (no cache hit),
+//!   tokens per second over the prompt;
+//! - generation: a single request generating a fixed number of tokens (end-of-generation
+//!   ignored), tokens per second after the first;
+//! - aggregate generation with 1, 2, 4 and 8 concurrent requests (one batch, one slot each):
+//!   all generated tokens over the wall time from the first submission to the last token;
+//! - time to first token of turn 1 and turn 10 of a conversation, whose history grows each turn
+//!   (the prompt cache should keep turn 10 close to turn 1).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use deskmate_core::config::{AutoOr, ModelConfig, Sampling};
+use deskmate_core::engine::{ChatMessage, ChatRequest, Completion, Engine};
+use deskmate_core::store::{Persona, Role};
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    threads: u32,
+    /// Prompt tokens for the prompt-processing measure (approximate: the prompt is sized to it)
+    #[arg(long, default_value_t = 512)]
+    prompt_tokens: u32,
+    /// Tokens generated per request for the generation measures
+    #[arg(long, default_value_t = 128)]
+    gen_tokens: u32,
+    #[arg(long, default_value_t = 512)]
+    batch: u32,
+    /// Repetitions of the single-request measures (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    repetitions: u32,
+    /// Concurrency levels for the aggregate measure
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    concurrency: Vec<u32>,
+    /// Turns of the conversation whose first and last time to first token are compared
+    #[arg(long, default_value_t = 10)]
+    turns: u32,
+}
+
+fn greedy(max_tokens: u32) -> Sampling {
+    Sampling {
+        temperature: 0.0,
+        repeat_penalty: 1.0,
+        max_tokens,
+        ..Sampling::default()
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[v.len() / 2]
+}
+
+fn run_one(engine: &Engine, request: ChatRequest) -> anyhow::Result<Completion> {
+    Ok(engine.submit(Persona::Office, request)?.wait(|_| {})?)
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let max_parallel = args.concurrency.iter().copied().max().unwrap_or(1).max(1);
+    // Each slot holds a long prompt or a generation, plus the 10-turn conversation.
+    let slot_ctx = (args.prompt_tokens + args.gen_tokens + 64).max(2048);
+    let config = ModelConfig {
+        path: args.model.clone(),
+        n_gpu_layers: AutoOr::Auto,
+        n_ctx: slot_ctx * max_parallel,
+        n_batch: args.batch,
+        parallel: max_parallel,
+        max_queue: 64,
+        threads: AutoOr::Value(args.threads),
+        ..ModelConfig::default()
+    };
+    let engine = Engine::new(None)?;
+    let report = engine
+        .load(Persona::Office, &args.model, &config)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+
+    // Warm up (first decode allocates buffers and faults in the weights).
+    run_one(&engine, request("Hello", 8, true))?;
+
+    // Prompt processing: a different first word each time, so no slot's cache matches.
+    let mut pp = Vec::new();
+    let mut pp_tokens = 0;
+    for rep in 0..args.repetitions {
+        let c = run_one(
+            &engine,
+            request(&long_prompt(rep, args.prompt_tokens), 1, true),
+        )?;
+        // Only the chat template's opening tokens may be shared with an earlier prompt.
+        anyhow::ensure!(c.cached_tokens < 16, "the prompt benchmark hit the cache");
+        pp_tokens = c.prompt_tokens;
+        pp.push(c.timings.prompt_tokens_per_s.unwrap_or(0.0));
+    }
+
+    // Generation, one request.
+    let mut tg = Vec::new();
+    for rep in 0..args.repetitions {
+        let c = run_one(
+            &engine,
+            request(
+                &format!("Story {rep}: tell a long story."),
+                args.gen_tokens,
+                true,
+            ),
+        )?;
+        tg.push(c.timings.generation_tokens_per_s.unwrap_or(0.0));
+    }
+
+    // Aggregate generation with concurrent requests.
+    let mut aggregate = Vec::new();
+    for &k in &args.concurrency {
+        let started = Instant::now();
+        let generations = (0..k)
+            .map(|i| {
+                engine.submit(
+                    Persona::Office,
+                    request(
+                        &format!("Request {i} of {k}: write a story."),
+                        args.gen_tokens,
+                        true,
+                    ),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let completions = generations
+            .into_iter()
+            .map(|g| g.wait(|_| {}))
+            .collect::<Result<Vec<_>, _>>()?;
+        let wall = started.elapsed().as_secs_f64();
+        // Generation throughput: tokens after each request's first, over the time from the
+        // earliest first token to the latest last one (prompt reading is measured separately).
+        let first = completions
+            .iter()
+            .filter_map(|c| c.timings.ttft_ms)
+            .fold(f64::INFINITY, f64::min);
+        let last = completions
+            .iter()
+            .map(|c| c.timings.total_ms)
+            .fold(0.0, f64::max);
+        let tokens: usize = completions
+            .iter()
+            .map(|c| c.completion_tokens.saturating_sub(1))
+            .sum();
+        let window_s = (last - first) / 1000.0;
+        aggregate.push(serde_json::json!({
+            "concurrent": k,
+            "tokens": tokens,
+            "generation_seconds": window_s,
+            "wall_seconds": wall,
+            "tokens_per_s": tokens as f64 / window_s,
+        }));
+    }
+
+    // A conversation of `turns` turns: time to first token of each.
+    let mut messages = vec![ChatMessage::new(
+        Role::System,
+        "You are a helpful office assistant.",
+    )];
+    let mut ttft = Vec::new();
+    let mut cached = Vec::new();
+    for turn in 1..=args.turns {
+        messages.push(ChatMessage::new(
+            Role::User,
+            format!("Turn {turn}: give me one practical tip for writing a clear status report for my team."),
+        ));
+        let c = run_one(
+            &engine,
+            ChatRequest {
+                messages: messages.clone(),
+                sampling: Some(greedy(48)),
+                ignore_eos: false,
+            },
+        )?;
+        ttft.push(c.timings.ttft_ms.unwrap_or(0.0));
+        cached.push(
+            serde_json::json!({"prompt_tokens": c.prompt_tokens, "cached_tokens": c.cached_tokens}),
+        );
+        messages.push(ChatMessage::new(Role::Assistant, c.text));
+    }
+
+    // The last turn again without the prompt cache: a changed system message shares no prefix.
+    messages.pop();
+    messages[0] = ChatMessage::new(Role::System, "You are a helpful office assistant!");
+    let cold = run_one(
+        &engine,
+        ChatRequest {
+            messages,
+            sampling: Some(greedy(1)),
+            ignore_eos: false,
+        },
+    )?;
+
+    let out = serde_json::json!({
+        "model": args.model,
+        "load_report": report,
+        "threads": args.threads,
+        "batch": args.batch,
+        "prompt": { "tokens": pp_tokens, "tokens_per_s_runs": pp, "tokens_per_s": median(pp.clone()) },
+        "generation": { "tokens": args.gen_tokens, "tokens_per_s_runs": tg, "tokens_per_s": median(tg.clone()) },
+        "aggregate": aggregate,
+        "conversation": {
+            "ttft_ms": ttft,
+            "turns": cached,
+            "last_turn_without_cache": { "ttft_ms": cold.timings.ttft_ms, "prompt_tokens": cold.prompt_tokens, "cached_tokens": cold.cached_tokens },
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn request(text: &str, max_tokens: u32, ignore_eos: bool) -> ChatRequest {
+    ChatRequest {
+        messages: vec![ChatMessage::new(Role::User, text)],
+        sampling: Some(greedy(max_tokens)),
+        ignore_eos,
+    }
+}
+
+/// A prompt of roughly `tokens` tokens (about 1.3 tokens per English word), distinct per `rep`.
+fn long_prompt(rep: u32, tokens: u32) -> String {
+    let words = [
+        "quarterly",
+        "budget",
+        "report",
+        "meeting",
+        "schedule",
+        "invoice",
+        "deadline",
+        "summary",
+        "project",
+        "customer",
+    ];
+    let mut text = format!("Document {rep}:");
+    let target_words = (tokens as usize * 3) / 4;
+    for i in 0..target_words {
+        text.push(' ');
+        text.push_str(words[(i * 7 + rep as usize) % words.len()]);
+    }
+    text
+}

@@ -1,0 +1,197 @@
+//! One turn of a stored chat session: the session's messages become an engine request, and the
+//! reply (whole, interrupted or failed) is stored back. Shared by the CLI's `deskmate chat` and
+//! the app's chat page so both keep history the same way.
+//!
+//! Storage: the user's message is saved before the model is asked, so nothing typed is lost
+//! whatever happens next; the reply is saved with status `complete`, or `interrupted` (cancelled
+//! or failed, with the text so far).
+
+use crate::engine::{ChatMessage, ChatRequest, Completion, FinishReason};
+use crate::error::{Error, Result};
+use crate::store::{Message, Persona, Role, Session, Store};
+
+/// Longest automatic title taken from the first message, in characters.
+const TITLE_CHARS: usize = 60;
+
+/// What the model is told about itself, per persona.
+pub fn system_prompt(persona: Persona) -> &'static str {
+    match persona {
+        Persona::Office => {
+            "You are Deskmate, a careful office assistant running entirely on the user's computer. \
+             Answer in the language the user writes in (Korean or English). Be accurate and concise; \
+             say so when you do not know."
+        }
+        Persona::Character => {
+            "You are Deskmate's friendly companion character. Stay warm and in character, answer in \
+             the language the user writes in, and keep replies short."
+        }
+    }
+}
+
+/// The request for the next reply: the system prompt, the stored history (at most
+/// `max_history_turns` user turns with their replies; `None` for all) and the new message.
+pub fn request_for(
+    persona: Persona,
+    history: &[Message],
+    user_text: &str,
+    max_history_turns: Option<usize>,
+) -> ChatRequest {
+    let mut past: Vec<&Message> = history
+        .iter()
+        .filter(|m| m.role != Role::System && !m.content.is_empty())
+        .collect();
+    if let Some(limit) = max_history_turns {
+        let user_turns: Vec<usize> = past
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.role == Role::User)
+            .map(|(i, _)| i)
+            .collect();
+        if user_turns.len() > limit {
+            let first_kept = if limit == 0 {
+                past.len()
+            } else {
+                user_turns[user_turns.len() - limit]
+            };
+            past.drain(..first_kept);
+        }
+    }
+    let mut messages = vec![ChatMessage::new(Role::System, system_prompt(persona))];
+    messages.extend(
+        past.into_iter()
+            .map(|m| ChatMessage::new(m.role, m.content.clone())),
+    );
+    messages.push(ChatMessage::new(Role::User, user_text));
+    ChatRequest {
+        messages,
+        sampling: None,
+        ignore_eos: false,
+    }
+}
+
+/// Checks a message before anything is stored or sent.
+pub fn validate_user_text(text: &str) -> Result<&str> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(Error::InvalidInput {
+            field: "message",
+            message: "is empty".into(),
+        });
+    }
+    Ok(trimmed)
+}
+
+/// A title from the first message: its first line, cut at a word boundary.
+pub fn title_from(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.chars().count() <= TITLE_CHARS {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(TITLE_CHARS).collect();
+    let at_word = cut.rfind(' ').filter(|&i| i > TITLE_CHARS / 2);
+    format!("{}…", &cut[..at_word.unwrap_or(cut.len())])
+}
+
+/// The session to continue, or a new one titled after the first message.
+pub fn open_session(
+    store: &mut Store,
+    persona: Persona,
+    session: Option<i64>,
+    first_text: &str,
+) -> Result<Session> {
+    match session {
+        Some(id) => store.session(id),
+        None => store.create_session(persona, &title_from(first_text)),
+    }
+}
+
+/// The status a stored reply gets from how it ended.
+pub fn reply_status(completion: &Completion) -> &'static str {
+    match completion.finish_reason {
+        FinishReason::Cancelled => "interrupted",
+        _ => "complete",
+    }
+}
+
+/// The status of a reply whose request failed.
+pub const FAILED_REPLY_STATUS: &str = "interrupted";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn stored(role: Role, content: &str) -> Message {
+        Message {
+            id: 0,
+            session_id: 1,
+            role,
+            content: content.to_owned(),
+            status: "complete".to_owned(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_request_is_system_prompt_history_then_the_new_message() {
+        let history = [stored(Role::User, "q1"), stored(Role::Assistant, "a1")];
+        let r = request_for(Persona::Office, &history, "q2", None);
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::System, Role::User, Role::Assistant, Role::User]
+        );
+        assert_eq!(r.messages[3].content, "q2");
+    }
+
+    #[test]
+    fn history_is_limited_to_the_latest_user_turns() {
+        let history = [
+            stored(Role::User, "q1"),
+            stored(Role::Assistant, "a1"),
+            stored(Role::User, "q2"),
+            stored(Role::Assistant, "a2"),
+            stored(Role::User, "q3"),
+            stored(Role::Assistant, ""), // a failed reply with no text is left out
+        ];
+        let r = request_for(Persona::Office, &history, "q4", Some(2));
+        let texts: Vec<&str> = r.messages[1..].iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, ["q2", "a2", "q3", "q4"]);
+        let r = request_for(Persona::Office, &history, "q4", Some(0));
+        assert_eq!(r.messages.len(), 2);
+    }
+
+    #[test]
+    fn empty_messages_are_refused_naming_the_field() {
+        let e = validate_user_text(" \n\t").unwrap_err();
+        assert_eq!(e.to_string(), "message: is empty");
+        assert_eq!(validate_user_text("  hi ").unwrap(), "hi");
+    }
+
+    #[test]
+    fn titles_are_the_first_line_cut_at_a_word() {
+        assert_eq!(title_from("Quarterly budget\nmore"), "Quarterly budget");
+        let long =
+            "Please summarise the attached quarterly budget report for the sales team by Friday";
+        let t = title_from(long);
+        assert!(
+            t.ends_with('…') && t.chars().count() <= TITLE_CHARS + 1,
+            "{t}"
+        );
+        assert!(long.starts_with(t.trim_end_matches('…')));
+        let korean = "분기 예산 보고서를 요약해 주세요. ".repeat(5);
+        assert!(title_from(&korean).chars().count() <= TITLE_CHARS + 1);
+    }
+
+    #[test]
+    fn a_session_is_created_once_and_continued_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("d.sqlite")).unwrap();
+        let s = open_session(&mut store, Persona::Office, None, "Budget question").unwrap();
+        assert_eq!(s.title, "Budget question");
+        let again = open_session(&mut store, Persona::Office, Some(s.id), "x").unwrap();
+        assert_eq!(again.id, s.id);
+        let missing = open_session(&mut store, Persona::Office, Some(999), "x").unwrap_err();
+        assert_eq!(missing.code(), "not_found");
+    }
+}

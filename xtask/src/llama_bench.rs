@@ -1,0 +1,733 @@
+//! llama.cpp's own `llama-bench`, built against the very llama.cpp the engine links.
+//!
+//! The benchmark reports the engine's speed as a ratio to `llama-bench`: how many prompt
+//! (pp) and generated (tg) tokens per second the engine reaches compared with llama.cpp's
+//! reference tool on the same model, threads and batch size. That ratio only means something
+//! when both sides run the same llama.cpp code built the same way, so this module does not use
+//! a prebuilt `llama-bench` or a fresh llama.cpp checkout:
+//!
+//! - The driver source (`tools/llama-bench/{llama-bench.cpp,main.cpp}`) is not shipped by the
+//!   `llama-cpp-sys-2` crate, so it is taken from the `llama-cpp-python` source distribution on
+//!   PyPI ([`SDIST_VERSION`], pinned by [`SDIST_SHA256`]), the release whose vendored llama.cpp
+//!   is closest to the one `llama-cpp-sys-2` [`SYS_CRATE_VERSION`] vendors. Only those two files
+//!   are extracted.
+//! - They are compiled against the headers of the sys crate's own llama.cpp source, with the
+//!   exact compiler and flags CMake used there for llama.cpp's `common` library (read from that
+//!   build's `compile_commands.json`: same optimisation level, `-march`, SIMD flags, defines),
+//!   and linked against the static libraries that the sys crate's build script already
+//!   produced (`libllama`, `libggml*`, `libllama-common*`, ...), with OpenMP and OpenSSL as
+//!   that build's `CMakeCache.txt` records them. The bench therefore runs the same object code as
+//!   the engine; only the driver loop differs.
+//!
+//! The result is cached under `<target>/bench/llama-bench/` and rebuilt only when it is missing
+//! or when the sys crate's libraries it was linked against have changed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The `llama-cpp-sys-2` release whose llama.cpp the bench is built against. The pinned sdist
+/// below was matched to this release; a different locked version makes [`build`] fail.
+pub const SYS_CRATE_VERSION: &str = "0.1.161";
+/// `llama-cpp-python` release providing `tools/llama-bench`. It is the newest one on PyPI and
+/// vendors llama.cpp@0c1e57098 (llama 0.5 / ggml 0.25.3); `llama-cpp-sys-2` 0.1.161 vendors a
+/// slightly newer llama.cpp (llama 0.6 / ggml 0.26.0) whose `arg.h`, `download.h`, `fit.h` and
+/// `build-info.h` are identical, and the driver compiles against it unchanged.
+pub const SDIST_VERSION: &str = "0.3.36";
+/// sha256 of `llama_cpp_python-0.3.36.tar.gz` as published on PyPI.
+pub const SDIST_SHA256: &str = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e";
+const SDIST_FILE: &str = "llama_cpp_python-0.3.36.tar.gz";
+/// Where the driver lives inside the sdist.
+const SDIST_BENCH_DIR: &str = "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/llama-bench";
+const BENCH_SOURCES: [&str; 2] = ["llama-bench.cpp", "main.cpp"];
+/// GPU and other backends whose extra libraries this module does not know how to link.
+const UNSUPPORTED_BACKENDS: &[&str] = &[
+    "GGML_CUDA",
+    "GGML_HIP",
+    "GGML_MUSA",
+    "GGML_VULKAN",
+    "GGML_METAL",
+    "GGML_OPENCL",
+    "GGML_SYCL",
+    "GGML_BLAS",
+    "GGML_RPC",
+    "GGML_BACKEND_DL",
+];
+
+/// Tokens per second measured by `llama-bench`.
+#[derive(Debug, Clone)]
+pub struct LlamaBenchResult {
+    /// Prompt processing: `avg_ts` of the `-p N_PROMPT` test.
+    pub pp_tokens_per_s: f64,
+    /// Text generation: `avg_ts` of the `-n N_GEN` test.
+    pub tg_tokens_per_s: f64,
+    /// Everything `llama-bench -o json` printed (an array, one object per test).
+    pub raw_json: serde_json::Value,
+}
+
+/// Returns the path of a `llama-bench` executable built against the llama.cpp of the newest
+/// `llama-cpp-sys-2` build under `target_dir/{debug,release}/build`, building it first when it
+/// is missing or stale. Needs `python3` with `pip` (to fetch the sdist), `tar`, and the C++
+/// compiler the sys crate was built with.
+pub fn build(repo_root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    check_locked_sys_version(repo_root)?;
+    let sys = SysBuild::find(target_dir)?;
+
+    let cache = target_dir.join("bench").join("llama-bench");
+    let exe = cache.join("llama-bench");
+    let stamp_path = cache.join("llama-bench.stamp");
+    let stamp = sys.stamp()?;
+    if exe.is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        return Ok(exe);
+    }
+
+    println!(
+        "==> building llama-bench (llama-cpp-python {SDIST_VERSION} driver) against {}",
+        sys.out_dir.display()
+    );
+    let started = Instant::now();
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let sdist = fetch_sdist(&cache.join("sdist"))?;
+    let src_dir = cache.join("src");
+    extract_bench_sources(&sdist, &src_dir)?;
+
+    let obj_dir = cache.join("obj");
+    fs::create_dir_all(&obj_dir).with_context(|| format!("creating {}", obj_dir.display()))?;
+    let mut objects = Vec::new();
+    for source in BENCH_SOURCES {
+        let object = obj_dir.join(format!("{source}.o"));
+        let mut cmd = Command::new(&sys.compiler);
+        cmd.args(&sys.compile_flags)
+            .arg("-c")
+            .arg(src_dir.join(source))
+            .arg("-o")
+            .arg(&object);
+        run_checked(&mut cmd, &format!("compiling {source}"))?;
+        objects.push(object);
+    }
+
+    // Link the way CMake links an executable of that build: compiler + CMAKE_CXX_FLAGS +
+    // CMAKE_CXX_FLAGS_<CONFIG> + CMAKE_EXE_LINKER_FLAGS, the objects, then the libraries.
+    let partial = cache.join("llama-bench.partial");
+    let mut cmd = Command::new(&sys.compiler);
+    cmd.args(&sys.link_flags)
+        .args(&objects)
+        .arg("-o")
+        .arg(&partial)
+        .arg("-Wl,--start-group")
+        .args(&sys.archives)
+        .arg("-Wl,--end-group")
+        .args(&sys.system_libs);
+    run_checked(&mut cmd, "linking llama-bench")?;
+    fs::rename(&partial, &exe)
+        .with_context(|| format!("moving {} to {}", partial.display(), exe.display()))?;
+    fs::write(&stamp_path, &stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
+
+    // Fail here rather than in the middle of a benchmark if the binary cannot start.
+    run_checked(
+        Command::new(&exe).arg("--help"),
+        "running the new llama-bench --help",
+    )?;
+    println!(
+        "    built {} in {:.1}s",
+        exe.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(exe)
+}
+
+/// Runs `llama-bench -m MODEL -t THREADS -p N_PROMPT -n N_GEN -b N_BATCH -ub N_BATCH -r REPS
+/// -o json` and returns the average tokens per second of its prompt and generation tests.
+pub fn run(
+    bin: &Path,
+    model: &Path,
+    threads: u32,
+    n_prompt: u32,
+    n_gen: u32,
+    n_batch: u32,
+    repetitions: u32,
+) -> Result<LlamaBenchResult> {
+    // llama-bench silently skips a test whose size is 0, so both must be positive.
+    for (name, value) in [
+        ("threads", threads),
+        ("n_prompt", n_prompt),
+        ("n_gen", n_gen),
+        ("n_batch", n_batch),
+        ("repetitions", repetitions),
+    ] {
+        if value == 0 {
+            bail!("llama-bench: {name} must be at least 1");
+        }
+    }
+    if !model.is_file() {
+        bail!("llama-bench: model {} not found", model.display());
+    }
+    let mut cmd = Command::new(bin);
+    cmd.arg("-m")
+        .arg(model)
+        .args(["-t", &threads.to_string()])
+        .args(["-p", &n_prompt.to_string()])
+        .args(["-n", &n_gen.to_string()])
+        .args(["-b", &n_batch.to_string()])
+        .args(["-ub", &n_batch.to_string()])
+        .args(["-r", &repetitions.to_string()])
+        .args(["-o", "json"]);
+    let output = cmd
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}",
+            show(&cmd),
+            output.status,
+            tail(&String::from_utf8_lossy(&output.stderr), 40)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    parse_output(&stdout, n_prompt, n_gen).with_context(|| {
+        format!(
+            "reading the output of `{}`\nstderr:\n{}",
+            show(&cmd),
+            tail(&String::from_utf8_lossy(&output.stderr), 20)
+        )
+    })
+}
+
+/// Picks the pp row (`n_prompt` = N, `n_gen` = 0) and the tg row (`n_prompt` = 0, `n_gen` = N)
+/// out of `llama-bench -o json` output.
+/// Prompt-processing tokens per second for `n_prompt` tokens read after `depth` tokens already
+/// in the cache (`llama-bench -p N -n 0 -d DEPTH`): llama.cpp's own cost of a conversation's
+/// next turn when the earlier turns are cached.
+pub fn prompt_at_depth(
+    bin: &Path,
+    model: &Path,
+    threads: u32,
+    n_prompt: u32,
+    depth: u32,
+    repetitions: u32,
+) -> Result<f64> {
+    if n_prompt == 0 || threads == 0 || repetitions == 0 {
+        bail!("llama-bench: n_prompt, threads and repetitions must be at least 1");
+    }
+    let mut cmd = Command::new(bin);
+    cmd.arg("-m")
+        .arg(model)
+        .args(["-t", &threads.to_string()])
+        .args(["-p", &n_prompt.to_string()])
+        .args(["-n", "0"])
+        .args(["-d", &depth.to_string()])
+        .args(["-r", &repetitions.to_string()])
+        .args(["-o", "json"]);
+    let output = cmd
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}",
+            show(&cmd),
+            output.status,
+            tail(&String::from_utf8_lossy(&output.stderr), 40)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let start = stdout
+        .find('[')
+        .context("no JSON array in llama-bench's output")?;
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout[start..]).context("parsing llama-bench's JSON output")?;
+    rows.as_array()
+        .and_then(|rows| rows.first())
+        .and_then(|row| row.get("avg_ts"))
+        .and_then(serde_json::Value::as_f64)
+        .with_context(|| format!("no avg_ts in the output of `{}`", show(&cmd)))
+}
+
+fn parse_output(stdout: &str, n_prompt: u32, n_gen: u32) -> Result<LlamaBenchResult> {
+    let start = stdout
+        .find('[')
+        .context("no JSON array in llama-bench's output")?;
+    let raw_json: serde_json::Value =
+        serde_json::from_str(&stdout[start..]).context("parsing llama-bench's JSON output")?;
+    let rows = raw_json
+        .as_array()
+        .context("llama-bench's JSON output is not an array")?;
+    let avg_ts = |want_prompt: u64, want_gen: u64| -> Result<f64> {
+        let row = rows
+            .iter()
+            .find(|row| {
+                row.get("n_prompt").and_then(serde_json::Value::as_u64) == Some(want_prompt)
+                    && row.get("n_gen").and_then(serde_json::Value::as_u64) == Some(want_gen)
+            })
+            .with_context(|| {
+                format!("no test with n_prompt={want_prompt} n_gen={want_gen} in the output")
+            })?;
+        row.get("avg_ts")
+            .and_then(serde_json::Value::as_f64)
+            .with_context(|| {
+                format!("no numeric avg_ts for n_prompt={want_prompt} n_gen={want_gen}")
+            })
+    };
+    let pp_tokens_per_s = avg_ts(u64::from(n_prompt), 0)?;
+    let tg_tokens_per_s = avg_ts(0, u64::from(n_gen))?;
+    Ok(LlamaBenchResult {
+        pp_tokens_per_s,
+        tg_tokens_per_s,
+        raw_json,
+    })
+}
+
+/// What the sys crate's CMake build produced and how it compiled.
+struct SysBuild {
+    out_dir: PathBuf,
+    compiler: PathBuf,
+    compile_flags: Vec<String>,
+    link_flags: Vec<String>,
+    archives: Vec<PathBuf>,
+    system_libs: Vec<String>,
+}
+
+impl SysBuild {
+    /// The newest `llama-cpp-sys-2-*/out` under `target_dir/{debug,release}/build` that was
+    /// configured from `llama-cpp-sys-2-<SYS_CRATE_VERSION>` and holds `libllama.a`.
+    fn find(target_dir: &Path) -> Result<SysBuild> {
+        let mut newest: Option<(SystemTime, PathBuf)> = None;
+        let mut seen = Vec::new();
+        for profile in ["debug", "release"] {
+            let build_dir = target_dir.join(profile).join("build");
+            let Ok(entries) = fs::read_dir(&build_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("llama-cpp-sys-2-")
+                {
+                    continue;
+                }
+                let out = entry.path().join("out");
+                let lib = out.join("build").join("src").join("libllama.a");
+                let Ok(modified) = fs::metadata(&lib).and_then(|m| m.modified()) else {
+                    continue;
+                };
+                let cache = read_cmake_cache(&out.join("build").join("CMakeCache.txt"));
+                let source = cache
+                    .as_ref()
+                    .ok()
+                    .and_then(|c| c.get("CMAKE_HOME_DIRECTORY").cloned())
+                    .unwrap_or_default();
+                seen.push(format!("{} (source {source})", out.display()));
+                if !source.contains(&format!("llama-cpp-sys-2-{SYS_CRATE_VERSION}")) {
+                    continue;
+                }
+                if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
+                    newest = Some((modified, out));
+                }
+            }
+        }
+        let Some((_, out_dir)) = newest else {
+            bail!(
+                "no build of llama-cpp-sys-2 {SYS_CRATE_VERSION} with its static libraries under \
+                 {}/{{debug,release}}/build (found: {}); build the engine first, e.g. \
+                 `cargo build -p deskmate-core` (or --release)",
+                target_dir.display(),
+                if seen.is_empty() {
+                    "none".to_string()
+                } else {
+                    seen.join(", ")
+                }
+            );
+        };
+        SysBuild::read(out_dir)
+    }
+
+    fn read(out_dir: PathBuf) -> Result<SysBuild> {
+        let build = out_dir.join("build");
+        let cache = read_cmake_cache(&build.join("CMakeCache.txt"))?;
+        let on = |key: &str| {
+            cache
+                .get(key)
+                .is_some_and(|v| matches!(v.to_ascii_uppercase().as_str(), "ON" | "TRUE" | "1"))
+        };
+        for backend in UNSUPPORTED_BACKENDS {
+            if on(backend) {
+                bail!(
+                    "{} was built with {backend}=ON; llama-bench can only be built here against a \
+                     CPU-only llama-cpp-sys-2 build",
+                    out_dir.display()
+                );
+            }
+        }
+
+        // Compile llama-bench exactly like a source of llama.cpp's `common` library, which is
+        // what llama-bench links and includes: same compiler, flags, defines, include dirs.
+        let compile_commands = build.join("compile_commands.json");
+        let text = fs::read_to_string(&compile_commands).with_context(|| {
+            format!(
+                "reading {} (llama-cpp-sys-2's build normally writes it)",
+                compile_commands.display()
+            )
+        })?;
+        let entries: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", compile_commands.display()))?;
+        let entry = entries
+            .as_array()
+            .and_then(|all| {
+                let file_ends = |e: &&serde_json::Value, suffix: &str| {
+                    e.get("file")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|f| f.replace('\\', "/").ends_with(suffix))
+                };
+                all.iter()
+                    .find(|e| file_ends(e, "/common/arg.cpp"))
+                    .or_else(|| all.iter().find(|e| file_ends(e, "/common/common.cpp")))
+            })
+            .with_context(|| {
+                format!(
+                    "{} has no entry for llama.cpp's common/arg.cpp: llama-bench needs the \
+                     `common` feature of llama-cpp-sys-2 (on by default)",
+                    compile_commands.display()
+                )
+            })?;
+        let args: Vec<String> = match (entry.get("arguments"), entry.get("command")) {
+            (Some(serde_json::Value::Array(a)), _) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            (_, Some(serde_json::Value::String(c))) => {
+                c.split_whitespace().map(str::to_string).collect()
+            }
+            _ => bail!("{}: entry has no command", compile_commands.display()),
+        };
+        let (compiler, rest) = args
+            .split_first()
+            .with_context(|| format!("{}: empty command", compile_commands.display()))?;
+        let mut compile_flags = Vec::new();
+        let mut skip_next = false;
+        for arg in rest {
+            if skip_next {
+                skip_next = false;
+            } else if arg == "-o" || arg == "-c" {
+                // The output object and the source file.
+                skip_next = true;
+            } else {
+                compile_flags.push(arg.clone());
+            }
+        }
+
+        let config = cache
+            .get("CMAKE_BUILD_TYPE")
+            .cloned()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let mut link_flags: Vec<String> = Vec::new();
+        for key in [
+            "CMAKE_CXX_FLAGS".to_string(),
+            format!("CMAKE_CXX_FLAGS_{config}"),
+            "CMAKE_EXE_LINKER_FLAGS".to_string(),
+            format!("CMAKE_EXE_LINKER_FLAGS_{config}"),
+        ] {
+            if let Some(v) = cache.get(&key) {
+                link_flags.extend(v.split_whitespace().map(str::to_string));
+            }
+        }
+
+        let mut archives = Vec::new();
+        collect_archives(&build, &mut archives)?;
+        archives.sort();
+        let has = |name: &str| {
+            archives
+                .iter()
+                .any(|a| a.file_name().is_some_and(|f| f == name))
+        };
+        if !has("libllama.a") || !has("libggml-base.a") {
+            bail!("{} lacks libllama.a or libggml-base.a", build.display());
+        }
+        if !has("libllama-common.a") && !has("libcommon.a") {
+            bail!(
+                "{} has no libllama-common.a: llama-bench needs the `common` feature of \
+                 llama-cpp-sys-2 (on by default)",
+                build.display()
+            );
+        }
+
+        let mut system_libs = Vec::new();
+        if on("GGML_OPENMP_ENABLED") {
+            // What CMake's OpenMP::OpenMP_CXX target adds for GCC/Clang (-fopenmp links libgomp).
+            let flags = cache
+                .get("OpenMP_CXX_FLAGS")
+                .cloned()
+                .unwrap_or_else(|| "-fopenmp".to_string());
+            system_libs.extend(flags.split_whitespace().map(str::to_string));
+        }
+        if on("LLAMA_OPENSSL") {
+            for key in ["OPENSSL_SSL_LIBRARY", "OPENSSL_CRYPTO_LIBRARY"] {
+                if let Some(lib) = cache.get(key).filter(|l| !l.ends_with("NOTFOUND")) {
+                    system_libs.push(lib.clone());
+                }
+            }
+        }
+        system_libs.extend(["-lpthread", "-ldl", "-lm"].map(str::to_string));
+
+        Ok(SysBuild {
+            out_dir,
+            compiler: PathBuf::from(compiler),
+            compile_flags,
+            link_flags,
+            archives,
+            system_libs,
+        })
+    }
+
+    /// Identifies the inputs of a built llama-bench: when it changes, the bench is rebuilt.
+    fn stamp(&self) -> Result<String> {
+        let mut s = format!(
+            "llama-cpp-python {SDIST_VERSION} {SDIST_SHA256}\nsys out {}\ncompile {} {}\nlink {}\n",
+            self.out_dir.display(),
+            self.compiler.display(),
+            self.compile_flags.join(" "),
+            self.link_flags.join(" "),
+        );
+        for archive in &self.archives {
+            let meta = fs::metadata(archive)
+                .with_context(|| format!("reading metadata of {}", archive.display()))?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            s.push_str(&format!(
+                "archive {} {} {mtime}\n",
+                archive.display(),
+                meta.len()
+            ));
+        }
+        s.push_str(&format!("libs {}\n", self.system_libs.join(" ")));
+        Ok(s)
+    }
+}
+
+/// `KEY:TYPE=VALUE` lines of a CMakeCache.txt.
+fn read_cmake_cache(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.starts_with("//") {
+            continue;
+        }
+        let Some((key_type, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key_type.split_once(':').map_or(key_type, |(k, _)| k);
+        map.insert(key.to_string(), value.to_string());
+    }
+    Ok(map)
+}
+
+fn collect_archives(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            collect_archives(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "a") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless Cargo.lock pins llama-cpp-sys-2 at the version the sdist was matched to.
+fn check_locked_sys_version(repo_root: &Path) -> Result<()> {
+    let lock_path = repo_root.join("Cargo.lock");
+    let lock = fs::read_to_string(&lock_path)
+        .with_context(|| format!("reading {}", lock_path.display()))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"llama-cpp-sys-2\"" {
+            let version = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|l| l.strip_suffix('"'))
+                .unwrap_or("?");
+            if version != SYS_CRATE_VERSION {
+                bail!(
+                    "Cargo.lock has llama-cpp-sys-2 {version}, but the llama-bench source in \
+                     xtask/src/llama_bench.rs is pinned for {SYS_CRATE_VERSION}: pick the \
+                     llama-cpp-python sdist whose vendored llama.cpp matches, and update \
+                     SYS_CRATE_VERSION, SDIST_VERSION and SDIST_SHA256"
+                );
+            }
+            return Ok(());
+        }
+    }
+    bail!("{} does not list llama-cpp-sys-2", lock_path.display())
+}
+
+/// The pinned sdist in `dir`, downloaded with pip unless a verified copy is already there.
+fn fetch_sdist(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(SDIST_FILE);
+    if path.is_file() && sha256_file(&path)? == SDIST_SHA256 {
+        return Ok(path);
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        bail!(
+            "building llama-bench needs python3 with pip to fetch the llama-cpp-python \
+             {SDIST_VERSION} source from PyPI; install them (Debian/Ubuntu: \
+             `sudo apt-get install python3 python3-pip`)"
+        );
+    }
+    println!("    downloading llama-cpp-python {SDIST_VERSION} (sdist, ~77 MB) with pip");
+    run_checked(
+        Command::new("python3")
+            .args(["-m", "pip", "download", "--disable-pip-version-check"])
+            .arg(format!("llama-cpp-python=={SDIST_VERSION}"))
+            .args(["--no-binary", ":all:", "--no-deps", "--dest"])
+            .arg(dir),
+        "downloading the llama-cpp-python sdist",
+    )?;
+    let actual = sha256_file(&path)
+        .with_context(|| format!("pip did not leave {} behind", path.display()))?;
+    if actual != SDIST_SHA256 {
+        // Do not keep a file that is not the one the bench was validated with.
+        let _ = fs::remove_file(&path);
+        bail!(
+            "{} has sha256 {actual}, expected {SDIST_SHA256}; refusing to build from it",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Extracts only `tools/llama-bench/{llama-bench.cpp,main.cpp}` of the sdist into `dest`.
+fn extract_bench_sources(sdist: &Path, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
+    }
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let strip = SDIST_BENCH_DIR.split('/').count();
+    let mut cmd = Command::new("tar");
+    cmd.arg("-xzf")
+        .arg(sdist)
+        .arg("-C")
+        .arg(dest)
+        .arg(format!("--strip-components={strip}"));
+    for source in BENCH_SOURCES {
+        cmd.arg(format!("{SDIST_BENCH_DIR}/{source}"));
+    }
+    run_checked(
+        &mut cmd,
+        "extracting the llama-bench source (needs GNU tar)",
+    )?;
+    for source in BENCH_SOURCES {
+        if !dest.join(source).is_file() {
+            bail!("{source} missing after extracting {}", sdist.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
+    let output = cmd
+        .output()
+        .with_context(|| format!("{what}: could not start `{}`", show(cmd)))?;
+    if !output.status.success() {
+        return Err(anyhow!(
+            "{what}: `{}` failed ({})\n{}{}",
+            show(cmd),
+            output.status,
+            tail(&String::from_utf8_lossy(&output.stdout), 20),
+            tail(&String::from_utf8_lossy(&output.stderr), 40)
+        ));
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let mut out = all[all.len().saturating_sub(lines)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_pp_and_tg_rows() -> Result<()> {
+        let out = r#"[
+          {"n_prompt": 128, "n_gen": 0, "avg_ts": 344.47},
+          {"n_prompt": 0, "n_gen": 32, "avg_ts": 61.5}
+        ]"#;
+        let r = parse_output(out, 128, 32)?;
+        assert!((r.pp_tokens_per_s - 344.47).abs() < 1e-9);
+        assert!((r.tg_tokens_per_s - 61.5).abs() < 1e-9);
+        assert!(parse_output(out, 64, 32).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn reads_cmake_cache_lines() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("llama-bench-test-{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        let path = dir.join("CMakeCache.txt");
+        fs::write(
+            &path,
+            "// comment\nGGML_OPENMP_ENABLED:INTERNAL=ON\nCMAKE_CXX_FLAGS:STRING= -O2 -g\n",
+        )?;
+        let cache = read_cmake_cache(&path)?;
+        fs::remove_dir_all(&dir)?;
+        assert_eq!(
+            cache.get("GGML_OPENMP_ENABLED").map(String::as_str),
+            Some("ON")
+        );
+        assert_eq!(
+            cache.get("CMAKE_CXX_FLAGS").map(String::as_str),
+            Some(" -O2 -g")
+        );
+        Ok(())
+    }
+}
