@@ -5,8 +5,11 @@
 //! Start-up never fails on a bad configuration, a missing model or an unreadable database: those
 //! are reported through `app_status` and shown as banners.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use deskmate_core::engine::{Engine, PersonaState};
+use deskmate_core::store::Persona;
 
 use deskmate_core::gpu::{self, Monitor, MonitorSample, MonitorSnapshot, Sampler};
 use deskmate_core::paths::PathOverrides;
@@ -21,6 +24,8 @@ pub struct AppState {
     startup: Mutex<Startup>,
     /// `None` when the sampling thread could not be started (reported by `monitor_snapshot`).
     monitor: Option<Monitor>,
+    /// The model host, or why llama.cpp could not start (reported by `engine_status`).
+    engine: Result<Arc<Engine>, ErrorPayload>,
 }
 
 fn internal(what: &str) -> ErrorPayload {
@@ -68,9 +73,54 @@ fn monitor_set_visible(state: tauri::State<'_, AppState>, visible: bool) {
     }
 }
 
+/// Each persona's model: loading, loaded (load report and live statistics), failed (the error
+/// and every load attempt) or not loaded.
+#[tauri::command]
+fn engine_status(state: tauri::State<'_, AppState>) -> Result<Vec<PersonaState>, ErrorPayload> {
+    match &state.engine {
+        Ok(engine) => Ok(engine.persona_states()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// Loads both personas' models off the async runtime (loading takes seconds), one after the
+/// other so the second sees the VRAM the first took.
+fn load_models_in_background(engine: Arc<Engine>, startup: &Startup) {
+    let jobs: Vec<_> = [Persona::Office, Persona::Character]
+        .into_iter()
+        .map(|persona| {
+            let config = match persona {
+                Persona::Office => startup.config.config.models.office.clone(),
+                Persona::Character => startup.config.config.models.character.clone(),
+            };
+            (persona, startup.paths.model_path(&config.path), config)
+        })
+        .collect();
+    let spawned = std::thread::Builder::new()
+        .name("deskmate-model-loader".into())
+        .spawn(move || {
+            for (persona, path, config) in jobs {
+                if let Err(e) = engine.load(persona, &path, &config) {
+                    tracing::warn!(persona = persona.as_str(), error = %e, "model not loaded");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "the model loading thread could not be started");
+    }
+}
+
 pub fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+    // llama.cpp logs hundreds of lines per model load; only its errors are shown.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("llama-cpp-2", tracing::Level::ERROR)
+        .with_target("llama_cpp_2", tracing::Level::ERROR);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
 
     let startup = Startup::open(&PathOverrides::default())?;
@@ -98,16 +148,39 @@ pub fn run() -> anyhow::Result<()> {
             )
             .map_err(|e| tracing::error!(error = %e, "the GPU monitor thread could not be started"))
             .ok();
+            // Finished requests go to the request log through a connection of their own.
+            let sink = deskmate_core::store::Store::open(&startup.paths.database)
+                .ok()
+                .map(|store| {
+                    let store = Mutex::new(store);
+                    let sink: deskmate_core::engine::RequestSink = Arc::new(move |record| {
+                        let mut store = store
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if let Err(e) = store.log_request(record) {
+                            tracing::warn!(error = %e, "request log not written");
+                        }
+                    });
+                    sink
+                });
+            let engine = Engine::new(sink)
+                .map(Arc::new)
+                .map_err(|e| ErrorPayload::from(&e));
+            if let Ok(engine) = &engine {
+                load_models_in_background(Arc::clone(engine), &startup);
+            }
             app.manage(AppState {
                 startup: Mutex::new(startup),
                 monitor,
+                engine,
             });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
             app_status,
             monitor_snapshot,
-            monitor_set_visible
+            monitor_set_visible,
+            engine_status
         ])
         .run(tauri::generate_context!())?;
     Ok(())

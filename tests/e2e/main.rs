@@ -161,3 +161,51 @@ fn the_monitor_page_says_there_is_no_nvidia_gpu_and_charts_cpu_and_ram() {
     assert!(placements.contains("GPU 0"), "placements: {placements}");
     app.screenshot("monitor-no-gpu.png").unwrap();
 }
+
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn the_models_page_shows_the_engines_load_reports_and_failures() {
+    let home = tempfile::tempdir().unwrap();
+    let smol = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .canonicalize()
+        .expect("the SmolLM2 test model is in models/ (cargo xtask models --set test)");
+    let config = home.path().join("config").join("config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let body = serde_json::json!({
+        "models": {
+            "office": { "path": smol, "n_ctx": 2048, "parallel": 2 },
+            "character": { "path": "not-downloaded.gguf" }
+        }
+    });
+    std::fs::write(&config, body.to_string()).unwrap();
+
+    let app = open_app(home.path(), "en_US.UTF-8");
+    app.click("[data-testid=\"nav-models\"]").unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid=\"engine-office\"]')?.dataset.state === 'loaded' \
+         && document.querySelector('[data-testid=\"engine-character\"]')?.dataset.state === 'failed'",
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let office = app.text("[data-testid=\"engine-office\"]").unwrap();
+    assert!(office.contains("CPU only (30 layers)"), "{office}");
+    assert!(
+        office.contains("2,048 tokens, 2 slots of 1,024"),
+        "{office}"
+    );
+    assert!(
+        office.contains("0 GPU layers, context 2,048: loaded"),
+        "{office}"
+    );
+    let character = app
+        .text("[data-testid=\"engine-failure-character\"]")
+        .unwrap();
+    assert!(character.contains("model_missing"), "{character}");
+    app.script(
+        "document.querySelector('[data-testid=\"engine-office\"]').scrollIntoView(); return true;",
+        serde_json::json!([]),
+    )
+    .unwrap();
+    app.screenshot("models-engine.png").unwrap();
+}

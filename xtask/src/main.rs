@@ -247,15 +247,10 @@ impl Repo {
     fn e2e(&self) -> Result<()> {
         step("end-to-end tests (the built app through tauri-driver)");
         let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
-        let mut cargo_test = vec![
-            "test",
-            "--workspace",
-            "--test",
-            "e2e",
-            "--",
-            "--ignored",
-            "--test-threads=1",
-        ];
+        // The e2e tests are the workspace's only `#[ignore]`d tests. Selecting them with
+        // `--test e2e` would resolve features differently from `cargo test --workspace` and
+        // compile llama.cpp again, so every test binary runs with `--ignored` instead.
+        let mut cargo_test = vec!["test", "--workspace", "--", "--ignored", "--test-threads=1"];
         let mut cmd = if has_display() {
             let mut c = self.cargo();
             c.args(&cargo_test);

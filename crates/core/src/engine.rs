@@ -212,6 +212,31 @@ pub struct ModelStatus {
     pub stats: StatsSnapshot,
 }
 
+/// Where a persona's model stands, for the Models page: loading, loaded (with its report and
+/// statistics), failed (with the error and every load attempt) or not loaded.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PersonaState {
+    NotLoaded {
+        persona: Persona,
+    },
+    Loading {
+        persona: Persona,
+        file: PathBuf,
+    },
+    Loaded {
+        persona: Persona,
+        report: Box<LoadReport>,
+        stats: StatsSnapshot,
+    },
+    Failed {
+        persona: Persona,
+        file: PathBuf,
+        error: crate::ErrorPayload,
+        attempts: Vec<fit::Attempt>,
+    },
+}
+
 /// Free VRAM of GPU `index` by NVML, when there is an NVIDIA driver.
 fn free_vram(index: u32) -> Option<u64> {
     use crate::gpu::GpuSource;
@@ -249,6 +274,8 @@ pub struct Engine {
     models: Mutex<HashMap<Persona, Loaded>>,
     /// Weights by load parameters, kept while any worker uses them.
     weights: Mutex<Vec<(WeightsKey, Weak<llama_cpp_2::model::LlamaModel>, LoadReport)>>,
+    /// Loads in progress and the last failed load, per persona.
+    pending: Mutex<HashMap<Persona, PersonaState>>,
     sink: Option<RequestSink>,
 }
 
@@ -259,6 +286,7 @@ impl Engine {
         Ok(Engine {
             models: Mutex::new(HashMap::new()),
             weights: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
             sink,
         })
     }
@@ -267,6 +295,66 @@ impl Engine {
     /// its running requests ending with [`Error::ModelUnloaded`]. `path` is the model file
     /// (relative paths in the config are resolved by the caller). Blocks while loading.
     pub fn load(&self, persona: Persona, path: &Path, config: &ModelConfig) -> Result<LoadReport> {
+        self.set_pending(
+            persona,
+            Some(PersonaState::Loading {
+                persona,
+                file: path.to_path_buf(),
+            }),
+        );
+        let result = self.load_inner(persona, path, config);
+        let failed = result.as_ref().err().map(|e| PersonaState::Failed {
+            persona,
+            file: path.to_path_buf(),
+            error: crate::ErrorPayload::from(e),
+            attempts: match e {
+                Error::ModelLoadFailed { attempts, .. } => attempts.clone(),
+                _ => Vec::new(),
+            },
+        });
+        self.set_pending(persona, failed);
+        result
+    }
+
+    fn set_pending(&self, persona: Persona, state: Option<PersonaState>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match state {
+            Some(state) => pending.insert(persona, state),
+            None => pending.remove(&persona),
+        };
+    }
+
+    /// Where each persona's model stands (the Models page polls this).
+    pub fn persona_states(&self) -> Vec<PersonaState> {
+        [Persona::Office, Persona::Character]
+            .into_iter()
+            .map(|persona| {
+                let pending = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&persona)
+                    .cloned();
+                match (pending, self.status(persona)) {
+                    (Some(state @ PersonaState::Loading { .. }), _) => state,
+                    (_, Some(status)) => PersonaState::Loaded {
+                        persona,
+                        report: Box::new(status.report),
+                        stats: status.stats,
+                    },
+                    (Some(state), None) => state,
+                    (None, None) => PersonaState::NotLoaded { persona },
+                }
+            })
+            .collect()
+    }
+
+    fn load_inner(
+        &self,
+        persona: Persona,
+        path: &Path,
+        config: &ModelConfig,
+    ) -> Result<LoadReport> {
         self.unload(persona);
         let key = WeightsKey::of(path, config);
         let shared = {

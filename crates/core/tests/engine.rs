@@ -506,3 +506,37 @@ fn bad_model_files_are_typed_errors_and_never_abort() {
     }
     assert!(engine.status(Persona::Office).is_none());
 }
+
+#[test]
+fn persona_states_say_loaded_failed_or_not_loaded() {
+    use deskmate_core::engine::PersonaState;
+    let engine = engine();
+    engine
+        .load(Persona::Office, &model(SMOL), &config(1, 8))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    engine
+        .load(
+            Persona::Character,
+            &dir.path().join("gone.gguf"),
+            &config(1, 8),
+        )
+        .unwrap_err();
+    let states = engine.persona_states();
+    assert!(
+        matches!(&states[0], PersonaState::Loaded { report, .. } if report.layers_total == 30),
+        "{states:?}"
+    );
+    assert!(
+        matches!(&states[1], PersonaState::Failed { error, .. } if error.code == "model_missing"),
+        "{states:?}"
+    );
+    let json = serde_json::to_value(&states).unwrap();
+    assert_eq!(json[0]["state"], "loaded");
+    assert_eq!(json[1]["state"], "failed");
+    engine.unload(Persona::Office);
+    assert!(matches!(
+        engine.persona_states()[0],
+        PersonaState::NotLoaded { .. }
+    ));
+}

@@ -1,0 +1,92 @@
+import { render, screen } from '@testing-library/svelte';
+import { describe, expect, it } from 'vitest';
+import type { EngineStats, LoadReport, PersonaState } from '../lib/engine';
+import { makeTranslator } from '../lib/i18n';
+import EngineStatus from './EngineStatus.svelte';
+
+const report: LoadReport = {
+  persona: 'office',
+  file: '/models/qwen.gguf',
+  file_bytes: 1_117_320_768,
+  architecture: 'qwen2',
+  quantization: 'Q4_K_M',
+  layers_total: 28,
+  layers_on_gpu: 21,
+  gpu: 0,
+  backend: 'cpu+cuda',
+  free_vram_bytes: 4_000_000_000,
+  estimated_layers: 28,
+  n_ctx: 8192,
+  n_ctx_per_slot: 2048,
+  parallel: 4,
+  threads: 7,
+  chat_template: 'from the model file',
+  load_ms: 2345,
+  attempts: [
+    {
+      gpu_layers: 28,
+      n_ctx: 8192,
+      failure: { stage: 'create_context', reason: 'cudaMalloc failed: out of memory', out_of_memory: true },
+    },
+    { gpu_layers: 21, n_ctx: 8192, failure: null },
+  ],
+  shared_with: null,
+};
+
+const stats: EngineStats = {
+  requests: 10,
+  succeeded: 9,
+  cancelled: 1,
+  busy: 0,
+  failed: {},
+  queue_length: 0,
+  active_slots: 1,
+  slots: 4,
+  window: 9,
+  ttft_ms: { mean: 120.4, p95: 250.9 },
+  latency_ms: { mean: 2100, p95: 4000 },
+  prompt_tokens_per_s: { mean: 350.25, p95: 400 },
+  generation_tokens_per_s: { mean: 40.5, p95: 45 },
+  cache_hit_ratio: 0.5,
+};
+
+const states: PersonaState[] = [
+  { state: 'loaded', persona: 'office', report, stats },
+  {
+    state: 'failed',
+    persona: 'character',
+    file: '/models/gone.gguf',
+    error: { code: 'model_missing', message: '/models/gone.gguf: file not found' },
+    attempts: [],
+  },
+];
+
+describe('EngineStatus', () => {
+  it('shows the load report with every back-off attempt and the live statistics', () => {
+    render(EngineStatus, { t: makeTranslator('en'), states });
+    const office = screen.getByTestId('engine-office');
+    expect(office.dataset.state).toBe('loaded');
+    expect(office.textContent).toContain('21/28 layers on GPU 0');
+    expect(office.textContent).toContain('8,192 tokens, 4 slots of 2,048');
+    expect(office.textContent).toContain('out of memory — cudaMalloc failed: out of memory');
+    expect(office.textContent).toContain('21 GPU layers, context 8,192: loaded');
+    const numbers = screen.getByTestId('engine-stats-office').textContent ?? '';
+    expect(numbers).toContain('90%');
+    expect(numbers).toContain('120 / 251 ms');
+    expect(numbers).toContain('350.3');
+    expect(numbers).toContain('0 / 1 of 4');
+  });
+
+  it('shows why a model failed to load, in Korean too', () => {
+    render(EngineStatus, { t: makeTranslator('ko'), states });
+    const failed = screen.getByTestId('engine-character');
+    expect(failed.dataset.state).toBe('failed');
+    expect(failed.textContent).toContain('불러오기 실패');
+    expect(screen.getByTestId('engine-failure-character').textContent).toContain('model_missing');
+  });
+
+  it('renders nothing outside the app before the engine answers', () => {
+    render(EngineStatus, { t: makeTranslator('en') });
+    expect(screen.queryByTestId('engine-office')).toBeNull();
+  });
+});

@@ -1,0 +1,113 @@
+// The engine's per-persona state from the `engine_status` command (Rust: core::engine::PersonaState)
+// and the pure helpers the Models page uses to show it.
+import type { CommandError } from './types';
+
+export type Persona = 'office' | 'character';
+
+export interface LoadFailure {
+  stage: 'load_model' | 'create_context';
+  reason: string;
+  out_of_memory: boolean;
+}
+
+export interface LoadAttempt {
+  gpu_layers: number;
+  n_ctx: number;
+  /** null when this attempt loaded the model. */
+  failure: LoadFailure | null;
+}
+
+export interface LoadReport {
+  persona: Persona;
+  file: string;
+  file_bytes: number;
+  architecture: string | null;
+  quantization: string | null;
+  layers_total: number;
+  layers_on_gpu: number;
+  gpu: number | null;
+  backend: string;
+  free_vram_bytes: number | null;
+  estimated_layers: number | null;
+  n_ctx: number;
+  n_ctx_per_slot: number;
+  parallel: number;
+  threads: number;
+  chat_template: string;
+  load_ms: number;
+  attempts: LoadAttempt[];
+  shared_with: Persona | null;
+}
+
+export interface Summary {
+  mean: number;
+  p95: number;
+}
+
+export interface EngineStats {
+  requests: number;
+  succeeded: number;
+  cancelled: number;
+  busy: number;
+  failed: Record<string, number>;
+  queue_length: number;
+  active_slots: number;
+  slots: number;
+  window: number;
+  ttft_ms: Summary | null;
+  latency_ms: Summary | null;
+  prompt_tokens_per_s: Summary | null;
+  generation_tokens_per_s: Summary | null;
+  cache_hit_ratio: number | null;
+}
+
+export type PersonaState =
+  | { state: 'not_loaded'; persona: Persona }
+  | { state: 'loading'; persona: Persona; file: string }
+  | { state: 'loaded'; persona: Persona; report: LoadReport; stats: EngineStats }
+  | {
+      state: 'failed';
+      persona: Persona;
+      file: string;
+      error: CommandError;
+      attempts: LoadAttempt[];
+    };
+
+/** "24/30" layers on the GPU, or null when everything runs on the CPU. */
+export function gpuLayers(report: LoadReport): string | null {
+  if (report.layers_on_gpu === 0 || report.gpu === null) return null;
+  return `${report.layers_on_gpu}/${report.layers_total}`;
+}
+
+/** Share of finished requests that succeeded, 0–100, or null before any request. */
+export function successRate(stats: EngineStats): number | null {
+  const failed = Object.values(stats.failed).reduce((a, b) => a + b, 0);
+  const finished = stats.succeeded + stats.cancelled + stats.busy + failed;
+  if (finished === 0) return null;
+  return Math.round((stats.succeeded / finished) * 100);
+}
+
+/** A number with at most `digits` decimals in the UI language, or "—". */
+export function formatNumber(value: number | null | undefined, lang: 'ko' | 'en', digits = 0): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '—';
+  return new Intl.NumberFormat(lang === 'ko' ? 'ko-KR' : 'en-US', {
+    maximumFractionDigits: digits,
+  }).format(value);
+}
+
+/** Checks the reply of `engine_status` enough that a shape mismatch is an error, not a blank. */
+export function parseEngineStatus(value: unknown): PersonaState[] {
+  if (!Array.isArray(value)) throw new Error('engine_status: not an array');
+  const states = new Set(['not_loaded', 'loading', 'loaded', 'failed']);
+  return value.map((item, i) => {
+    if (typeof item !== 'object' || item === null) throw new Error(`engine_status[${i}]: not an object`);
+    const record = item as Record<string, unknown>;
+    if (typeof record.state !== 'string' || !states.has(record.state)) {
+      throw new Error(`engine_status[${i}]: unknown state`);
+    }
+    if (record.persona !== 'office' && record.persona !== 'character') {
+      throw new Error(`engine_status[${i}]: unknown persona`);
+    }
+    return item as PersonaState;
+  });
+}
