@@ -489,41 +489,87 @@ fn bench_engine(args: &[String]) -> Result<()> {
     let cli = repo.target_dir().join("debug").join(exe("deskmate"));
     let llama_bench = llama_bench::build(&repo.root, &repo.target_dir())?;
 
-    // The baseline is measured before and after the engine and averaged, so a change in the
-    // machine's load during the run affects both sides alike.
-    step(&format!(
-        "llama-bench: {} threads, pp{n_prompt}, tg{n_gen}, batch {batch}, {reps} repetitions",
-        threads
-    ));
-    let before = llama_bench::run(&llama_bench, &model, threads, n_prompt, n_gen, batch, reps)?;
-    step("the Deskmate engine, same model, threads and batch");
-    let output = capture(Command::new(&cli).args([
-        "bench-engine",
-        "--model",
-        &model.to_string_lossy(),
-        "--threads",
-        &threads.to_string(),
-        "--prompt-tokens",
-        &n_prompt.to_string(),
-        "--gen-tokens",
-        &n_gen.to_string(),
-        "--batch",
-        &batch.to_string(),
-        "--repetitions",
-        &reps.to_string(),
-    ]))?;
-    let engine: serde_json::Value =
-        serde_json::from_str(&output).context("reading the engine benchmark's JSON")?;
-    step("llama-bench again");
-    let after = llama_bench::run(&llama_bench, &model, threads, n_prompt, n_gen, batch, reps)?;
-
+    // The machine is shared and its load drifts, so llama-bench and the engine run in
+    // alternating rounds; each round's ratio compares two measurements taken seconds apart,
+    // and the median round is reported.
+    let rounds = if quick { 3 } else { 5 };
+    let engine_cmd = |speed_only: bool| {
+        let mut cmd = Command::new(&cli);
+        cmd.args([
+            "bench-engine",
+            "--model",
+            &model.to_string_lossy(),
+            "--threads",
+            &threads.to_string(),
+            "--prompt-tokens",
+            &n_prompt.to_string(),
+            "--gen-tokens",
+            &n_gen.to_string(),
+            "--batch",
+            &batch.to_string(),
+            "--repetitions",
+            &reps.to_string(),
+        ]);
+        if speed_only {
+            cmd.arg("--speed-only");
+        }
+        cmd
+    };
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
-    let base_pp = (before.pp_tokens_per_s + after.pp_tokens_per_s) / 2.0;
-    let base_tg = (before.tg_tokens_per_s + after.tg_tokens_per_s) / 2.0;
-    let ours_pp = num(&engine["prompt"]["tokens_per_s"]);
-    let ours_tg = num(&engine["generation"]["tokens_per_s"]);
-    let pp_ratio = ours_pp / base_pp;
-    let tg_ratio = ours_tg / base_tg;
+    let mut round_results = Vec::new();
+    for round in 1..=rounds {
+        step(&format!(
+            "round {round}/{rounds}: llama-bench ({threads} threads, pp{n_prompt}, tg{n_gen}, batch {batch}, {reps} repetitions), then the engine with the same settings"
+        ));
+        let base = llama_bench::run(&llama_bench, &model, threads, n_prompt, n_gen, batch, reps)?;
+        let ours: serde_json::Value = serde_json::from_str(&capture(&mut engine_cmd(true))?)
+            .context("reading the engine benchmark's JSON")?;
+        round_results.push((base, ours));
+    }
+    step("the engine: concurrency and the conversation");
+    let engine: serde_json::Value = serde_json::from_str(&capture(&mut engine_cmd(false))?)
+        .context("reading the engine benchmark's JSON")?;
+
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let pp_ratio = median(
+        round_results
+            .iter()
+            .map(|(b, o)| num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s)
+            .collect(),
+    );
+    let tg_ratio = median(
+        round_results
+            .iter()
+            .map(|(b, o)| num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s)
+            .collect(),
+    );
+    let base_pp = median(
+        round_results
+            .iter()
+            .map(|(b, _)| b.pp_tokens_per_s)
+            .collect(),
+    );
+    let base_tg = median(
+        round_results
+            .iter()
+            .map(|(b, _)| b.tg_tokens_per_s)
+            .collect(),
+    );
+    let ours_pp = median(
+        round_results
+            .iter()
+            .map(|(_, o)| num(&o["prompt"]["tokens_per_s"]))
+            .collect(),
+    );
+    let ours_tg = median(
+        round_results
+            .iter()
+            .map(|(_, o)| num(&o["generation"]["tokens_per_s"]))
+            .collect(),
+    );
     let aggregate: Vec<(u64, f64)> = engine["aggregate"]
         .as_array()
         .map(|a| {
@@ -569,7 +615,7 @@ fn bench_engine(args: &[String]) -> Result<()> {
 
     let mut md = String::new();
     md.push_str(&format!(
-        "# Engine benchmark\n\nModel `{}`, {threads} threads, batch {batch}, {} (llama-bench measured before and after the engine, averaged).\n\n",
+        "# Engine benchmark\n\nModel `{}`, {threads} threads, batch {batch}, {}: {rounds} alternating rounds of llama-bench and the engine; each ratio is the median of the rounds' ratios (speeds are medians too).\n\n",
         model.display(),
         if quick { "quick run" } else { "full run" }
     ));
@@ -612,8 +658,12 @@ fn bench_engine(args: &[String]) -> Result<()> {
         "threads": threads,
         "batch": batch,
         "quick": quick,
-        "llama_bench": { "before": before.raw_json, "after": after.raw_json,
-                         "pp_tokens_per_s": base_pp, "tg_tokens_per_s": base_tg },
+        "rounds": round_results.iter().map(|(b, o)| serde_json::json!({
+            "llama_bench": b.raw_json, "engine": o,
+            "prompt_ratio": num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s,
+            "generation_ratio": num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s,
+        })).collect::<Vec<_>>(),
+        "llama_bench": { "pp_tokens_per_s": base_pp, "tg_tokens_per_s": base_tg },
         "engine": engine,
         "ratios": { "prompt": pp_ratio, "generation": tg_ratio,
                     "aggregate_vs_single": aggregate.iter().map(|(k, t)| serde_json::json!({"concurrent": k, "ratio": t / single})).collect::<Vec<_>>(),

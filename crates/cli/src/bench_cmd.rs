@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Turns of the conversation whose first and last time to first token are compared
     #[arg(long, default_value_t = 10)]
     turns: u32,
+    /// Only the single-request prompt and generation speeds (for interleaved rounds)
+    #[arg(long)]
+    speed_only: bool,
 }
 
 fn greedy(max_tokens: u32) -> Sampling {
@@ -113,6 +116,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             ),
         )?;
         tg.push(c.timings.generation_tokens_per_s.unwrap_or(0.0));
+    }
+
+    if args.speed_only {
+        let out = serde_json::json!({
+            "prompt": { "tokens": pp_tokens, "tokens_per_s_runs": pp, "tokens_per_s": median(pp.clone()) },
+            "generation": { "tokens": args.gen_tokens, "tokens_per_s_runs": tg, "tokens_per_s": median(tg.clone()) },
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
     }
 
     // Aggregate generation with concurrent requests.
