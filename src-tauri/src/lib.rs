@@ -111,13 +111,10 @@ fn load_models_in_background(engine: Arc<Engine>, startup: &Startup) {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    // llama.cpp logs hundreds of lines per model load; only its errors are shown.
+    // Only errors from llama.cpp (it logs hundreds of lines per model load).
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_default(tracing::Level::INFO)
-        .with_target("llama-cpp-2", tracing::Level::ERROR)
-        .with_target("llama_cpp_2", tracing::Level::ERROR);
+    let filter = deskmate_core::engine::llama_log::quiet_llama_filter(tracing::Level::INFO);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .with(filter)
@@ -151,18 +148,7 @@ pub fn run() -> anyhow::Result<()> {
             // Finished requests go to the request log through a connection of their own.
             let sink = deskmate_core::store::Store::open(&startup.paths.database)
                 .ok()
-                .map(|store| {
-                    let store = Mutex::new(store);
-                    let sink: deskmate_core::engine::RequestSink = Arc::new(move |record| {
-                        let mut store = store
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if let Err(e) = store.log_request(record) {
-                            tracing::warn!(error = %e, "request log not written");
-                        }
-                    });
-                    sink
-                });
+                .map(|store| deskmate_core::engine::store_sink(Arc::new(Mutex::new(store))));
             let engine = Engine::new(sink)
                 .map(Arc::new)
                 .map_err(|e| ErrorPayload::from(&e));

@@ -168,14 +168,40 @@ pub fn run(
     if !model.is_file() {
         bail!("llama-bench: model {} not found", model.display());
     }
+    let n_batch = n_batch.to_string();
+    let (stdout, shown) = run_json(
+        bin,
+        model,
+        threads,
+        repetitions,
+        &[
+            "-p",
+            &n_prompt.to_string(),
+            "-n",
+            &n_gen.to_string(),
+            "-b",
+            &n_batch,
+            "-ub",
+            &n_batch,
+        ],
+    )?;
+    parse_output(&stdout, n_prompt, n_gen).with_context(|| format!("reading the output of {shown}"))
+}
+
+/// Runs `llama-bench -m MODEL -t THREADS -r REPS -o json` plus `args`; returns its standard
+/// output and, for errors about that output, the command with the tail of its stderr.
+fn run_json(
+    bin: &Path,
+    model: &Path,
+    threads: u32,
+    repetitions: u32,
+    args: &[&str],
+) -> Result<(String, String)> {
     let mut cmd = Command::new(bin);
     cmd.arg("-m")
         .arg(model)
         .args(["-t", &threads.to_string()])
-        .args(["-p", &n_prompt.to_string()])
-        .args(["-n", &n_gen.to_string()])
-        .args(["-b", &n_batch.to_string()])
-        .args(["-ub", &n_batch.to_string()])
+        .args(args)
         .args(["-r", &repetitions.to_string()])
         .args(["-o", "json"]);
     let output = cmd
@@ -189,18 +215,22 @@ pub fn run(
             tail(&String::from_utf8_lossy(&output.stderr), 40)
         );
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    parse_output(&stdout, n_prompt, n_gen).with_context(|| {
-        format!(
-            "reading the output of `{}`\nstderr:\n{}",
-            show(&cmd),
-            tail(&String::from_utf8_lossy(&output.stderr), 20)
-        )
-    })
+    let shown = format!(
+        "`{}`\nstderr:\n{}",
+        show(&cmd),
+        tail(&String::from_utf8_lossy(&output.stderr), 20)
+    );
+    Ok((String::from_utf8_lossy(&output.stdout).into_owned(), shown))
 }
 
-/// Picks the pp row (`n_prompt` = N, `n_gen` = 0) and the tg row (`n_prompt` = 0, `n_gen` = N)
-/// out of `llama-bench -o json` output.
+/// The JSON array `llama-bench -o json` prints (after any log lines).
+fn json_rows(stdout: &str) -> Result<serde_json::Value> {
+    let start = stdout
+        .find('[')
+        .context("no JSON array in llama-bench's output")?;
+    serde_json::from_str(&stdout[start..]).context("parsing llama-bench's JSON output")
+}
+
 /// Prompt-processing tokens per second for `n_prompt` tokens read after `depth` tokens already
 /// in the cache (`llama-bench -p N -n 0 -d DEPTH`): llama.cpp's own cost of a conversation's
 /// next turn when the earlier turns are cached.
@@ -215,45 +245,32 @@ pub fn prompt_at_depth(
     if n_prompt == 0 || threads == 0 || repetitions == 0 {
         bail!("llama-bench: n_prompt, threads and repetitions must be at least 1");
     }
-    let mut cmd = Command::new(bin);
-    cmd.arg("-m")
-        .arg(model)
-        .args(["-t", &threads.to_string()])
-        .args(["-p", &n_prompt.to_string()])
-        .args(["-n", "0"])
-        .args(["-d", &depth.to_string()])
-        .args(["-r", &repetitions.to_string()])
-        .args(["-o", "json"]);
-    let output = cmd
-        .output()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed ({}):\n{}",
-            show(&cmd),
-            output.status,
-            tail(&String::from_utf8_lossy(&output.stderr), 40)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let start = stdout
-        .find('[')
-        .context("no JSON array in llama-bench's output")?;
-    let rows: serde_json::Value =
-        serde_json::from_str(&stdout[start..]).context("parsing llama-bench's JSON output")?;
-    rows.as_array()
+    let (stdout, shown) = run_json(
+        bin,
+        model,
+        threads,
+        repetitions,
+        &[
+            "-p",
+            &n_prompt.to_string(),
+            "-n",
+            "0",
+            "-d",
+            &depth.to_string(),
+        ],
+    )?;
+    json_rows(&stdout)?
+        .as_array()
         .and_then(|rows| rows.first())
         .and_then(|row| row.get("avg_ts"))
         .and_then(serde_json::Value::as_f64)
-        .with_context(|| format!("no avg_ts in the output of `{}`", show(&cmd)))
+        .with_context(|| format!("no avg_ts in the output of {shown}"))
 }
 
+/// Picks the pp row (`n_prompt` = N, `n_gen` = 0) and the tg row (`n_prompt` = 0, `n_gen` = N)
+/// out of `llama-bench -o json` output.
 fn parse_output(stdout: &str, n_prompt: u32, n_gen: u32) -> Result<LlamaBenchResult> {
-    let start = stdout
-        .find('[')
-        .context("no JSON array in llama-bench's output")?;
-    let raw_json: serde_json::Value =
-        serde_json::from_str(&stdout[start..]).context("parsing llama-bench's JSON output")?;
+    let raw_json = json_rows(stdout)?;
     let rows = raw_json
         .as_array()
         .context("llama-bench's JSON output is not an array")?;

@@ -13,12 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Context;
 use deskmate_core::config::ModelConfig;
 use deskmate_core::conversation;
-use deskmate_core::engine::{
-    CancelToken, Completion, Engine, GenerationEvent, LoadReport, RequestSink,
-};
+use deskmate_core::engine::{CancelToken, Completion, Engine, GenerationEvent, LoadReport};
 use deskmate_core::paths::Paths;
 use deskmate_core::startup::Startup;
-use deskmate_core::store::{Persona, RequestRecord, Role, Store};
+use deskmate_core::store::{Persona, Role, Store};
 use deskmate_core::ErrorPayload;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -78,15 +76,7 @@ fn open(paths: &Paths) -> anyhow::Result<Opened> {
             None
         }
     };
-    let sink: Option<RequestSink> = store.clone().map(|store| {
-        let sink: RequestSink = Arc::new(move |record: &RequestRecord| {
-            let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) = store.log_request(record) {
-                tracing::warn!(error = %e, "request log not written");
-            }
-        });
-        sink
-    });
+    let sink = store.clone().map(deskmate_core::engine::store_sink);
     let engine = Engine::new(sink)?;
     Ok(Opened {
         startup,

@@ -87,14 +87,10 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    // Warnings on stderr; llama.cpp's own warnings (odd tokens in a model, and the like) are for
-    // developers, so only its errors show.
+    // Warnings on stderr; only errors from llama.cpp.
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_default(tracing::Level::WARN)
-        .with_target("llama-cpp-2", tracing::Level::ERROR)
-        .with_target("llama_cpp_2", tracing::Level::ERROR);
+    let filter = deskmate_core::engine::llama_log::quiet_llama_filter(tracing::Level::WARN);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .with(filter)

@@ -35,7 +35,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::config::{AutoOr, ModelConfig, Sampling};
 use crate::error::{Error, Result};
 use crate::store::{Persona, Role};
-pub use stats::{RequestSink, StatsSnapshot, Timings};
+pub use stats::{store_sink, RequestSink, StatsSnapshot, Timings};
 
 /// One message of a conversation as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -266,7 +266,6 @@ impl WeightsKey {
 
 struct Loaded {
     worker: worker::Worker,
-    key: WeightsKey,
 }
 
 /// The model host: at most one loaded model per persona.
@@ -387,13 +386,7 @@ impl Engine {
         self.models
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                persona,
-                Loaded {
-                    worker: started,
-                    key,
-                },
-            );
+            .insert(persona, Loaded { worker: started });
         Ok(report)
     }
 
@@ -412,7 +405,6 @@ impl Engine {
             if thread.join().is_err() {
                 tracing::error!(persona = persona.as_str(), "model worker panicked");
             }
-            let _ = loaded.key;
         }
     }
 

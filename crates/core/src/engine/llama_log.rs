@@ -77,6 +77,16 @@ fn lock(ring: &Mutex<Ring>) -> std::sync::MutexGuard<'_, Ring> {
     ring.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A filter for the process-wide subscriber: `default` for everything, but only errors from
+/// llama.cpp (it logs hundreds of lines per load, and its warnings are for developers).
+pub fn quiet_llama_filter(default: Level) -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new()
+        .with_default(default)
+        .with_target(LLAMA_TARGET, Level::ERROR)
+        // llama-cpp-2's own remarks about the log stream it forwards.
+        .with_target("llama_cpp_2", Level::ERROR)
+}
+
 /// The reason to show for a failure: the warnings and errors logged since the attempt began
 /// (the last few informational lines when there are none).
 pub fn failure_reason(lines: &[LogLine]) -> String {

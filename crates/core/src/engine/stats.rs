@@ -10,13 +10,24 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-use crate::store::RequestRecord;
+use crate::store::{RequestRecord, Store};
 
 /// How many finished requests the mean and p95 cover.
 pub const WINDOW: usize = 200;
 
 /// Where finished requests are recorded (the store's request log in the app and the CLI).
 pub type RequestSink = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
+
+/// A sink that writes each record to `store`'s request log; a failed write is logged, never
+/// passed on (statistics must not fail a request).
+pub fn store_sink(store: Arc<Mutex<Store>>) -> RequestSink {
+    Arc::new(move |record: &RequestRecord| {
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = store.log_request(record) {
+            tracing::warn!(error = %e, "request log not written");
+        }
+    })
+}
 
 /// The timings of one finished request, in milliseconds and tokens per second.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -114,6 +125,10 @@ impl Stats {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Counters stay meaningful even if a holder panicked.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_queue_length(&self, queue_length: usize) {
+        self.lock().snapshot.queue_length = queue_length;
     }
 
     pub fn set_load(&self, queue_length: usize, active_slots: usize) {

@@ -144,8 +144,7 @@ impl WorkerShared {
         let waiting = queue.jobs.len();
         drop(queue);
         self.wake.notify_all();
-        let active = self.stats.snapshot().active_slots;
-        self.stats.set_load(waiting, active);
+        self.stats.set_queue_length(waiting);
         Ok(Generation::new(receiver, cancel))
     }
 
@@ -698,10 +697,13 @@ impl Server<'_> {
             }
             queue.idle_slots = free - jobs.len();
         }
-        for job in jobs {
-            self.start_job(job);
+        // Nothing changed when nothing was admitted: submit and finish publish their own changes.
+        if !jobs.is_empty() {
+            for job in jobs {
+                self.start_job(job);
+            }
+            self.publish_load();
         }
-        self.publish_load();
         true
     }
 
