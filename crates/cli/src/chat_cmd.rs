@@ -16,7 +16,7 @@ use deskmate_core::conversation;
 use deskmate_core::engine::{CancelToken, Completion, Engine, GenerationEvent, LoadReport};
 use deskmate_core::paths::Paths;
 use deskmate_core::startup::Startup;
-use deskmate_core::store::{Persona, Role, Store};
+use deskmate_core::store::{Persona, Role, SessionSetup, Store};
 use deskmate_core::ErrorPayload;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -347,7 +347,7 @@ impl Chat<'_> {
     fn turn(&mut self, message: &str, stream: bool) -> anyhow::Result<Turn> {
         let text = conversation::validate_user_text(message)?;
         // History and the user's message are stored before the model is asked.
-        let history = match self.store {
+        let (setup, history) = match self.store {
             Some(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
                 let session =
@@ -355,11 +355,11 @@ impl Chat<'_> {
                 self.session = Some(session.id);
                 let history = store.messages(session.id)?;
                 store.append_message(session.id, Role::User, text, "complete")?;
-                history
+                (session.setup(), history)
             }
-            None => Vec::new(),
+            None => (SessionSetup::of(self.persona), Vec::new()),
         };
-        let request = conversation::request_for(self.persona, &history, text, None);
+        let request = conversation::request_for(&setup, &history, text, None);
         let mut generation = self.engine.submit(self.persona, request)?;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(generation.cancel_token());

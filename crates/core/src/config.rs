@@ -55,6 +55,7 @@ pub struct Config {
     pub speech: SpeechConfig,
     pub documents: DocumentsConfig,
     pub monitor: MonitorConfig,
+    pub chat: ChatConfig,
     pub api: ApiConfig,
 }
 
@@ -261,6 +262,22 @@ impl Default for MonitorConfig {
             interval_ms: 1000,
             temperature_warning_c: 85,
             vram_warning_percent: 95,
+        }
+    }
+}
+
+/// The chat page's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Longest message a user may send, in characters; longer ones are refused with the limit.
+    pub max_message_chars: u32,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_message_chars: 8000,
         }
     }
 }
@@ -483,6 +500,13 @@ impl Config {
             m.vram_warning_percent,
             50,
             100,
+        );
+
+        c.int(
+            "chat.max_message_chars",
+            self.chat.max_message_chars,
+            100,
+            100_000,
         );
 
         match self.api.host.parse::<IpAddr>() {

@@ -8,7 +8,7 @@
 
 use crate::engine::{ChatMessage, ChatRequest, Completion, FinishReason};
 use crate::error::{Error, Result};
-use crate::store::{Message, Persona, Role, Session, Store};
+use crate::store::{Message, Persona, Role, Session, SessionSetup, Store, Tone};
 
 /// Longest automatic title taken from the first message, in characters.
 const TITLE_CHARS: usize = 60;
@@ -28,10 +28,54 @@ pub fn system_prompt(persona: Persona) -> &'static str {
     }
 }
 
-/// The request for the next reply: the system prompt, the stored history (at most
+/// The system prompt of a session: the persona's, with the office tone or the character sheet.
+/// A character's greeting is part of it, because the stored greeting (the session's first
+/// message) is left out of the turns: chat templates such as Gemma's refuse a conversation that
+/// opens with the assistant.
+pub fn system_prompt_for(setup: &SessionSetup) -> String {
+    match (setup.persona, &setup.character) {
+        (Persona::Character, Some(c)) if !c.name.trim().is_empty() => {
+            let mut prompt = format!(
+                "You are {name}, a character the user chats with in Deskmate, running entirely on \
+                 the user's computer. Stay in character as {name}: warm, natural, and brief. Answer \
+                 in the language the user writes in (Korean or English).",
+                name = c.name.trim()
+            );
+            if !c.context.trim().is_empty() {
+                prompt.push_str(&format!(
+                    "\n\nAbout {}: {}",
+                    c.name.trim(),
+                    c.context.trim()
+                ));
+            }
+            if !c.greeting.trim().is_empty() {
+                prompt.push_str(&format!(
+                    "\n\nYou opened the conversation by saying: {}",
+                    c.greeting.trim()
+                ));
+            }
+            prompt
+        }
+        (Persona::Office, _) => {
+            let register = match setup.tone.unwrap_or(Tone::Polite) {
+                Tone::Polite => {
+                    "Use a polite, formal register (in Korean, honorific 합쇼체 or polite 해요체)."
+                }
+                Tone::Friendly => {
+                    "Use a warm, friendly and relaxed register (in Korean, friendly 해요체), \
+                     still professional."
+                }
+            };
+            format!("{} {register}", system_prompt(Persona::Office))
+        }
+        (persona, _) => system_prompt(persona).to_owned(),
+    }
+}
+
+/// The request for the next reply: the session's system prompt, the stored history (at most
 /// `max_history_turns` user turns with their replies; `None` for all) and the new message.
 pub fn request_for(
-    persona: Persona,
+    setup: &SessionSetup,
     history: &[Message],
     user_text: &str,
     max_history_turns: Option<usize>,
@@ -39,6 +83,7 @@ pub fn request_for(
     let mut past: Vec<&Message> = history
         .iter()
         .filter(|m| m.role != Role::System && !m.content.is_empty())
+        .skip_while(|m| m.role == Role::Assistant)
         .collect();
     if let Some(limit) = max_history_turns {
         let user_turns: Vec<usize> = past
@@ -56,7 +101,7 @@ pub fn request_for(
             past.drain(..first_kept);
         }
     }
-    let mut messages = vec![ChatMessage::new(Role::System, system_prompt(persona))];
+    let mut messages = vec![ChatMessage::new(Role::System, system_prompt_for(setup))];
     messages.extend(
         past.into_iter()
             .map(|m| ChatMessage::new(m.role, m.content.clone())),
@@ -128,6 +173,8 @@ mod tests {
             role,
             content: content.to_owned(),
             status: "complete".to_owned(),
+            error_code: None,
+            suggestions: Vec::new(),
             created_at: 0,
         }
     }
@@ -135,7 +182,7 @@ mod tests {
     #[test]
     fn the_request_is_system_prompt_history_then_the_new_message() {
         let history = [stored(Role::User, "q1"), stored(Role::Assistant, "a1")];
-        let r = request_for(Persona::Office, &history, "q2", None);
+        let r = request_for(&SessionSetup::of(Persona::Office), &history, "q2", None);
         let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
         assert_eq!(
             roles,
@@ -154,11 +201,55 @@ mod tests {
             stored(Role::User, "q3"),
             stored(Role::Assistant, ""), // a failed reply with no text is left out
         ];
-        let r = request_for(Persona::Office, &history, "q4", Some(2));
+        let r = request_for(&SessionSetup::of(Persona::Office), &history, "q4", Some(2));
         let texts: Vec<&str> = r.messages[1..].iter().map(|m| m.content.as_str()).collect();
         assert_eq!(texts, ["q2", "a2", "q3", "q4"]);
-        let r = request_for(Persona::Office, &history, "q4", Some(0));
+        let r = request_for(&SessionSetup::of(Persona::Office), &history, "q4", Some(0));
         assert_eq!(r.messages.len(), 2);
+    }
+
+    #[test]
+    fn the_tone_and_the_character_sheet_shape_the_system_prompt() {
+        let polite = system_prompt_for(&SessionSetup {
+            persona: Persona::Office,
+            tone: Some(Tone::Polite),
+            character: None,
+        });
+        let friendly = system_prompt_for(&SessionSetup {
+            persona: Persona::Office,
+            tone: Some(Tone::Friendly),
+            character: None,
+        });
+        assert!(polite.contains("formal") && friendly.contains("friendly"));
+        let setup = SessionSetup {
+            persona: Persona::Character,
+            tone: None,
+            character: Some(crate::store::Character {
+                name: "Haneul".into(),
+                greeting: "Hi! Ready for Friday?".into(),
+                context: "A cheerful colleague from the design team.".into(),
+            }),
+        };
+        let prompt = system_prompt_for(&setup);
+        for part in ["You are Haneul", "design team", "Ready for Friday?"] {
+            assert!(prompt.contains(part), "{part} missing from {prompt}");
+        }
+    }
+
+    #[test]
+    fn a_stored_greeting_opens_no_turn_of_its_own() {
+        // Chat templates such as Gemma's reject a conversation that starts with the assistant.
+        let history = [
+            stored(Role::Assistant, "Hi! I'm Haneul."),
+            stored(Role::User, "q1"),
+            stored(Role::Assistant, "a1"),
+        ];
+        let r = request_for(&SessionSetup::of(Persona::Character), &history, "q2", None);
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::System, Role::User, Role::Assistant, Role::User]
+        );
     }
 
     #[test]

@@ -237,6 +237,17 @@ pub enum PersonaState {
     },
 }
 
+impl PersonaState {
+    pub fn persona(&self) -> Persona {
+        match self {
+            PersonaState::NotLoaded { persona }
+            | PersonaState::Loading { persona, .. }
+            | PersonaState::Loaded { persona, .. }
+            | PersonaState::Failed { persona, .. } => *persona,
+        }
+    }
+}
+
 /// Free VRAM of GPU `index` by NVML, when there is an NVIDIA driver.
 fn free_vram(index: u32) -> Option<u64> {
     use crate::gpu::GpuSource;
@@ -410,11 +421,29 @@ impl Engine {
 
     /// Queues a request for a persona's model.
     pub fn submit(&self, persona: Persona, request: ChatRequest) -> Result<Generation> {
+        self.submit_cancellable(persona, request, CancelToken::default())
+    }
+
+    /// Queues a request that `cancel` stops (the caller keeps a clone to stop it from elsewhere).
+    pub fn submit_cancellable(
+        &self,
+        persona: Persona,
+        request: ChatRequest,
+        cancel: CancelToken,
+    ) -> Result<Generation> {
         let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
         let loaded = models.get(&persona).ok_or(Error::ModelNotLoaded {
             persona: persona.as_str(),
         })?;
-        loaded.worker.shared.submit(request)
+        loaded.worker.shared.submit(request, cancel)
+    }
+
+    /// Where one persona's model stands.
+    pub fn persona_state(&self, persona: Persona) -> PersonaState {
+        self.persona_states()
+            .into_iter()
+            .find(|s| s.persona() == persona)
+            .unwrap_or(PersonaState::NotLoaded { persona })
     }
 
     pub fn status(&self, persona: Persona) -> Option<ModelStatus> {

@@ -52,6 +52,13 @@ pub enum Error {
         message: String,
     },
 
+    #[error("message: {got} characters is over the limit of {limit} (chat.max_message_chars)")]
+    MessageTooLong { limit: usize, got: usize },
+    #[error("session {session}: a reply is already being written; stop it first")]
+    ReplyInProgress { session: i64 },
+    #[error("session {session}: there is no message to answer again")]
+    NothingToRetry { session: i64 },
+
     // --- model files, checked before llama.cpp sees them (engine::gguf) ---
     #[error("{path}: file not found")]
     ModelFileMissing { path: PathBuf },
@@ -154,6 +161,9 @@ impl Error {
             Error::StoreTooNew { .. } => "store_too_new",
             Error::NotFound { .. } => "not_found",
             Error::InvalidInput { .. } => "invalid_input",
+            Error::MessageTooLong { .. } => "message_too_long",
+            Error::ReplyInProgress { .. } => "reply_in_progress",
+            Error::NothingToRetry { .. } => "nothing_to_retry",
             Error::ModelFileMissing { .. } => "model_missing",
             Error::ModelNotAFile { .. } => "model_not_a_file",
             Error::ModelUnreadable { .. } => "model_unreadable",

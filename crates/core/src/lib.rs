@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map of modules, data flow and threads.
 
 mod atomic_file;
+pub mod chat;
 pub mod config;
 pub mod conversation;
 pub mod engine;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -158,6 +158,12 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX request_log_by_model ON request_log (model, started_at);
     "#,
+    // 2: why a reply was interrupted, and the follow-up questions suggested after an answer.
+    r#"
+    ALTER TABLE messages ADD COLUMN error_code TEXT;
+    -- a JSON array of strings
+    ALTER TABLE messages ADD COLUMN suggestions TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -171,7 +177,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Persona {
     Office,
@@ -221,6 +227,61 @@ impl Role {
     }
 }
 
+/// How the office persona addresses the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tone {
+    Polite,
+    Friendly,
+}
+
+impl Tone {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tone::Polite => "polite",
+            Tone::Friendly => "friendly",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Tone> {
+        match s {
+            "polite" => Some(Tone::Polite),
+            "friendly" => Some(Tone::Friendly),
+            _ => None,
+        }
+    }
+}
+
+/// The character persona's sheet, saved with its session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Character {
+    pub name: String,
+    /// Shown as the first message of the session.
+    pub greeting: String,
+    /// Background the model is given about the character.
+    pub context: String,
+}
+
+/// Who answers in a session and how: the persona, the office tone, the character.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSetup {
+    pub persona: Persona,
+    #[serde(default)]
+    pub tone: Option<Tone>,
+    #[serde(default)]
+    pub character: Option<Character>,
+}
+
+impl SessionSetup {
+    pub fn of(persona: Persona) -> SessionSetup {
+        SessionSetup {
+            persona,
+            tone: None,
+            character: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Session {
     pub id: i64,
@@ -228,8 +289,20 @@ pub struct Session {
     pub title: String,
     pub title_is_auto: bool,
     pub persona: Persona,
+    pub tone: Option<Tone>,
+    pub character: Option<Character>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Session {
+    pub fn setup(&self) -> SessionSetup {
+        SessionSetup {
+            persona: self.persona,
+            tone: self.tone,
+            character: self.character.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -238,7 +311,12 @@ pub struct Message {
     pub session_id: i64,
     pub role: Role,
     pub content: String,
+    /// `complete`, `streaming` (being written now) or `interrupted` (stopped or failed).
     pub status: String,
+    /// Why an interrupted reply stopped (`cancelled` or an error code).
+    pub error_code: Option<String>,
+    /// Follow-up questions suggested after an office answer.
+    pub suggestions: Vec<String>,
     pub created_at: i64,
 }
 
@@ -400,23 +478,85 @@ impl Store {
     // --- sessions and messages ---
 
     pub fn create_session(&mut self, persona: Persona, title: &str) -> Result<Session> {
+        self.create_session_with(&SessionSetup::of(persona), title)
+    }
+
+    /// A new session with its persona, tone and character; an empty `title` is filled in
+    /// automatically later. A title given here counts as automatic too (it is the first line of
+    /// the first message, refined by the model), so only `rename_session` makes it the user's.
+    pub fn create_session_with(&mut self, setup: &SessionSetup, title: &str) -> Result<Session> {
         let profile_id = self.active_profile_id()?;
         let now = now_ms();
         let title = title.trim();
+        let c = setup.character.as_ref();
         self.conn
             .execute(
-                "INSERT INTO sessions (profile_id, title, title_is_auto, persona, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![profile_id, title, title.is_empty(), persona.as_str(), now],
+                "INSERT INTO sessions (profile_id, title, title_is_auto, persona, tone, character_name,
+                    character_greeting, character_context, created_at, updated_at)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    profile_id,
+                    title,
+                    setup.persona.as_str(),
+                    setup.tone.map(Tone::as_str),
+                    c.map(|c| c.name.as_str()),
+                    c.map(|c| c.greeting.as_str()),
+                    c.map(|c| c.context.as_str()),
+                    now
+                ],
             )
             .map_err(|e| self.err(e))?;
         self.session(self.conn.last_insert_rowid())
     }
 
+    /// Changes who answers in a session from its next reply on.
+    pub fn set_session_setup(&mut self, id: i64, setup: &SessionSetup) -> Result<Session> {
+        let c = setup.character.as_ref();
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE sessions SET persona = ?2, tone = ?3, character_name = ?4,
+                    character_greeting = ?5, character_context = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    setup.persona.as_str(),
+                    setup.tone.map(Tone::as_str),
+                    c.map(|c| c.name.as_str()),
+                    c.map(|c| c.greeting.as_str()),
+                    c.map(|c| c.context.as_str()),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "session",
+                id,
+            });
+        }
+        self.session(id)
+    }
+
+    /// Sets an automatic title unless the user has renamed the session meanwhile; returns
+    /// whether it was set.
+    pub fn set_auto_title(&mut self, id: i64, title: &str) -> Result<bool> {
+        let title = title.trim();
+        if title.is_empty() {
+            return Ok(false);
+        }
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE sessions SET title = ?2 WHERE id = ?1 AND title_is_auto = 1",
+                params![id, title],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed > 0)
+    }
+
     pub fn session(&self, id: i64) -> Result<Session> {
         self.conn
             .query_row(
-                "SELECT id, profile_id, title, title_is_auto, persona, created_at, updated_at FROM sessions WHERE id = ?1",
+                "SELECT id, profile_id, title, title_is_auto, persona, created_at, updated_at, tone, character_name, character_greeting, character_context FROM sessions WHERE id = ?1",
                 [id],
                 session_from_row,
             )
@@ -432,7 +572,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, profile_id, title, title_is_auto, persona, created_at, updated_at FROM sessions
+                "SELECT id, profile_id, title, title_is_auto, persona, created_at, updated_at, tone, character_name, character_greeting, character_context FROM sessions
                  WHERE profile_id = ?1 AND title LIKE ?2 ESCAPE '\\'
                  ORDER BY updated_at DESC, id DESC",
             )
@@ -516,6 +656,8 @@ impl Store {
             role,
             content: content.to_owned(),
             status: status.to_owned(),
+            error_code: None,
+            suggestions: Vec::new(),
             created_at: now,
         })
     }
@@ -523,24 +665,94 @@ impl Store {
     pub fn messages(&self, session_id: i64) -> Result<Vec<Message>> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, session_id, role, content, status, created_at FROM messages
-                 WHERE session_id = ?1 ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([session_id], |r| {
-                Ok(Message {
-                    id: r.get(0)?,
-                    session_id: r.get(1)?,
-                    role: Role::parse(&r.get::<_, String>(2)?),
-                    content: r.get(3)?,
-                    status: r.get(4)?,
-                    created_at: r.get(5)?,
-                })
-            })
+            .query_map([session_id], message_from_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn message(&self, id: i64) -> Result<Message> {
+        self.conn
+            .query_row(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+                [id],
+                message_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(Error::NotFound {
+                what: "message",
+                id,
+            })
+    }
+
+    /// Stores how a reply ended: its text, `complete` or `interrupted`, and why.
+    pub fn finish_message(
+        &mut self,
+        id: i64,
+        content: &str,
+        status: &str,
+        error_code: Option<&str>,
+    ) -> Result<Message> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE messages SET content = ?2, status = ?3, error_code = ?4 WHERE id = ?1",
+                params![id, content, status, error_code],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "message",
+                id,
+            });
+        }
+        self.message(id)
+    }
+
+    /// Deletes one message (a reply about to be regenerated); cards of it stay, detached.
+    pub fn delete_message(&mut self, id: i64) -> Result<()> {
+        let changed = self
+            .conn
+            .execute("DELETE FROM messages WHERE id = ?1", [id])
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "message",
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn set_suggestions(&mut self, id: i64, suggestions: &[String]) -> Result<()> {
+        let json = serde_json::to_string(suggestions).map_err(|e| Error::InvalidInput {
+            field: "suggestions",
+            message: e.to_string(),
+        })?;
+        self.conn
+            .execute(
+                "UPDATE messages SET suggestions = ?2 WHERE id = ?1",
+                params![id, json],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Marks replies left `streaming` by a previous run that ended mid-reply as interrupted;
+    /// returns how many. Call once at start-up, before any reply begins.
+    pub fn interrupt_unfinished_replies(&mut self) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE messages SET status = 'interrupted', error_code = coalesce(error_code, 'app_closed')
+                 WHERE status = 'streaming'",
+                [],
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -706,8 +918,38 @@ fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         persona: Persona::parse(&r.get::<_, String>(4)?),
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
+        tone: r
+            .get::<_, Option<String>>(7)?
+            .as_deref()
+            .and_then(Tone::parse),
+        character: match r.get::<_, Option<String>>(8)? {
+            Some(name) => Some(Character {
+                name,
+                greeting: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                context: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    let suggestions: String = r.get(7)?;
+    Ok(Message {
+        id: r.get(0)?,
+        session_id: r.get(1)?,
+        role: Role::parse(&r.get::<_, String>(2)?),
+        content: r.get(3)?,
+        status: r.get(4)?,
+        created_at: r.get(5)?,
+        error_code: r.get(6)?,
+        // Written only by `set_suggestions`; an unreadable value is shown as no suggestions.
+        suggestions: serde_json::from_str(&suggestions).unwrap_or_default(),
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, session_id, role, content, status, created_at, error_code, suggestions";
 
 /// Makes user text literal inside a LIKE pattern (with `ESCAPE '\'`).
 fn escape_like(text: &str) -> String {

@@ -107,9 +107,8 @@ impl WorkerShared {
     }
 
     /// Queues a request, or answers [`Error::EngineBusy`] at once when the queue is full.
-    pub fn submit(&self, request: ChatRequest) -> Result<Generation> {
+    pub fn submit(&self, request: ChatRequest, cancel: CancelToken) -> Result<Generation> {
         let (events, receiver) = unbounded_channel();
-        let cancel = CancelToken::default();
         let mut queue = self.lock();
         if queue.shutdown {
             return Err(Error::ModelUnloaded {

@@ -1,0 +1,300 @@
+//! Chat turns against the real SmolLM2 model and a real SQLite file: what the chat page relies
+//! on. A reply streams and is stored complete; a stopped reply keeps its text as interrupted;
+//! retry replaces the last reply; a second send while replying is refused; follow-up questions
+//! and the title come after the answer; a missing model is a typed failure that keeps the user's
+//! message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deskmate_core::chat::{Chat, ChatEvent, TurnOptions};
+use deskmate_core::config::{AutoOr, ModelConfig, Sampling};
+use deskmate_core::engine::Engine;
+use deskmate_core::store::{Persona, Role, SessionSetup, Store, Tone};
+
+fn smol() -> PathBuf {
+    let name = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name);
+    if repo.is_file() {
+        return repo;
+    }
+    if let Some(mirror) = std::env::var_os("DESKMATE_MODEL_MIRROR") {
+        let p = Path::new(&mirror).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("test model {name} is missing: run `cargo xtask models --set test`");
+}
+
+fn config(max_tokens: u32) -> ModelConfig {
+    ModelConfig {
+        n_ctx: 4096,
+        n_batch: 256,
+        parallel: 2,
+        max_queue: 4,
+        threads: AutoOr::Value(2),
+        sampling: Sampling {
+            temperature: 0.0,
+            max_tokens,
+            ..Sampling::default()
+        },
+        ..ModelConfig::default()
+    }
+}
+
+const OPTIONS: TurnOptions = TurnOptions {
+    history_turns: Some(10),
+    max_message_chars: 200,
+};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<Mutex<Store>>,
+    chat: Chat,
+}
+
+fn fixture(max_tokens: u32) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("deskmate.sqlite3")).unwrap(),
+    ));
+    let engine = Arc::new(Engine::new(None).unwrap());
+    engine
+        .load(Persona::Office, &smol(), &config(max_tokens))
+        .unwrap();
+    let chat = Chat::new(Arc::clone(&store), engine);
+    Fixture {
+        _dir: dir,
+        store,
+        chat,
+    }
+}
+
+fn office() -> SessionSetup {
+    SessionSetup {
+        persona: Persona::Office,
+        tone: Some(Tone::Polite),
+        character: None,
+    }
+}
+
+fn collect(turn: deskmate_core::chat::Turn) -> Vec<ChatEvent> {
+    let mut events = Vec::new();
+    turn.run(|e| events.push(e));
+    events
+}
+
+#[test]
+fn a_reply_streams_is_stored_and_is_followed_by_extras_and_done() {
+    let f = fixture(48);
+    let turn = f
+        .chat
+        .send(None, &office(), "What is the capital of France?", OPTIONS)
+        .unwrap();
+    let start = turn.start().clone();
+    assert_eq!(start.reply.status, "streaming");
+
+    assert_eq!(
+        start.session.title, "What is the capital of France?",
+        "a provisional title comes from the first message"
+    );
+    let events = collect(turn);
+    let pieces: String = events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let finished = events
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::Finished { reply, .. } => Some(reply.clone()),
+            _ => None,
+        })
+        .expect("a finished event");
+    assert_eq!(finished.status, "complete");
+    assert_eq!(
+        finished.content, pieces,
+        "the stream adds up to the stored text"
+    );
+    assert!(pieces.contains("Paris"), "{pieces}");
+    assert!(matches!(events.first(), Some(ChatEvent::Started { .. })));
+    assert!(matches!(events.last(), Some(ChatEvent::Done { .. })));
+    // Related questions and the title come after the answer, never before it.
+    let finished_at = events
+        .iter()
+        .position(|e| matches!(e, ChatEvent::Finished { .. }))
+        .unwrap();
+    for (i, e) in events.iter().enumerate() {
+        if matches!(e, ChatEvent::Related { .. } | ChatEvent::Title { .. }) {
+            assert!(i > finished_at);
+        }
+        if let ChatEvent::Related { questions, .. } = e {
+            assert!(!questions.is_empty() && questions.len() <= 3);
+            let stored = f.store.lock().unwrap().message(finished.id).unwrap();
+            assert_eq!(&stored.suggestions, questions);
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ChatEvent::Related { .. })),
+        "an office answer gets follow-up questions"
+    );
+    let titled = events.iter().find_map(|e| match e {
+        ChatEvent::Title { session } => Some(session.clone()),
+        _ => None,
+    });
+    if let Some(session) = titled {
+        assert!(!session.title.is_empty() && session.title_is_auto);
+    }
+    let messages = f.store.lock().unwrap().messages(start.session.id).unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].role, Role::User);
+    assert!(!f.chat.is_replying(start.session.id));
+}
+
+#[test]
+fn stop_keeps_the_partial_reply_as_interrupted() {
+    let f = fixture(400);
+    let turn = f
+        .chat
+        .send(
+            None,
+            &office(),
+            "Count from 1 to 200, separated by commas.",
+            OPTIONS,
+        )
+        .unwrap();
+    let session = turn.start().session.id;
+    let chat = &f.chat;
+    let mut events = Vec::new();
+    let mut pieces = 0;
+    turn.run(|e| {
+        if let ChatEvent::Text { .. } = e {
+            pieces += 1;
+            if pieces == 5 {
+                assert!(chat.stop(session));
+            }
+        }
+        events.push(e);
+    });
+    let reply = events
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::Finished { reply, .. } => Some(reply.clone()),
+            _ => None,
+        })
+        .expect("a stopped reply still finishes");
+    assert_eq!(reply.status, "interrupted");
+    assert_eq!(reply.error_code.as_deref(), Some("cancelled"));
+    assert!(!reply.content.is_empty());
+    assert!(
+        (5..=8).contains(&pieces),
+        "the reply stopped at once ({pieces} pieces)"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ChatEvent::Related { .. })),
+        "no suggestions after an interrupted reply"
+    );
+    let stored = f.store.lock().unwrap().message(reply.id).unwrap();
+    assert_eq!(stored.content, reply.content);
+}
+
+#[test]
+fn retry_replaces_the_last_reply_and_a_second_send_waits_its_turn() {
+    let f = fixture(24);
+    let turn = f.chat.send(None, &office(), "Say hello.", OPTIONS).unwrap();
+    let session = turn.start().session.id;
+    let first_reply = turn.start().reply.id;
+    let busy = f
+        .chat
+        .send(Some(session), &office(), "Another one", OPTIONS)
+        .unwrap_err();
+    assert_eq!(busy.code(), "reply_in_progress");
+    collect(turn);
+
+    let retry = f.chat.retry(session, OPTIONS).unwrap();
+    assert_eq!(retry.start().replaced, [first_reply]);
+    assert!(retry.start().user_message.is_none());
+    let events = collect(retry);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ChatEvent::Finished { reply, .. } if reply.status == "complete")));
+    let messages = f.store.lock().unwrap().messages(session).unwrap();
+    let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant]);
+    assert_eq!(messages[0].content, "Say hello.");
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_stored() {
+    let f = fixture(8);
+    let empty = f.chat.send(None, &office(), "  \n ", OPTIONS).unwrap_err();
+    assert_eq!(empty.code(), "invalid_input");
+    let long = f
+        .chat
+        .send(None, &office(), &"가".repeat(201), OPTIONS)
+        .unwrap_err();
+    assert_eq!(long.code(), "message_too_long");
+    assert_eq!(
+        long.to_string(),
+        "message: 201 characters is over the limit of 200 (chat.max_message_chars)"
+    );
+    assert!(f.store.lock().unwrap().sessions(None).unwrap().is_empty());
+    let empty_session = f
+        .store
+        .lock()
+        .unwrap()
+        .create_session(Persona::Office, "")
+        .unwrap();
+    let nothing = f.chat.retry(empty_session.id, OPTIONS).unwrap_err();
+    assert_eq!(nothing.code(), "nothing_to_retry");
+}
+
+#[test]
+fn a_missing_model_fails_with_its_load_error_and_keeps_the_message() {
+    let f = fixture(8);
+    let engine = Arc::new(Engine::new(None).unwrap());
+    let missing = f._dir.path().join("not-downloaded.gguf");
+    assert!(engine
+        .load(Persona::Character, &missing, &config(8))
+        .is_err());
+    let chat = Chat::new(Arc::clone(&f.store), engine);
+    let turn = chat
+        .send(
+            None,
+            &SessionSetup::of(Persona::Character),
+            "안녕?",
+            OPTIONS,
+        )
+        .unwrap();
+    let session = turn.start().session.id;
+    let events = collect(turn);
+    let error = events
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::Failed { error, reply, .. } => {
+                assert!(reply.is_none(), "no empty reply is stored");
+                Some(error.clone())
+            }
+            _ => None,
+        })
+        .expect("a failed event");
+    assert_eq!(error.code, "model_missing");
+    let messages = f.store.lock().unwrap().messages(session).unwrap();
+    assert_eq!(messages.len(), 1, "the user's message is kept");
+    assert_eq!(messages[0].content, "안녕?");
+    assert!(!chat.is_replying(session));
+    // Stopping after the fact is harmless.
+    assert!(!chat.stop(session));
+    std::thread::sleep(Duration::from_millis(1));
+}
