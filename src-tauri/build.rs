@@ -1,3 +1,35 @@
+//! Declares the app's own commands to Tauri's access control, so that only the commands listed
+//! in `capabilities/default.json` can be called from the window (and nothing undeclared).
+
+const COMMANDS: &[&str] = &[
+    "app_status",
+    "monitor_snapshot",
+    "monitor_set_visible",
+    "engine_status",
+    "sessions_list",
+    "session_open",
+    "session_create",
+    "session_set_setup",
+    "session_rename",
+    "session_delete",
+    "session_export",
+    "chat_send",
+    "chat_retry",
+    "chat_stop",
+    "cards_list",
+    "card_save",
+    "card_delete",
+    "config_get",
+    "config_save",
+    "engine_reload",
+    "model_pick",
+];
+
 fn main() {
-    tauri_build::build()
+    let attributes = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(e) = tauri_build::try_build(attributes) {
+        eprintln!("tauri build script failed: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -5,11 +5,17 @@
 //! Start-up never fails on a bad configuration, a missing model or an unreadable database: those
 //! are reported through `app_status` and shown as banners.
 
-use std::sync::{Arc, Mutex};
+mod chat_commands;
+mod settings_commands;
+
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use deskmate_core::chat::Chat;
+use deskmate_core::config::Config;
 use deskmate_core::engine::{Engine, PersonaState};
-use deskmate_core::store::Persona;
+use deskmate_core::paths::Paths;
+use deskmate_core::store::{Persona, Store};
 
 use deskmate_core::gpu::{self, Monitor, MonitorSample, MonitorSnapshot, Sampler};
 use deskmate_core::paths::PathOverrides;
@@ -26,6 +32,44 @@ pub struct AppState {
     monitor: Option<Monitor>,
     /// The model host, or why llama.cpp could not start (reported by `engine_status`).
     engine: Result<Arc<Engine>, ErrorPayload>,
+    /// Chat turns, sessions and cards on their own store connection, or why there is none.
+    chat: Result<Arc<Chat>, ErrorPayload>,
+}
+
+impl AppState {
+    fn startup(&self) -> Result<std::sync::MutexGuard<'_, Startup>, ErrorPayload> {
+        self.startup
+            .lock()
+            .map_err(|_| internal("application state"))
+    }
+
+    fn chat(&self) -> Result<Arc<Chat>, ErrorPayload> {
+        self.chat.clone()
+    }
+
+    fn engine(&self) -> Result<Arc<Engine>, ErrorPayload> {
+        self.engine.clone()
+    }
+
+    /// The paths and the current configuration, copied out of the lock.
+    fn paths_and_config(&self) -> Result<(Paths, Config), ErrorPayload> {
+        let startup = self.startup()?;
+        Ok((startup.paths.clone(), startup.config.config.clone()))
+    }
+}
+
+/// Runs blocking core work off the async runtime and flattens its result.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> deskmate_core::Result<T> + Send + 'static,
+) -> Result<T, ErrorPayload> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|_| internal("a background task"))?
+        .map_err(|e| ErrorPayload::from(&e))
+}
+
+fn lock_store(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn internal(what: &str) -> ErrorPayload {
@@ -86,14 +130,24 @@ fn engine_status(state: tauri::State<'_, AppState>) -> Result<Vec<PersonaState>,
 /// Loads both personas' models off the async runtime (loading takes seconds), one after the
 /// other so the second sees the VRAM the first took.
 fn load_models_in_background(engine: Arc<Engine>, startup: &Startup) {
-    let jobs: Vec<_> = [Persona::Office, Persona::Character]
-        .into_iter()
-        .map(|persona| {
+    load_in_background(
+        engine,
+        &startup.paths,
+        &startup.config.config,
+        &[Persona::Office, Persona::Character],
+    );
+}
+
+/// Loads (or reloads) the given personas' models on a thread of their own, in order.
+fn load_in_background(engine: Arc<Engine>, paths: &Paths, config: &Config, personas: &[Persona]) {
+    let jobs: Vec<_> = personas
+        .iter()
+        .map(|&persona| {
             let config = match persona {
-                Persona::Office => startup.config.config.models.office.clone(),
-                Persona::Character => startup.config.config.models.character.clone(),
+                Persona::Office => config.models.office.clone(),
+                Persona::Character => config.models.character.clone(),
             };
-            (persona, startup.paths.model_path(&config.path), config)
+            (persona, paths.model_path(&config.path), config)
         })
         .collect();
     let spawned = std::thread::Builder::new()
@@ -108,6 +162,25 @@ fn load_models_in_background(engine: Arc<Engine>, startup: &Startup) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "the model loading thread could not be started");
     }
+}
+
+/// The chat service on a store connection of its own; replies left `streaming` by a previous
+/// run that ended mid-reply are marked interrupted first.
+fn open_chat(
+    startup: &Startup,
+    engine: &Result<Arc<Engine>, ErrorPayload>,
+) -> Result<Arc<Chat>, ErrorPayload> {
+    let engine = engine.clone()?;
+    let mut store = Store::open(&startup.paths.database).map_err(|e| ErrorPayload::from(&e))?;
+    match store.interrupt_unfinished_replies() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            replies = n,
+            "replies cut off by the last exit marked interrupted"
+        ),
+        Err(e) => tracing::warn!(error = %e, "unfinished replies not marked"),
+    }
+    Ok(Arc::new(Chat::new(Arc::new(Mutex::new(store)), engine)))
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -130,6 +203,7 @@ pub fn run() -> anyhow::Result<()> {
 
     tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(tauri_plugin_dialog::init())
         .setup(move |app| {
             let monitor_config = startup.config.config.monitor.clone();
             let interval = Duration::from_millis(u64::from(monitor_config.interval_ms));
@@ -155,10 +229,12 @@ pub fn run() -> anyhow::Result<()> {
             if let Ok(engine) = &engine {
                 load_models_in_background(Arc::clone(engine), &startup);
             }
+            let chat = open_chat(&startup, &engine);
             app.manage(AppState {
                 startup: Mutex::new(startup),
                 monitor,
                 engine,
+                chat,
             });
             Ok(())
         })
@@ -166,7 +242,24 @@ pub fn run() -> anyhow::Result<()> {
             app_status,
             monitor_snapshot,
             monitor_set_visible,
-            engine_status
+            engine_status,
+            chat_commands::sessions_list,
+            chat_commands::session_open,
+            chat_commands::session_create,
+            chat_commands::session_set_setup,
+            chat_commands::session_rename,
+            chat_commands::session_delete,
+            chat_commands::session_export,
+            chat_commands::chat_send,
+            chat_commands::chat_retry,
+            chat_commands::chat_stop,
+            chat_commands::cards_list,
+            chat_commands::card_save,
+            chat_commands::card_delete,
+            settings_commands::config_get,
+            settings_commands::config_save,
+            settings_commands::engine_reload,
+            settings_commands::model_pick,
         ])
         .run(tauri::generate_context!())?;
     Ok(())

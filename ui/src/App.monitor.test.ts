@@ -11,8 +11,10 @@ vi.mock('@tauri-apps/api/core', () => ({ invoke }));
 vi.mock('@tauri-apps/api/event', () => ({ listen }));
 
 import App from './App.svelte';
+import { DEFAULT_PREFERENCES, preferences } from './lib/prefs.svelte';
 
 afterEach(() => {
+  preferences.value = { ...DEFAULT_PREFERENCES };
   Reflect.deleteProperty(window, '__TAURI_INTERNALS__');
   Reflect.deleteProperty(document, 'hidden');
   invoke.mockReset();

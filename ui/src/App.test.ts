@@ -7,6 +7,7 @@ const invoke = vi.hoisted(() => vi.fn());
 vi.mock('@tauri-apps/api/core', () => ({ invoke }));
 
 import App from './App.svelte';
+import { DEFAULT_PREFERENCES, preferences } from './lib/prefs.svelte';
 
 function enterTauri() {
   Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
@@ -17,6 +18,7 @@ async function ready() {
 }
 
 afterEach(() => {
+  preferences.value = { ...DEFAULT_PREFERENCES };
   Reflect.deleteProperty(window, '__TAURI_INTERNALS__');
   invoke.mockReset();
 });

@@ -198,6 +198,15 @@ impl Chat {
         }
     }
 
+    /// The store the turns write to, for the session and card commands around them.
+    pub fn store(&self) -> &Arc<Mutex<Store>> {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// Stores the user's message (in a new session when `session_id` is `None`, set up as
     /// `setup`) and a placeholder for the reply.
     pub fn send(
@@ -346,6 +355,27 @@ impl Chat {
     }
 }
 
+impl Turn {
+    /// Frees the session for its next turn, unless another turn holds it already.
+    fn release(&self) {
+        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        let session_id = self.start.session.id;
+        if active
+            .get(&session_id)
+            .is_some_and(|t| t.is_same(&self.cancel))
+        {
+            active.remove(&session_id);
+        }
+    }
+}
+
+/// A turn dropped without being run (its thread could not start) frees its session.
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl std::fmt::Debug for Turn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Turn")
@@ -362,15 +392,11 @@ impl Turn {
     /// Writes the reply, then the extras; blocks until `done` has been emitted.
     pub fn run(self, mut emit: impl FnMut(ChatEvent)) {
         let reply_id = self.start.reply.id;
-        let session_id = self.start.session.id;
         let persona = self.setup.persona;
         let outcome = self.generate(&mut emit);
         let stored = self.store_reply(&outcome);
         // The session is free for the next message before the extras start.
-        self.active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&session_id);
+        self.release();
         let answered = match (outcome, stored) {
             (Outcome::Finished(completion, _), Ok(Some(reply))) => {
                 let done_well = reply.status == "complete";

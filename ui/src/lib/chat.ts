@@ -1,0 +1,216 @@
+// The chat page's data (Rust: core::store and core::chat), the commands behind it, and the pure
+// helpers its store uses: folding streamed events into the message list, checking a draft,
+// and turning an error code into a message and an action.
+import { Channel } from '@tauri-apps/api/core';
+import { call } from './api';
+import type { Persona } from './engine';
+import type { MessageKey } from './i18n';
+import type { CommandError } from './types';
+
+export type Tone = 'polite' | 'friendly';
+
+export interface Character {
+  name: string;
+  greeting: string;
+  context: string;
+}
+
+export interface SessionSetup {
+  persona: Persona;
+  tone: Tone | null;
+  character: Character | null;
+}
+
+export interface Session {
+  id: number;
+  profile_id: number;
+  title: string;
+  title_is_auto: boolean;
+  persona: Persona;
+  tone: Tone | null;
+  character: Character | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type MessageStatus = 'complete' | 'streaming' | 'interrupted';
+
+export interface Message {
+  id: number;
+  session_id: number;
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+  status: MessageStatus;
+  error_code: string | null;
+  suggestions: string[];
+  created_at: number;
+}
+
+export interface Card {
+  id: number;
+  message_id: number | null;
+  session_id: number | null;
+  session_title: string;
+  role: string;
+  content: string;
+  note: string;
+  created_at: number;
+}
+
+export interface OpenSession {
+  session: Session;
+  messages: Message[];
+  replying: boolean;
+}
+
+export interface TurnStart {
+  session: Session;
+  user_message: Message | null;
+  reply: Message;
+  replaced: number[];
+}
+
+export type ChatEvent =
+  | { kind: 'started'; reply_id: number; prompt_tokens: number; cached_tokens: number; dropped_turns: number }
+  | { kind: 'text'; reply_id: number; text: string }
+  | { kind: 'finished'; reply: Message; completion_tokens: number }
+  | { kind: 'failed'; reply_id: number; reply: Message | null; error: CommandError }
+  | { kind: 'related'; message_id: number; questions: string[] }
+  | { kind: 'title'; session: Session }
+  | { kind: 'done'; reply_id: number };
+
+// --- commands ---
+
+export const chatApi = {
+  sessions: (search?: string) => call<Session[]>('sessions_list', { search: search ?? null }),
+  open: (id: number) => call<OpenSession>('session_open', { id }),
+  create: (setup: SessionSetup) => call<OpenSession>('session_create', { setup }),
+  setSetup: (id: number, setup: SessionSetup) => call<Session>('session_set_setup', { id, setup }),
+  rename: (id: number, title: string) => call<Session>('session_rename', { id, title }),
+  remove: (id: number) => call<null>('session_delete', { id }),
+  exportSession: (id: number, format: 'markdown' | 'json') =>
+    call<string | null>('session_export', { id, format }),
+  send: (
+    sessionId: number | null,
+    setup: SessionSetup,
+    text: string,
+    historyTurns: number | null,
+    onEvent: (event: ChatEvent) => void,
+  ) => {
+    const channel = new Channel<ChatEvent>();
+    channel.onmessage = onEvent;
+    return call<TurnStart>('chat_send', { sessionId, setup, text, historyTurns, onEvent: channel });
+  },
+  retry: (sessionId: number, historyTurns: number | null, onEvent: (event: ChatEvent) => void) => {
+    const channel = new Channel<ChatEvent>();
+    channel.onmessage = onEvent;
+    return call<TurnStart>('chat_retry', { sessionId, historyTurns, onEvent: channel });
+  },
+  stop: (sessionId: number) => call<boolean>('chat_stop', { sessionId }),
+  cards: (search?: string) => call<Card[]>('cards_list', { search: search ?? null }),
+  saveCard: (messageId: number, note: string) => call<Card>('card_save', { messageId, note }),
+  deleteCard: (id: number) => call<null>('card_delete', { id }),
+};
+
+export type ChatApi = typeof chatApi;
+
+// --- pure helpers ---
+
+/** The message list after a turn started: replaced replies gone, the new messages appended. */
+export function applyTurnStart(messages: Message[], start: TurnStart): Message[] {
+  const kept = messages.filter((m) => !start.replaced.includes(m.id));
+  const added = start.user_message ? [start.user_message, start.reply] : [start.reply];
+  return [...kept, ...added];
+}
+
+/** The message list after one streamed event. */
+export function applyChatEvent(messages: Message[], event: ChatEvent): Message[] {
+  switch (event.kind) {
+    case 'text':
+      return messages.map((m) =>
+        m.id === event.reply_id ? { ...m, content: m.content + event.text } : m,
+      );
+    case 'finished':
+      return messages.map((m) => (m.id === event.reply.id ? event.reply : m));
+    case 'failed':
+      return event.reply
+        ? messages.map((m) => (m.id === event.reply_id ? (event.reply as Message) : m))
+        : messages.filter((m) => m.id !== event.reply_id);
+    case 'related':
+      return messages.map((m) =>
+        m.id === event.message_id ? { ...m, suggestions: event.questions } : m,
+      );
+    default:
+      return messages;
+  }
+}
+
+export type DraftCheck = { ok: true; text: string } | { ok: false; reason: 'empty' } | { ok: false; reason: 'too_long'; length: number; limit: number };
+
+/** Whether a draft may be sent: not blank, and within the configured limit (in characters). */
+export function checkDraft(text: string, limit: number): DraftCheck {
+  const trimmed = text.trim();
+  if (trimmed === '') return { ok: false, reason: 'empty' };
+  const length = [...trimmed].length;
+  if (length > limit) return { ok: false, reason: 'too_long', length, limit };
+  return { ok: true, text: trimmed };
+}
+
+/** What a toast offers besides closing. */
+export type ToastAction = 'open_models' | 'retry' | null;
+
+const MODEL_CODES = new Set([
+  'model_missing',
+  'model_not_loaded',
+  'model_not_a_file',
+  'model_unreadable',
+  'model_not_gguf',
+  'model_unsupported_version',
+  'model_truncated',
+  'model_corrupt',
+  'model_load_failed',
+  'chat_template',
+  'engine_init',
+]);
+
+/** The translated message for an error code, and the action worth offering. */
+export function describeChatError(code: string): { key: MessageKey; action: ToastAction } {
+  if (MODEL_CODES.has(code)) {
+    return {
+      key: code === 'model_missing' ? 'chat.error.model_missing' : 'chat.error.model',
+      action: 'open_models',
+    };
+  }
+  switch (code) {
+    case 'out_of_memory':
+      return { key: 'chat.error.out_of_memory', action: 'open_models' };
+    case 'busy':
+      return { key: 'chat.error.busy', action: 'retry' };
+    case 'cancelled':
+      return { key: 'chat.error.cancelled', action: 'retry' };
+    case 'worker_crashed':
+    case 'decode_failed':
+    case 'model_unloaded':
+      return { key: 'chat.error.crashed', action: 'retry' };
+    case 'prompt_too_long':
+      return { key: 'chat.error.prompt_too_long', action: null };
+    case 'message_too_long':
+      return { key: 'chat.error.message_too_long', action: null };
+    case 'reply_in_progress':
+      return { key: 'chat.error.reply_in_progress', action: null };
+    default:
+      return { key: 'chat.error.other', action: null };
+  }
+}
+
+/** Character presets offered when starting a character session (the user can edit them). */
+export const CHARACTER_PRESETS: readonly { id: string; name: MessageKey; greeting: MessageKey; context: MessageKey }[] = [
+  { id: 'haneul', name: 'preset.haneul.name', greeting: 'preset.haneul.greeting', context: 'preset.haneul.context' },
+  { id: 'professor', name: 'preset.professor.name', greeting: 'preset.professor.greeting', context: 'preset.professor.context' },
+  { id: 'mochi', name: 'preset.mochi.name', greeting: 'preset.mochi.greeting', context: 'preset.mochi.context' },
+];
+
+/** The title to show: the stored one, or a numbered placeholder while it is being made. */
+export function sessionLabel(session: Session, untitled: string): string {
+  return session.title.trim() === '' ? untitled : session.title;
+}
