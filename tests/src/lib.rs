@@ -236,6 +236,28 @@ impl App {
         Ok(())
     }
 
+    /// Types `text` into the first element matching `css` (an input or textarea).
+    pub fn type_text(&self, css: &str, text: &str) -> Result<()> {
+        let element = self.wait_for(css)?;
+        self.request(
+            "POST",
+            &self.session_path(&format!("/element/{element}/value")),
+            Some(json!({ "text": text })),
+        )?;
+        Ok(())
+    }
+
+    /// Clears an input or textarea.
+    pub fn clear(&self, css: &str) -> Result<()> {
+        let element = self.wait_for(css)?;
+        self.request(
+            "POST",
+            &self.session_path(&format!("/element/{element}/clear")),
+            None,
+        )?;
+        Ok(())
+    }
+
     /// The rendered text of the first element matching `css`.
     pub fn text(&self, css: &str) -> Result<String> {
         let element = self.wait_for(css)?;
