@@ -135,6 +135,10 @@ fn a_korean_system_locale_shows_the_korean_interface() {
         "모델"
     );
     app.screenshot("korean-models.png").unwrap();
+    app.click("[data-testid=\"nav-chat\"]").unwrap();
+    let send = app.text("[data-testid=\"chat-send\"]").unwrap();
+    assert_eq!(send, "보내기");
+    app.screenshot("korean-chat.png").unwrap();
 }
 
 #[test]

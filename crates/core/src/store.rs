@@ -1149,6 +1149,124 @@ mod tests {
     }
 
     #[test]
+    fn an_automatic_title_never_replaces_one_the_user_gave() {
+        let (_dir, mut store) = temp_store();
+        let a = store.create_session(Persona::Office, "first line").unwrap();
+        let b = store.create_session(Persona::Office, "other").unwrap();
+        assert!(store.set_auto_title(a.id, "Model title").unwrap());
+        assert_eq!(store.session(a.id).unwrap().title, "Model title");
+        store.rename_session(a.id, "Mine").unwrap();
+        assert!(!store.set_auto_title(a.id, "Later model title").unwrap());
+        assert_eq!(store.session(a.id).unwrap().title, "Mine");
+        assert_eq!(
+            store.session(b.id).unwrap().title,
+            "other",
+            "only a changed"
+        );
+        assert!(
+            !store.set_auto_title(b.id, "  ").unwrap(),
+            "blank titles are ignored"
+        );
+    }
+
+    #[test]
+    fn a_reply_is_finished_with_its_status_reason_and_suggestions() {
+        let (_dir, mut store) = temp_store();
+        let s = store
+            .create_session_with(
+                &SessionSetup {
+                    persona: Persona::Character,
+                    tone: None,
+                    character: Some(Character {
+                        name: "Mochi".into(),
+                        greeting: "Mrrp".into(),
+                        context: String::new(),
+                    }),
+                },
+                "",
+            )
+            .unwrap();
+        assert_eq!(s.character.as_ref().unwrap().name, "Mochi");
+        let reply = store
+            .append_message(s.id, Role::Assistant, "", "streaming")
+            .unwrap();
+        let done = store
+            .finish_message(reply.id, "Half a", "interrupted", Some("cancelled"))
+            .unwrap();
+        assert_eq!(
+            (
+                done.content.as_str(),
+                done.status.as_str(),
+                done.error_code.as_deref()
+            ),
+            ("Half a", "interrupted", Some("cancelled"))
+        );
+        store
+            .set_suggestions(reply.id, &["Why?".to_owned(), "왜요?".to_owned()])
+            .unwrap();
+        assert_eq!(
+            store.message(reply.id).unwrap().suggestions,
+            ["Why?", "왜요?"]
+        );
+        let updated = store
+            .set_session_setup(
+                s.id,
+                &SessionSetup {
+                    persona: Persona::Office,
+                    tone: Some(Tone::Friendly),
+                    character: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (updated.persona, updated.tone),
+            (Persona::Office, Some(Tone::Friendly))
+        );
+        store.delete_message(reply.id).unwrap();
+        assert_eq!(store.message(reply.id).unwrap_err().code(), "not_found");
+    }
+
+    #[test]
+    fn replies_cut_off_by_an_exit_are_marked_interrupted_at_the_next_start() {
+        let (_dir, mut store) = temp_store();
+        let s = store.create_session(Persona::Office, "x").unwrap();
+        let cut = store
+            .append_message(s.id, Role::Assistant, "partial", "streaming")
+            .unwrap();
+        let whole = store
+            .append_message(s.id, Role::Assistant, "done", "complete")
+            .unwrap();
+        assert_eq!(store.interrupt_unfinished_replies().unwrap(), 1);
+        let cut = store.message(cut.id).unwrap();
+        assert_eq!(cut.status, "interrupted");
+        assert_eq!(cut.error_code.as_deref(), Some("app_closed"));
+        assert_eq!(store.message(whole.id).unwrap().status, "complete");
+        assert_eq!(store.interrupt_unfinished_replies().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_messages_through_migration_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO sessions (profile_id, title, persona, created_at, updated_at)
+                     VALUES (1, 'old', 'office', 0, 0);
+                 INSERT INTO messages (session_id, role, content, created_at) VALUES (1, 'user', 'kept', 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        let messages = store.messages(1).unwrap();
+        assert_eq!(messages[0].content, "kept");
+        assert!(messages[0].suggestions.is_empty() && messages[0].error_code.is_none());
+    }
+
+    #[test]
     fn a_message_for_a_missing_session_is_refused_without_a_partial_write() {
         let (_dir, mut store) = temp_store();
         assert_eq!(
