@@ -219,6 +219,54 @@ fn the_models_page_shows_the_engines_load_reports_and_failures() {
     )
     .unwrap();
     app.screenshot("models-engine.png").unwrap();
+
+    // Reload goes through the engine again (loading, then loaded).
+    app.click("[data-testid=\"model-reload-office\"]").unwrap();
+    app.wait_until(
+        "[...document.querySelectorAll('[data-testid=\"toast\"]')].some(t => t.textContent.includes('Reloading'))",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid=\"engine-office\"]')?.dataset.state === 'loaded'",
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+
+    // Engine settings are written back only when valid; a bad value names its key and the file
+    // stays as it was.
+    app.click("[data-testid=\"nav-settings\"]").unwrap();
+    app.clear("[data-testid=\"engine-office-gpu-layers\"]")
+        .unwrap();
+    app.type_text("[data-testid=\"engine-office-gpu-layers\"]", "5000")
+        .unwrap();
+    app.click("[data-testid=\"engine-save\"]").unwrap();
+    let error = app.text("[data-testid=\"engine-save-error\"]").unwrap();
+    assert!(error.contains("models.office.n_gpu_layers"), "{error}");
+    let before = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        before,
+        body.to_string(),
+        "an invalid save leaves the file untouched"
+    );
+    app.clear("[data-testid=\"engine-max-chars\"]").unwrap();
+    app.type_text("[data-testid=\"engine-max-chars\"]", "1234")
+        .unwrap();
+    app.clear("[data-testid=\"engine-office-gpu-layers\"]")
+        .unwrap();
+    app.type_text("[data-testid=\"engine-office-gpu-layers\"]", "0")
+        .unwrap();
+    app.click("[data-testid=\"engine-save\"]").unwrap();
+    app.wait_until(
+        "!document.querySelector('[data-testid=\"engine-save-error\"]')",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(saved["chat"]["max_message_chars"], 1234);
+    assert_eq!(saved["models"]["office"]["n_gpu_layers"], 0);
+    app.screenshot("settings-saved.png").unwrap();
 }
 
 // --- the chat desktop (issue 4), against the real SmolLM2 model ---
