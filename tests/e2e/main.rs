@@ -505,14 +505,22 @@ fn renaming_one_session_leaves_the_others_and_delete_removes_one() {
         Duration::from_secs(10),
     )
     .unwrap();
-    // Automatic titles may still change while the model names the sessions; wait for quiet.
-    std::thread::sleep(Duration::from_secs(3));
+    // The model names each session in the background after its first answer; wait until the
+    // titles have settled before comparing them.
     let ids = session_ids(&app);
     let title = |id: i64| {
         app.text(&format!("[data-testid=\"session-title-{id}\"]"))
             .unwrap()
     };
-    let before: Vec<String> = ids.iter().map(|&id| title(id)).collect();
+    let mut before: Vec<String> = ids.iter().map(|&id| title(id)).collect();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now: Vec<String> = ids.iter().map(|&id| title(id)).collect();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let target = ids[1];
     app.script(
         "document.querySelector(arguments[0]).click(); return true;",
