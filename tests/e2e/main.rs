@@ -497,7 +497,9 @@ fn renaming_one_session_leaves_the_others_and_delete_removes_one() {
     let app = open_chat_app(home.path(), serde_json::json!("not-downloaded.gguf"), 16);
     for text in ["First topic", "Second topic", "Third topic"] {
         app.click("[data-testid=\"chat-new\"]").unwrap();
-        send(&app, text);
+        // Enter sends (WebDriver's Enter key is U+E007).
+        app.type_text("[data-testid=\"chat-input\"]", &format!("{text}\u{E007}"))
+            .unwrap();
         wait_reply_complete(&app);
     }
     app.wait_until(

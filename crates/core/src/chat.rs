@@ -33,6 +33,9 @@ use crate::store::{Character, Message, Persona, Role, Session, SessionSetup, Sto
 pub const CHARACTER_NAME_CHARS: usize = 60;
 pub const CHARACTER_GREETING_CHARS: usize = 1_000;
 pub const CHARACTER_CONTEXT_CHARS: usize = 4_000;
+/// The longest model-made title kept, in words and characters.
+const MAX_TITLE_WORDS: usize = 8;
+const MAX_TITLE_CHARS: usize = 48;
 /// At most this many follow-up questions are suggested.
 pub const MAX_RELATED: usize = 3;
 /// How long a turn waits for its model to finish loading before giving up.
@@ -685,7 +688,7 @@ pub fn parse_related(raw: &str, asked: &str) -> Vec<String> {
 }
 
 /// A usable title from the model's output: its first non-empty line without a "Title:" label,
-/// quotes or a final period; `None` when nothing is left.
+/// quotes or a final period; `None` when nothing is left or the line is too long to be a title.
 pub fn clean_title(raw: &str) -> Option<String> {
     let line = raw.lines().map(strip_marker).find(|l| !l.is_empty())?;
     let mut line = line;
@@ -695,10 +698,15 @@ pub fn clean_title(raw: &str) -> Option<String> {
         }
     }
     let line = line.trim_end_matches(['.', '。']).trim();
-    if line.is_empty() {
+    // A title is a few words; a longer line is the model answering instead of naming, and the
+    // provisional title (the first line of the first message) is the better one then.
+    if line.is_empty()
+        || line.split_whitespace().count() > MAX_TITLE_WORDS
+        || line.chars().count() > MAX_TITLE_CHARS
+    {
         return None;
     }
-    Some(title_from(line))
+    Some(line.to_owned())
 }
 
 // --- export ---
@@ -846,7 +854,15 @@ mod tests {
             "분기 예산 검토"
         );
         assert_eq!(clean_title("  \n  ").as_deref(), None);
-        assert!(clean_title(&"word ".repeat(40)).unwrap().ends_with('…'));
+        assert_eq!(
+            clean_title(&"word ".repeat(9)),
+            None,
+            "an answer, not a title"
+        );
+        assert_eq!(
+            clean_title("I'm sorry for your loss, but as a desk-based service, I"),
+            None
+        );
     }
 
     #[test]
