@@ -264,3 +264,63 @@ pub fn run() -> anyhow::Result<()> {
         .run(tauri::generate_context!())?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The names between `start` and the next `end` that look like identifiers, without paths.
+    fn names_between(text: &str, start: &str, end: &str) -> BTreeSet<String> {
+        let from = text.find(start).expect("start marker") + start.len();
+        let to = from + text[from..].find(end).expect("end marker");
+        text[from..to]
+            .split([',', '\n'])
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty() && !s.starts_with("//"))
+            .map(|s| s.rsplit("::").next().unwrap_or(s).to_owned())
+            .collect()
+    }
+
+    /// Tauri refuses, at run time only, a command that is registered but not declared in the
+    /// ACL manifest or not allowed by the capability: keep the three lists equal.
+    #[test]
+    fn every_registered_command_is_declared_and_allowed_and_nothing_else_is() {
+        let registered = names_between(include_str!("lib.rs"), "tauri::generate_handler![", "]");
+        let declared = names_between(
+            include_str!("../build.rs"),
+            "const COMMANDS: &[&str] = &[",
+            "];",
+        );
+        let capability: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/default.json")).unwrap();
+        let allowed: BTreeSet<String> = capability["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        assert!(registered.len() >= 20, "{registered:?}");
+        assert_eq!(
+            registered, declared,
+            "generate_handler! vs build.rs COMMANDS"
+        );
+        assert_eq!(
+            registered, allowed,
+            "generate_handler! vs capabilities/default.json"
+        );
+        let others: Vec<&str> = capability["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .filter(|p| !p.starts_with("allow-"))
+            .collect();
+        assert_eq!(
+            others,
+            ["core:event:default", "store:default"],
+            "only the event channel and the store plugin besides our commands"
+        );
+    }
+}
