@@ -59,6 +59,24 @@ pub enum Error {
     #[error("session {session}: there is no message to answer again")]
     NothingToRetry { session: i64 },
 
+    // --- documents (crates/core/src/documents) ---
+    #[error("{path}: .{extension} files are not supported (txt, md, pdf, docx, html, csv)")]
+    DocumentUnsupported { path: PathBuf, extension: String },
+    #[error("{path}: {size} bytes is over the limit of {limit} (documents.max_file_mb)")]
+    DocumentTooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{path}: the file is encrypted or password-protected")]
+    DocumentEncrypted { path: PathBuf },
+    #[error("{path}: cannot be read as a document: {reason}")]
+    DocumentUnreadable { path: PathBuf, reason: String },
+    #[error("{path}: contains no text")]
+    DocumentEmpty { path: PathBuf },
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+
     // --- model files, checked before llama.cpp sees them (engine::gguf) ---
     #[error("{path}: file not found")]
     ModelFileMissing { path: PathBuf },
@@ -164,6 +182,12 @@ impl Error {
             Error::MessageTooLong { .. } => "message_too_long",
             Error::ReplyInProgress { .. } => "reply_in_progress",
             Error::NothingToRetry { .. } => "nothing_to_retry",
+            Error::DocumentUnsupported { .. } => "document_unsupported",
+            Error::DocumentTooLarge { .. } => "document_too_large",
+            Error::DocumentEncrypted { .. } => "document_encrypted",
+            Error::DocumentUnreadable { .. } => "document_unreadable",
+            Error::DocumentEmpty { .. } => "document_empty",
+            Error::Tokenizer { .. } => "tokenizer",
             Error::ModelFileMissing { .. } => "model_missing",
             Error::ModelNotAFile { .. } => "model_not_a_file",
             Error::ModelUnreadable { .. } => "model_unreadable",

@@ -7,6 +7,7 @@ mod atomic_file;
 pub mod chat;
 pub mod config;
 pub mod conversation;
+pub mod documents;
 pub mod engine;
 pub mod error;
 pub mod gpu;
