@@ -527,12 +527,7 @@ impl Store {
                 ],
             )
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "session",
-                id,
-            });
-        }
+        found(changed, "session", id)?;
         self.session(id)
     }
 
@@ -600,12 +595,7 @@ impl Store {
                 params![id, title],
             )
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "session",
-                id,
-            });
-        }
+        found(changed, "session", id)?;
         self.session(id)
     }
 
@@ -615,13 +605,7 @@ impl Store {
             .conn
             .execute("DELETE FROM sessions WHERE id = ?1", [id])
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "session",
-                id,
-            });
-        }
-        Ok(())
+        found(changed, "session", id)
     }
 
     /// Appends a message and marks its session as just used, in one transaction.
@@ -635,14 +619,8 @@ impl Store {
         let now = now_ms();
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
-        touch_session(&tx, session_id, now).map_err(|e| store_err(&path, e))?;
-        let exists = tx.changes() > 0;
-        if !exists {
-            return Err(Error::NotFound {
-                what: "session",
-                id: session_id,
-            });
-        }
+        let touched = touch_session(&tx, session_id, now).map_err(|e| store_err(&path, e))?;
+        found(touched, "session", session_id)?;
         tx.execute(
             "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![session_id, role.as_str(), content, status, now],
@@ -706,12 +684,7 @@ impl Store {
                 params![id, content, status, error_code],
             )
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "message",
-                id,
-            });
-        }
+        found(changed, "message", id)?;
         self.message(id)
     }
 
@@ -721,13 +694,7 @@ impl Store {
             .conn
             .execute("DELETE FROM messages WHERE id = ?1", [id])
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "message",
-                id,
-            });
-        }
-        Ok(())
+        found(changed, "message", id)
     }
 
     pub fn set_suggestions(&mut self, id: i64, suggestions: &[String]) -> Result<()> {
@@ -834,10 +801,7 @@ impl Store {
             .conn
             .execute("DELETE FROM cards WHERE id = ?1", [id])
             .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            return Err(Error::NotFound { what: "card", id });
-        }
-        Ok(())
+        found(changed, "card", id)
     }
 
     // --- request log ---
@@ -892,6 +856,15 @@ impl Store {
                 },
             )
             .map_err(|e| self.err(e))
+    }
+}
+
+/// `NotFound` when an UPDATE or DELETE by id touched no row.
+fn found(changed: usize, what: &'static str, id: i64) -> Result<()> {
+    if changed == 0 {
+        Err(Error::NotFound { what, id })
+    } else {
+        Ok(())
     }
 }
 

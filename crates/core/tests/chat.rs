@@ -5,7 +5,9 @@
 //! message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,20 +17,7 @@ use deskmate_core::engine::Engine;
 use deskmate_core::store::{Persona, Role, SessionSetup, Store, Tone};
 
 fn smol() -> PathBuf {
-    let name = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(name);
-    if repo.is_file() {
-        return repo;
-    }
-    if let Some(mirror) = std::env::var_os("DESKMATE_MODEL_MIRROR") {
-        let p = Path::new(&mirror).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("test model {name} is missing: run `cargo xtask models --set test`");
+    common::model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 fn config(max_tokens: u32) -> ModelConfig {

@@ -6,7 +6,6 @@
 //! from the mirror named by `DESKMATE_MODEL_MIRROR`; without them these tests fail and say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,26 +16,11 @@ use deskmate_core::engine::{
 use deskmate_core::store::{Persona, RequestRecord, Role};
 use deskmate_core::Error;
 
+mod common;
+use common::model;
+
 const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const GEMMA: &str = "gemma-3-270m-q4_k_m.gguf";
-
-fn model(name: &str) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(name);
-    if repo.is_file() {
-        return repo;
-    }
-    if let Some(mirror) = std::env::var_os("DESKMATE_MODEL_MIRROR") {
-        let p = Path::new(&mirror).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "test model {name} is missing: run `cargo xtask models --set test` (or set DESKMATE_MODEL_MIRROR)"
-    );
-}
 
 fn config(parallel: u32, max_tokens: u32) -> ModelConfig {
     ModelConfig {

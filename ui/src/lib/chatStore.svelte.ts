@@ -151,7 +151,7 @@ export class ChatStore {
       const result = await start((event) => (started ? handle(event) : early.push(event)));
       started = result;
       this.current = result.session;
-      this.messages = applyTurnStart(this.current?.id === result.session.id ? this.messages : [], result);
+      this.messages = applyTurnStart(this.messages, result);
       this.highlight = null;
       this.setReplying(result.session.id, true);
       this.sessions = [result.session, ...this.sessions.filter((s) => s.id !== result.session.id)];

@@ -194,11 +194,45 @@ fn decode_text(path: &Path, bytes: &[u8]) -> Result<String> {
         .ok_or_else(|| unreadable(path, "the text is neither UTF-8 nor EUC-KR (CP949)"))
 }
 
+/// Sections being collected: text goes to `body`; a heading closes the current section and
+/// opens the next one under it.
+#[derive(Default)]
+struct SectionsUnderHeadings {
+    done: Vec<Section>,
+    heading: Option<String>,
+    body: String,
+}
+
+impl SectionsUnderHeadings {
+    fn start(&mut self, heading: String) {
+        self.done.push(Section {
+            text: std::mem::take(&mut self.body),
+            page: None,
+            heading: self.heading.take(),
+        });
+        self.heading = Some(heading);
+    }
+
+    /// Starts a section whose text opens with its heading's line.
+    fn start_with_title(&mut self, title: String) {
+        let line = format!("{title}\n");
+        self.start(title);
+        self.body = line;
+    }
+
+    fn finish(mut self) -> Vec<Section> {
+        self.done.push(Section {
+            text: self.body,
+            page: None,
+            heading: self.heading,
+        });
+        self.done
+    }
+}
+
 /// Markdown split at ATX headings (`#`…`######`); each section carries its heading.
 fn markdown_sections(text: &str) -> Vec<Section> {
-    let mut sections = Vec::new();
-    let mut heading: Option<String> = None;
-    let mut body = String::new();
+    let mut out = SectionsUnderHeadings::default();
     let mut in_code = false;
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
@@ -210,26 +244,15 @@ fn markdown_sections(text: &str) -> Vec<Section> {
             .map(|rest| rest.trim_start_matches('#'))
             .filter(|rest| rest.starts_with(' '))
             .map(|rest| rest.trim().to_owned());
-        if let Some(title) = title {
-            sections.push(Section {
-                text: std::mem::take(&mut body),
-                page: None,
-                heading: heading.take(),
-            });
-            body.push_str(&title);
-            body.push('\n');
-            heading = Some(title);
-        } else {
-            body.push_str(line);
-            body.push('\n');
+        match title {
+            Some(title) => out.start_with_title(title),
+            None => {
+                out.body.push_str(line);
+                out.body.push('\n');
+            }
         }
     }
-    sections.push(Section {
-        text: body,
-        page: None,
-        heading,
-    });
-    sections
+    out.finish()
 }
 
 fn csv_sections(path: &Path, text: &str) -> Result<Vec<Section>> {
@@ -297,29 +320,13 @@ const HTML_BLOCKS: &[&str] = &[
 /// HTML as text, split at headings; markup that is not content is skipped.
 fn html_sections(text: &str) -> Vec<Section> {
     let document = scraper::Html::parse_document(text);
-    let mut sections = Vec::new();
-    let mut heading: Option<String> = None;
-    let mut body = String::new();
+    let mut out = SectionsUnderHeadings::default();
     walk_html(document.root_element(), &mut |event| match event {
-        HtmlEvent::Text(t) => body.push_str(t),
-        HtmlEvent::Break => body.push('\n'),
-        HtmlEvent::Heading(title) => {
-            sections.push(Section {
-                text: std::mem::take(&mut body),
-                page: None,
-                heading: heading.take(),
-            });
-            body.push_str(&title);
-            body.push('\n');
-            heading = Some(title);
-        }
+        HtmlEvent::Text(t) => out.body.push_str(t),
+        HtmlEvent::Break => out.body.push('\n'),
+        HtmlEvent::Heading(title) => out.start_with_title(title),
     });
-    sections.push(Section {
-        text: body,
-        page: None,
-        heading,
-    });
-    sections
+    out.finish()
 }
 
 enum HtmlEvent<'a> {
@@ -386,9 +393,7 @@ fn docx_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {
 fn docx_xml_sections(xml: &str) -> std::result::Result<Vec<Section>, String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
-    let mut sections = Vec::new();
-    let mut heading: Option<String> = None;
-    let mut body = String::new();
+    let mut out = SectionsUnderHeadings::default();
     let mut paragraph = String::new();
     let mut paragraph_is_heading = false;
     let mut in_text = false;
@@ -429,15 +434,10 @@ fn docx_xml_sections(xml: &str) -> std::result::Result<Vec<Section>, String> {
                 b"p" => {
                     let text = std::mem::take(&mut paragraph);
                     if paragraph_is_heading && !text.trim().is_empty() {
-                        sections.push(Section {
-                            text: std::mem::take(&mut body),
-                            page: None,
-                            heading: heading.take(),
-                        });
-                        heading = Some(text.trim().to_owned());
+                        out.start(text.trim().to_owned());
                     }
-                    body.push_str(&text);
-                    body.push('\n');
+                    out.body.push_str(&text);
+                    out.body.push('\n');
                     paragraph_is_heading = false;
                 }
                 _ => {}
@@ -446,12 +446,7 @@ fn docx_xml_sections(xml: &str) -> std::result::Result<Vec<Section>, String> {
             _ => {}
         }
     }
-    sections.push(Section {
-        text: body,
-        page: None,
-        heading,
-    });
-    Ok(sections)
+    Ok(out.finish())
 }
 
 fn pdf_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {

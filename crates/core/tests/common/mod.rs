@@ -1,0 +1,23 @@
+//! Shared by the core's integration tests: where the test models are.
+
+use std::path::{Path, PathBuf};
+
+/// A test model file from `models/` in the repository (`cargo xtask models --set test`) or from
+/// the mirror named by `DESKMATE_MODEL_MIRROR`; without either the test fails and says so.
+pub fn model(name: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name);
+    if repo.is_file() {
+        return repo;
+    }
+    if let Some(mirror) = std::env::var_os("DESKMATE_MODEL_MIRROR") {
+        let p = Path::new(&mirror).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "test model {name} is missing: run `cargo xtask models --set test` (or set DESKMATE_MODEL_MIRROR)"
+    );
+}
