@@ -84,7 +84,8 @@ pub enum ChatEvent {
         completion_tokens: usize,
         timings: Timings,
     },
-    /// The request failed; `reply` is the partial text kept (marked interrupted), if any.
+    /// The request failed, or was stopped before any text (code `cancelled`); `reply` is the
+    /// partial text kept (marked interrupted), if any.
     Failed {
         reply_id: i64,
         reply: Option<Message>,
@@ -419,7 +420,15 @@ impl Turn {
                 });
                 None
             }
-            (Outcome::Finished(..), Ok(None)) => None,
+            // Stopped before any text: the placeholder is gone, and the page must drop it too.
+            (Outcome::Finished(..), Ok(None)) => {
+                emit(ChatEvent::Failed {
+                    reply_id,
+                    reply: None,
+                    error: cancelled_payload(),
+                });
+                None
+            }
             (_, Err(e)) => {
                 emit(ChatEvent::Failed {
                     reply_id,
@@ -588,7 +597,7 @@ enum Outcome {
 fn cancelled_payload() -> ErrorPayload {
     ErrorPayload {
         code: "cancelled",
-        message: "stopped before the model started".to_owned(),
+        message: "stopped before any text was written".to_owned(),
     }
 }
 

@@ -199,6 +199,34 @@ fn stop_keeps_the_partial_reply_as_interrupted() {
 }
 
 #[test]
+fn a_reply_stopped_before_any_text_is_removed_and_says_so() {
+    let f = fixture(64);
+    let turn = f
+        .chat
+        .send(None, &office(), "Tell me a story.", OPTIONS)
+        .unwrap();
+    let session = turn.start().session.id;
+    let reply_id = turn.start().reply.id;
+    assert!(f.chat.stop(session));
+    let events = collect(turn);
+    let failed = events
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::Failed {
+                reply_id: id,
+                reply,
+                error,
+            } => Some((*id, reply.is_none(), error.code)),
+            _ => None,
+        })
+        .expect("the page is told the empty reply is gone");
+    assert_eq!(failed, (reply_id, true, "cancelled"));
+    assert!(matches!(events.last(), Some(ChatEvent::Done { .. })));
+    let messages = f.store.lock().unwrap().messages(session).unwrap();
+    assert_eq!(messages.len(), 1, "only the user's message remains");
+}
+
+#[test]
 fn retry_replaces_the_last_reply_and_a_second_send_waits_its_turn() {
     let f = fixture(24);
     let turn = f.chat.send(None, &office(), "Say hello.", OPTIONS).unwrap();
