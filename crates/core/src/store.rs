@@ -493,7 +493,8 @@ impl Store {
             .execute(
                 "INSERT INTO sessions (profile_id, title, title_is_auto, persona, tone, character_name,
                     character_greeting, character_context, created_at, updated_at)
-                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8,
+                    max(?8, coalesce((SELECT max(updated_at) + 1 FROM sessions WHERE profile_id = ?1), 0)))",
                 params![
                     profile_id,
                     title,
@@ -875,9 +876,14 @@ fn store_err(path: &Path, source: rusqlite::Error) -> Error {
     }
 }
 
+/// Moves a session to the top of its profile's list. `updated_at` is a recency stamp rather than
+/// a plain clock reading: two writes in the same millisecond must still order, so the stamp is
+/// at least one past the profile's newest.
 fn touch_session(tx: &Transaction<'_>, session_id: i64, now: i64) -> rusqlite::Result<usize> {
     tx.execute(
-        "UPDATE sessions SET updated_at = max(updated_at + 1, ?2) WHERE id = ?1",
+        "UPDATE sessions SET updated_at = max(?2,
+            (SELECT max(s.updated_at) + 1 FROM sessions s WHERE s.profile_id = sessions.profile_id))
+         WHERE id = ?1",
         params![session_id, now],
     )
 }
@@ -1069,6 +1075,19 @@ mod tests {
             [a.id, b.id],
             "appending a message moves its session to the top"
         );
+        // Writes within one millisecond must order too (this flaked on CI before the stamp).
+        for round in 0..50 {
+            let (top, other) = if round % 2 == 0 {
+                (b.id, a.id)
+            } else {
+                (a.id, b.id)
+            };
+            store
+                .append_message(top, Role::User, "again", "complete")
+                .unwrap();
+            let ids: Vec<i64> = store.sessions(None).unwrap().iter().map(|s| s.id).collect();
+            assert_eq!(ids, [top, other], "round {round}");
+        }
         let found: Vec<i64> = store
             .sessions(Some("0% d"))
             .unwrap()
