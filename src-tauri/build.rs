@@ -23,6 +23,20 @@ const COMMANDS: &[&str] = &[
     "config_save",
     "engine_reload",
     "model_pick",
+    "documents_list",
+    "documents_status",
+    "documents_import",
+    "documents_pick",
+    "documents_cancel",
+    "documents_delete",
+    "documents_set_level",
+    "documents_reindex",
+    "documents_search",
+    "documents_open",
+    "profiles_list",
+    "profile_create",
+    "profile_activate",
+    "profile_delete",
 ];
 
 fn main() {

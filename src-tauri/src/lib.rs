@@ -6,6 +6,7 @@
 //! are reported through `app_status` and shown as banners.
 
 mod chat_commands;
+mod docs_commands;
 mod settings_commands;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use deskmate_core::chat::Chat;
 use deskmate_core::config::Config;
+use deskmate_core::documents::Library;
 use deskmate_core::engine::{Engine, PersonaState};
 use deskmate_core::paths::Paths;
 use deskmate_core::store::{Persona, Store};
@@ -34,6 +36,8 @@ pub struct AppState {
     engine: Result<Arc<Engine>, ErrorPayload>,
     /// Chat turns, sessions and cards on their own store connection, or why there is none.
     chat: Result<Arc<Chat>, ErrorPayload>,
+    /// The document library on its own store connection, or why there is none.
+    library: Result<Arc<Library>, ErrorPayload>,
 }
 
 impl AppState {
@@ -45,6 +49,10 @@ impl AppState {
 
     fn chat(&self) -> Result<Arc<Chat>, ErrorPayload> {
         self.chat.clone()
+    }
+
+    fn library(&self) -> Result<Arc<Library>, ErrorPayload> {
+        self.library.clone()
     }
 
     fn engine(&self) -> Result<Arc<Engine>, ErrorPayload> {
@@ -169,6 +177,7 @@ fn load_in_background(engine: Arc<Engine>, paths: &Paths, config: &Config, perso
 fn open_chat(
     startup: &Startup,
     engine: &Result<Arc<Engine>, ErrorPayload>,
+    library: &Result<Arc<Library>, ErrorPayload>,
 ) -> Result<Arc<Chat>, ErrorPayload> {
     let engine = engine.clone()?;
     let mut store = Store::open(&startup.paths.database).map_err(|e| ErrorPayload::from(&e))?;
@@ -180,7 +189,11 @@ fn open_chat(
         ),
         Err(e) => tracing::warn!(error = %e, "unfinished replies not marked"),
     }
-    Ok(Arc::new(Chat::new(Arc::new(Mutex::new(store)), engine)))
+    let chat = Chat::new(Arc::new(Mutex::new(store)), engine);
+    Ok(Arc::new(match library {
+        Ok(library) => chat.with_library(Arc::clone(library)),
+        Err(_) => chat,
+    }))
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -229,12 +242,29 @@ pub fn run() -> anyhow::Result<()> {
             if let Ok(engine) = &engine {
                 load_models_in_background(Arc::clone(engine), &startup);
             }
-            let chat = open_chat(&startup, &engine);
+            let library = Library::open(
+                &startup.paths.database,
+                &startup.paths.vector_index,
+                &startup.config.config,
+                &startup.paths.models_dir,
+            )
+            .map(Arc::new)
+            .map_err(|e| {
+                tracing::error!(error = %e, "the document library could not be opened");
+                ErrorPayload::from(&e)
+            });
+            // An import cut off by the last exit carries on (and embeddings missing since the
+            // model was absent are made), in the background.
+            if let Ok(library) = &library {
+                docs_commands::run_imports(app.handle().clone(), Arc::clone(library));
+            }
+            let chat = open_chat(&startup, &engine, &library);
             app.manage(AppState {
                 startup: Mutex::new(startup),
                 monitor,
                 engine,
                 chat,
+                library,
             });
             Ok(())
         })
@@ -260,6 +290,20 @@ pub fn run() -> anyhow::Result<()> {
             settings_commands::config_save,
             settings_commands::engine_reload,
             settings_commands::model_pick,
+            docs_commands::documents_list,
+            docs_commands::documents_status,
+            docs_commands::documents_import,
+            docs_commands::documents_pick,
+            docs_commands::documents_cancel,
+            docs_commands::documents_delete,
+            docs_commands::documents_set_level,
+            docs_commands::documents_reindex,
+            docs_commands::documents_search,
+            docs_commands::documents_open,
+            docs_commands::profiles_list,
+            docs_commands::profile_create,
+            docs_commands::profile_activate,
+            docs_commands::profile_delete,
         ])
         .run(tauri::generate_context!())?;
     Ok(())

@@ -594,3 +594,115 @@ fn a_missing_model_shows_a_red_toast_and_keeps_the_message() {
     app.click("[data-testid=\"toast-action\"]").unwrap();
     app.wait_for("[data-testid=\"page-models\"]").unwrap();
 }
+
+/// The repository's model folder (embedding model and ONNX Runtime), absolute.
+fn repo_models() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .canonicalize()
+        .expect("models/ exists (cargo xtask models --set test)")
+}
+
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn an_imported_folder_is_searched_and_a_grounded_answer_cites_it() {
+    let home = tempfile::tempdir().unwrap();
+    let folder = home.path().join("handbook");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("parking.md"),
+        "# Parking\n\nThe Deskmate office garage opens at 7 a.m. and closes at 10 p.m. on weekdays. \
+         Visitors park on level B2 and register at the front desk.",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("seoul.txt"),
+        "서울은 대한민국의 수도이며 본사는 서울에 있다. 부산 지사는 2019년에 문을 열었다.",
+    )
+    .unwrap();
+    std::fs::write(folder.join("broken.pdf"), b"%PDF-1.7 not really").unwrap();
+
+    // SmolLM2 answers as the office persona; the embedding model comes from the repository.
+    let config = home.path().join("config").join("config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let models = repo_models();
+    let model = serde_json::json!({
+        "path": smol(), "n_ctx": 4096, "parallel": 2, "threads": 2,
+        "sampling": { "temperature": 0.0, "max_tokens": 48 }
+    });
+    let body = serde_json::json!({
+        "models": { "office": model, "character": model },
+        "embedding": {
+            "model": models.join("multilingual-e5-small-onnx"),
+            "runtime_library": models.join("libonnxruntime.so.1.24.4")
+        }
+    });
+    std::fs::write(&config, body.to_string()).unwrap();
+    let app = open_app(home.path(), "en_US.UTF-8");
+
+    app.click("[data-testid=\"nav-documents\"]").unwrap();
+    app.wait_for("[data-testid=\"page-documents\"]").unwrap();
+    // The same path as a drop on the page (WebDriver cannot drive native dialogs or OS drops).
+    app.wait_until("typeof window.__deskmateImport === 'function'", WAIT)
+        .unwrap();
+    app.script(
+        "window.__deskmateImport([arguments[0]], 'internal'); return true;",
+        serde_json::json!([folder.display().to_string()]),
+    )
+    .unwrap();
+    // Three rows: two indexed, the broken PDF failed with its reason.
+    app.wait_until(
+        "document.querySelectorAll('[data-testid^=\"document-row-\"][data-status=\"indexed\"]').length === 2 \
+         && document.querySelectorAll('[data-testid^=\"document-row-\"][data-status=\"failed\"]').length === 1 \
+         && !document.querySelector('[data-testid=\"documents-progress\"]')",
+        WAIT,
+    )
+    .unwrap();
+    let list = app.text("[data-testid=\"documents-list\"]").unwrap();
+    assert!(
+        list.contains("broken.pdf") && list.contains("parking.md"),
+        "{list}"
+    );
+    assert!(
+        !app.exists("[data-testid=\"documents-vector-notice\"]")
+            .unwrap(),
+        "the embedding model is there, so search is not keyword-only"
+    );
+    app.screenshot("documents-list.png").unwrap();
+
+    // Korean substring search: "서울" finds "서울은".
+    app.type_text("[data-testid=\"documents-search\"]", "서울")
+        .unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid^=\"passage-\"]') \
+         && document.querySelector('[data-testid=\"documents-results\"]').textContent.includes('seoul.txt')",
+        WAIT,
+    )
+    .unwrap();
+    let marked = app
+        .script(
+            "return [...document.querySelectorAll('[data-testid=\"documents-results\"] mark')].map(m => m.textContent);",
+            serde_json::json!([]),
+        )
+        .unwrap();
+    assert!(
+        marked.as_array().unwrap().iter().any(|m| m == "서울"),
+        "{marked}"
+    );
+    app.screenshot("documents-search.png").unwrap();
+
+    // The office persona answers from the handbook and shows its source.
+    app.click("[data-testid=\"nav-chat\"]").unwrap();
+    app.wait_for("[data-testid=\"chat-input\"]").unwrap();
+    send(&app, "When does the office garage close?");
+    app.wait_until(
+        "document.querySelector('[data-testid=\"message-sources\"]')",
+        WAIT,
+    )
+    .unwrap();
+    wait_reply_complete(&app);
+    let sources = app.text("[data-testid=\"message-sources\"]").unwrap();
+    assert!(sources.contains("parking.md"), "{sources}");
+    assert!(app.exists("[data-testid=\"source-1\"]").unwrap());
+    app.screenshot("documents-grounded-answer.png").unwrap();
+}

@@ -47,7 +47,11 @@ commands:
   e2e                 build the app and run only the end-to-end tests under Xvfb
   bench engine [--model PATH] [--quick]
                       the engine's speed against llama.cpp's llama-bench, concurrency and the
-                      prompt cache; writes target/bench/engine.json and engine.md";
+                      prompt cache; writes target/bench/engine.json and engine.md
+  bench documents [--quick]
+                      document ingest speed, query latency at 10k/100k chunks, HNSW recall and
+                      retrieval quality (hybrid vs keyword vs vector) on a labeled ko+en set;
+                      writes target/bench/documents.json and documents.md";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -65,8 +69,9 @@ fn main() {
         }),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("engine") => bench_engine(&args[2..]),
+            Some("documents") => bench_documents(&args[2..]),
             _ => Err(anyhow::anyhow!(
-                "usage: cargo xtask bench engine [--model PATH] [--quick]"
+                "usage: cargo xtask bench engine [--model PATH] [--quick]\n       cargo xtask bench documents [--quick]"
             )),
         },
         Some("help" | "--help" | "-h") | None => {
@@ -674,6 +679,100 @@ fn bench_engine(args: &[String]) -> Result<()> {
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     let md_path = out_dir.join("engine.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    println!(
+        "\n{md}\nwritten: {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask bench documents`: see `crates/cli/src/bench_docs_cmd.rs` for what is measured.
+fn bench_documents(args: &[String]) -> Result<()> {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let repo = Repo::locate()?;
+    let quick = args.iter().any(|a| a == "--quick");
+    let models = repo.models_dir();
+    if !models
+        .join("multilingual-e5-small-onnx")
+        .join("model.onnx")
+        .is_file()
+    {
+        repo.fetch_models("test")?;
+    }
+    step("building the CLI (the library's side of the benchmark)");
+    run(repo.cargo().args(["build", "-p", "deskmate-cli"]))?;
+    let cli = repo.target_dir().join("debug").join(exe("deskmate"));
+    let data = repo.root.join("xtask").join("bench-data").join("documents");
+    let out_dir = repo.root.join("target").join("bench");
+    let work = out_dir.join("documents-work");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    step("ingest, retrieval quality, then 10k and 100k chunk libraries (several minutes)");
+    let sizes = if quick { "2000,10000" } else { "10000,100000" };
+    let raw = capture(Command::new(&cli).args([
+        "bench-documents",
+        "--data",
+        &data.to_string_lossy(),
+        "--models",
+        &models.to_string_lossy(),
+        "--work",
+        &work.to_string_lossy(),
+        "--sizes",
+        sizes,
+    ]))?;
+    let report: serde_json::Value =
+        serde_json::from_str(raw.trim()).context("reading the documents benchmark's JSON")?;
+    let _ = std::fs::remove_dir_all(&work);
+    let c = &report["corpus"];
+    let i = &report["ingest"];
+    let mut md = format!(
+        "# Documents benchmark\n\nCorpus: {} files, {} bytes, {} chunks, {} labeled questions (`xtask/bench-data/documents`, sources and licences in SOURCES.md). Machine: {} threads.\n\n",
+        c["files"], c["bytes"], c["chunks"], c["questions"],
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    md.push_str(&format!(
+        "## Ingest\n\n| measure | value |\n|---|---|\n| ingest (extract, chunk, embed, store) | {:.1} s |\n| chunks/s | {:.1} |\n| MB/min | {:.3} |\n| embedding the same chunks alone (baseline) | {:.1} s |\n| ingest / embedding alone | {:.2} |\n\n",
+        num(&i["seconds"]), num(&i["chunks_per_s"]), num(&i["mb_per_min"]),
+        num(&i["embed_only_seconds"]), num(&i["ratio_ingest_to_embed_only"])
+    ));
+    md.push_str("## Retrieval quality\n\n| method | recall@5 | MRR@10 | recall@5 ko | recall@5 en |\n|---|---|---|---|---|\n");
+    let q = &report["quality"];
+    for m in ["hybrid", "keyword", "vector"] {
+        md.push_str(&format!(
+            "| {m} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            num(&q[m]["recall_at_5"]),
+            num(&q[m]["mrr_at_10"]),
+            num(&q[m]["recall_at_5_by_language"]["ko"]),
+            num(&q[m]["recall_at_5_by_language"]["en"])
+        ));
+    }
+    let hybrid = num(&q["hybrid"]["recall_at_5"]);
+    let best_single = num(&q["keyword"]["recall_at_5"]).max(num(&q["vector"]["recall_at_5"]));
+    md.push_str(&format!(
+        "\nTarget: hybrid ≥ both single methods on recall@5 {}.\n\n",
+        verdict(hybrid >= best_single)
+    ));
+    md.push_str("## Scale\n\n| chunks | fill | index build | query p50 | query p95 | HNSW recall@10 |\n|---|---|---|---|---|---|\n");
+    for s in report["scale"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| {} | {:.1} s | {:.1} s | {:.1} ms | {:.1} ms {} | {:.3} {} |\n",
+            s["chunks"],
+            num(&s["fill_s"]),
+            num(&s["index_build_s"]),
+            num(&s["query_ms_p50"]),
+            num(&s["query_ms_p95"]),
+            verdict(num(&s["query_ms_p95"]) < 50.0),
+            num(&s["hnsw_recall_at_10"]),
+            verdict(num(&s["hnsw_recall_at_10"]) >= 0.98),
+        ));
+    }
+    md.push_str("\nQuery latency is the whole hybrid search: embedding the query, keyword and vector search, fusion and reading the passages. Targets: p95 < 50 ms, HNSW recall@10 ≥ 0.98 against exact search over the same vectors. The scale libraries use recombined corpus sentences and mixed real embeddings (see bench_docs_cmd.rs).\n");
+    std::fs::create_dir_all(&out_dir)?;
+    let json_path = out_dir.join("documents.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let md_path = out_dir.join("documents.md");
     std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
     println!(
         "\n{md}\nwritten: {} and {}",

@@ -4,7 +4,9 @@
 //! JSON document with `--json`. Exit status: 0 success, 1 the check or task failed, 2 bad usage.
 
 mod bench_cmd;
+mod bench_docs_cmd;
 mod chat_cmd;
+mod docs_cmd;
 mod health_cmd;
 mod models_cmd;
 
@@ -55,6 +57,9 @@ enum Command {
     /// The engine's side of `cargo xtask bench engine` (JSON on stdout)
     #[command(hide = true)]
     BenchEngine(bench_cmd::BenchArgs),
+    /// The document library's side of `cargo xtask bench documents` (JSON on stdout)
+    #[command(hide = true)]
+    BenchDocuments(bench_docs_cmd::BenchDocsArgs),
     /// GPU and system health: one sample (or one per interval with --watch)
     Gpu {
         #[arg(long)]
@@ -68,6 +73,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import files and folders into the document library (finishes interrupted imports first)
+    Ingest(docs_cmd::IngestArgs),
+    /// Search the document library (hybrid keyword + vector, under a profile's clearance)
+    Search(docs_cmd::SearchArgs),
+    /// List the documents the active profile may see
+    Documents {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local profiles and their document clearance
+    #[command(subcommand)]
+    Profile(docs_cmd::ProfileCommand),
     /// Where Deskmate keeps its configuration, database and models
     Paths {
         #[arg(long)]
@@ -131,6 +148,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => chat_cmd::load_and_report(&paths()?, json),
         Command::Chat(args) => chat_cmd::chat(&paths()?, &args),
+        Command::BenchDocuments(args) => {
+            bench_docs_cmd::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchEngine(args) => {
             bench_cmd::run(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -143,6 +164,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             health_cmd::info(&paths()?, json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ingest(args) => docs_cmd::ingest(&paths()?, &args),
+        Command::Search(args) => docs_cmd::search(&paths()?, &args),
+        Command::Documents { json } => docs_cmd::documents(&paths()?, json),
+        Command::Profile(cmd) => docs_cmd::profile(&paths()?, &cmd),
         Command::Paths { json } => {
             let paths = paths()?;
             if json {
@@ -152,6 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("data dir     {}", paths.data_dir.display());
                 println!("models dir   {}", paths.models_dir.display());
                 println!("database     {}", paths.database.display());
+                println!("vector index {}", paths.vector_index.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -360,3 +360,153 @@ fn models_loads_both_personas_and_prints_their_load_reports() {
     let text = stdout(&out);
     assert!(text.contains("office: FAILED [model_missing]"), "{text}");
 }
+
+/// A config whose embedding model and ONNX Runtime are the repository's (absolute paths).
+fn embedding_config(home: &Path) {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .canonicalize()
+        .expect("models/ exists (cargo xtask models --set test)");
+    let body = serde_json::json!({
+        "embedding": {
+            "model": models.join("multilingual-e5-small-onnx"),
+            "runtime_library": models.join("libonnxruntime.so.1.24.4")
+        }
+    });
+    std::fs::write(home.join("config.json"), body.to_string()).unwrap();
+}
+
+fn documents_json(home: &Path) -> Vec<serde_json::Value> {
+    let out = deskmate(home, &["documents", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+#[test]
+fn an_import_killed_mid_job_resumes_where_it_stopped_and_leaves_no_half_file() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    embedding_config(home.path());
+    let folder = home.path().join("reports");
+    std::fs::create_dir_all(&folder).unwrap();
+    const FILES: usize = 16;
+    for i in 0..FILES {
+        let text: String = (0..40)
+            .map(|s| format!("Report {i} paragraph {s}: the regional office {i} met its target number {s} this quarter. "))
+            .collect();
+        std::fs::write(folder.join(format!("report-{i:02}.txt")), text).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_deskmate"))
+        .args(["ingest", folder.to_str().unwrap(), "--json"])
+        .env("DESKMATE_CONFIG", home.path().join("config.json"))
+        .env("DESKMATE_DATA_DIR", home.path().join("data"))
+        .env("DESKMATE_MODELS_DIR", home.path().join("models"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["progress"]["files_done"].as_i64().unwrap_or(0) >= 2 {
+            break;
+        }
+    }
+    // SIGKILL: no chance to clean up, as in a crash or a power cut.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let before = documents_json(home.path());
+    assert!(
+        (2..FILES).contains(&before.len()),
+        "killed mid-job: {} of {FILES} documents stored",
+        before.len()
+    );
+    for d in &before {
+        // Every stored document is whole: all its chunks, every chunk with its vector.
+        assert_eq!(d["status"], "indexed", "{d}");
+        assert!(d["chunk_count"].as_i64().unwrap() > 0, "{d}");
+        assert_eq!(d["chunk_count"], d["embedded_chunks"], "{d}");
+    }
+
+    // The next run finishes the job without redoing the files already stored.
+    let out = deskmate(home.path(), &["ingest", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let redone = lines
+        .iter()
+        .filter(|l| !l["progress"]["finished_file"].is_null())
+        .count();
+    assert_eq!(
+        redone,
+        FILES - before.len(),
+        "only the files not yet stored are read"
+    );
+    let report = &lines.last().unwrap()["report"];
+    assert_eq!(report["jobs"][0]["added"], FILES as i64, "{report}");
+
+    let after = documents_json(home.path());
+    assert_eq!(after.len(), FILES);
+    assert!(after
+        .iter()
+        .all(|d| d["status"] == "indexed" && d["chunk_count"] == d["embedded_chunks"]));
+    let found = deskmate(
+        home.path(),
+        &["search", "regional office 7 target", "--json"],
+    );
+    assert!(found.status.success());
+    let found: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found["mode"], "hybrid", "{found}");
+    assert!(!found["passages"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn search_as_a_lower_profile_never_shows_a_restricted_document() {
+    let home = tempfile::tempdir().unwrap();
+    let folder = home.path().join("docs");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("salaries.csv"),
+        "name,salary\nKim,9100\nLee,8800\n",
+    )
+    .unwrap();
+    let out = deskmate(
+        home.path(),
+        &["ingest", folder.to_str().unwrap(), "--level", "restricted"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(deskmate(
+        home.path(),
+        &["profile", "add", "intern", "--clearance", "public"]
+    )
+    .status
+    .success());
+    let owner = deskmate(home.path(), &["search", "salary Kim", "--json"]);
+    let owner: serde_json::Value = serde_json::from_slice(&owner.stdout).unwrap();
+    assert_eq!(owner["passages"][0]["file_name"], "salaries.csv");
+    let intern = deskmate(
+        home.path(),
+        &["search", "salary Kim", "--profile", "intern", "--json"],
+    );
+    let intern: serde_json::Value = serde_json::from_slice(&intern.stdout).unwrap();
+    assert_eq!(intern["passages"].as_array().unwrap().len(), 0, "{intern}");
+    let unknown = deskmate(home.path(), &["search", "x", "--profile", "nobody"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+}

@@ -11,8 +11,14 @@
 //!   partial text), then generates the extras. Every failure, the model being missing included,
 //!   arrives as a [`ChatEvent::Failed`] with the error's code.
 //!
+//! Office replies are grounded in the user's documents when a library is attached
+//! ([`Chat::with_library`]; see [`grounding`]): the passages quoted to the model arrive as
+//! [`ChatEvent::Sources`] before the text, and are stored with the reply.
+//!
 //! One reply at a time per session: a second send while one is being written is refused with
 //! [`Error::ReplyInProgress`]; [`Chat::stop`] cancels the running one at once.
+
+pub mod grounding;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,12 +28,15 @@ use serde::Serialize;
 
 use crate::config::Sampling;
 use crate::conversation::{self, request_for, title_from};
+use crate::documents::Library;
 use crate::engine::{
     CancelToken, ChatMessage, ChatRequest, Completion, Engine, FinishReason, GenerationEvent,
     PersonaState, Timings,
 };
 use crate::error::{Error, ErrorPayload, Result};
-use crate::store::{Character, Message, Persona, Role, Session, SessionSetup, Store};
+use crate::store::{
+    Character, Message, MessageSource, Persona, Role, Session, SessionSetup, Store,
+};
 
 /// Longest character name, greeting and background, in characters.
 pub const CHARACTER_NAME_CHARS: usize = 60;
@@ -73,6 +82,12 @@ pub enum ChatEvent {
         cached_tokens: usize,
         dropped_turns: usize,
     },
+    /// The document passages quoted to the model for this reply (office persona, when the
+    /// library has relevant ones); sent before the first `text`.
+    Sources {
+        reply_id: i64,
+        sources: Vec<MessageSource>,
+    },
     Text {
         reply_id: i64,
         text: String,
@@ -107,6 +122,7 @@ pub enum ChatEvent {
 pub struct Chat {
     store: Arc<Mutex<Store>>,
     engine: Arc<Engine>,
+    library: Option<Arc<Library>>,
     active: Arc<Mutex<HashMap<i64, CancelToken>>>,
 }
 
@@ -117,6 +133,9 @@ pub struct Turn {
     request: ChatRequest,
     /// The user's text, for the follow-up questions.
     question: String,
+    /// The user's message before this one, for a follow-up's document search.
+    previous_question: Option<String>,
+    library: Option<Arc<Library>>,
     first_exchange: bool,
     cancel: CancelToken,
     store: Arc<Mutex<Store>>,
@@ -198,8 +217,15 @@ impl Chat {
         Chat {
             store,
             engine,
+            library: None,
             active: Arc::default(),
         }
+    }
+
+    /// Grounds office replies in this document library.
+    pub fn with_library(mut self, library: Arc<Library>) -> Chat {
+        self.library = Some(library);
+        self
     }
 
     /// The store the turns write to, for the session and card commands around them.
@@ -255,6 +281,8 @@ impl Chat {
         Ok(Turn {
             request: request_for(&setup, &history, text, options.history_turns),
             question: text.to_owned(),
+            previous_question: last_question(&history),
+            library: self.library.clone(),
             setup,
             first_exchange,
             cancel,
@@ -304,6 +332,8 @@ impl Chat {
         Ok(Turn {
             request: request_for(&setup, history, &question, options.history_turns),
             first_exchange: !history.iter().any(|m| m.role == Role::User),
+            previous_question: last_question(history),
+            library: self.library.clone(),
             question,
             setup,
             cancel,
@@ -394,9 +424,12 @@ impl Turn {
     }
 
     /// Writes the reply, then the extras; blocks until `done` has been emitted.
-    pub fn run(self, mut emit: impl FnMut(ChatEvent)) {
+    pub fn run(mut self, mut emit: impl FnMut(ChatEvent)) {
         let reply_id = self.start.reply.id;
         let persona = self.setup.persona;
+        if persona == Persona::Office {
+            self.ground(&mut emit);
+        }
         let outcome = self.generate(&mut emit);
         let stored = self.store_reply(&outcome);
         // The session is free for the next message before the extras start.
@@ -447,6 +480,46 @@ impl Turn {
             }
         }
         emit(ChatEvent::Done { reply_id });
+    }
+
+    /// Quotes the relevant document passages in the system prompt and tells the page. A library
+    /// that fails is logged and the reply goes on ungrounded: documents are an aid, never a
+    /// reason to lose an answer.
+    fn ground(&mut self, emit: &mut impl FnMut(ChatEvent)) {
+        let Some(library) = self.library.clone() else {
+            return;
+        };
+        if !matches!(library.has_documents(), Ok(true)) {
+            return;
+        }
+        let query = grounding::retrieval_query(&self.question, self.previous_question.as_deref());
+        let found = match library.search(&query, library.top_k() * 2) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "document search for a grounded answer failed");
+                return;
+            }
+        };
+        let passages = grounding::select(found.passages, library.top_k());
+        if passages.is_empty() {
+            return;
+        }
+        if let Some(system) = self
+            .request
+            .messages
+            .iter_mut()
+            .find(|m| m.role == Role::System)
+        {
+            system
+                .content
+                .push_str(&grounding::quoted_material(&passages));
+        }
+        let sources = grounding::sources_of(&passages);
+        let reply_id = self.start.reply.id;
+        if let Err(e) = lock(&self.store).set_sources(reply_id, &sources) {
+            tracing::warn!(error = %e, "sources not stored with the reply");
+        }
+        emit(ChatEvent::Sources { reply_id, sources });
     }
 
     fn generate(&self, emit: &mut impl FnMut(ChatEvent)) -> Outcome {
@@ -592,6 +665,14 @@ impl Turn {
 enum Outcome {
     Finished(Completion, String),
     Failed(ErrorPayload, String),
+}
+
+fn last_question(history: &[Message]) -> Option<String> {
+    history
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.clone())
 }
 
 fn cancelled_payload() -> ErrorPayload {

@@ -175,6 +175,7 @@ mod tests {
             status: "complete".to_owned(),
             error_code: None,
             suggestions: Vec::new(),
+            sources: Vec::new(),
             created_at: 0,
         }
     }

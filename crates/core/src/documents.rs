@@ -1,15 +1,28 @@
-//! Local documents: text extraction and chunking so far (issue 5 is in progress).
+//! Local documents: import, indexes, hybrid search under access levels.
 //!
 //! - [`extract`] turns a txt, md, pdf, docx, html or csv file into sections of text with their
 //!   page or heading; every unreadable, encrypted, binary or oversized file is an error naming
 //!   it, so a batch can report it and go on.
 //! - [`chunk`] cuts the sections into chunks sized in the embedding model's tokens, between
 //!   sentences, with overlap.
-//!
-//! Still to come (see the issue): the import job, embeddings, the vector and keyword indexes,
-//! hybrid search, access levels, grounded answers, the Documents page and the CLI.
+//! - [`embed`] makes the vectors (fastembed, ONNX Runtime loaded at run time).
+//! - [`vectors`] is the usearch HNSW index over them, a cache of the stored embeddings.
+//! - [`keyword`] turns a query into FTS5 terms that are safe to `MATCH` and work for Korean.
+//! - [`library`] ties them together: resumable import jobs, hybrid search by reciprocal-rank
+//!   fusion, and the clearance filter every search goes through.
 //!
 //! Everything here is blocking and CPU-bound: call it from a worker thread or `spawn_blocking`.
 
 pub mod chunk;
+pub mod embed;
 pub mod extract;
+pub mod keyword;
+pub mod library;
+pub mod open;
+#[doc(hidden)]
+pub mod samples;
+pub mod vectors;
+
+pub use library::{
+    Document, FileOutcome, ImportProgress, JobReport, Library, Passage, SearchMode, SearchResult,
+};

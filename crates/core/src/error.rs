@@ -76,6 +76,18 @@ pub enum Error {
     DocumentEmpty { path: PathBuf },
     #[error("tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
+    #[error("embedding model {path}: not found (embedding.model); install it with `deskmate models fetch`")]
+    EmbeddingModelMissing { path: PathBuf },
+    #[error("ONNX Runtime {path}: {reason}")]
+    EmbeddingRuntime { path: PathBuf, reason: String },
+    #[error("embedding failed: {message}")]
+    EmbeddingFailed { message: String },
+    #[error("vector index {path}: {message}")]
+    VectorIndex { path: PathBuf, message: String },
+    #[error("an import is already running (job {job}); wait for it or cancel it")]
+    ImportInProgress { job: i64 },
+    #[error("{path}: cannot be opened: {reason}")]
+    OpenFailed { path: PathBuf, reason: String },
 
     // --- model files, checked before llama.cpp sees them (engine::gguf) ---
     #[error("{path}: file not found")]
@@ -188,6 +200,12 @@ impl Error {
             Error::DocumentUnreadable { .. } => "document_unreadable",
             Error::DocumentEmpty { .. } => "document_empty",
             Error::Tokenizer { .. } => "tokenizer",
+            Error::EmbeddingModelMissing { .. } => "embedding_model_missing",
+            Error::EmbeddingRuntime { .. } => "embedding_runtime_missing",
+            Error::EmbeddingFailed { .. } => "embedding_failed",
+            Error::VectorIndex { .. } => "vector_index",
+            Error::ImportInProgress { .. } => "import_in_progress",
+            Error::OpenFailed { .. } => "open_failed",
             Error::ModelFileMissing { .. } => "model_missing",
             Error::ModelNotAFile { .. } => "model_not_a_file",
             Error::ModelUnreadable { .. } => "model_unreadable",
@@ -224,7 +242,7 @@ impl Error {
 }
 
 /// What the UI receives for a failed command: `{ "code": "...", "message": "..." }`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorPayload {
     pub code: &'static str,
     pub message: String,

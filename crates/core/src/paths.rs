@@ -19,6 +19,8 @@ pub const ENV_MODELS_DIR: &str = "DESKMATE_MODELS_DIR";
 pub const ENV_MODEL_MIRROR: &str = "DESKMATE_MODEL_MIRROR";
 
 pub const DATABASE_FILE: &str = "deskmate.sqlite3";
+/// The vector index beside the database (a cache of stored embeddings; see `documents::vectors`).
+pub const VECTOR_INDEX_FILE: &str = "deskmate.vectors";
 
 /// Overrides given on a command line; `None` means "use the environment or the default".
 #[derive(Debug, Clone, Default)]
@@ -36,6 +38,7 @@ pub struct Paths {
     /// Relative model paths in the configuration are resolved against this directory.
     pub models_dir: PathBuf,
     pub database: PathBuf,
+    pub vector_index: PathBuf,
 }
 
 impl Paths {
@@ -71,11 +74,13 @@ impl Paths {
             .or_else(|| from_env(ENV_MODELS_DIR))
             .unwrap_or_else(|| data_dir.join("models"));
         let database = data_dir.join(DATABASE_FILE);
+        let vector_index = data_dir.join(VECTOR_INDEX_FILE);
         Ok(Paths {
             config_file,
             data_dir,
             models_dir,
             database,
+            vector_index,
         })
     }
 
@@ -86,6 +91,7 @@ impl Paths {
             data_dir: root.join("data"),
             models_dir: root.join("models"),
             database: root.join("data").join(DATABASE_FILE),
+            vector_index: root.join("data").join(VECTOR_INDEX_FILE),
         }
     }
 

@@ -164,6 +164,56 @@ pub const MIGRATIONS: &[&str] = &[
     -- a JSON array of strings
     ALTER TABLE messages ADD COLUMN suggestions TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 3: documents: the vector index's epoch, resumable import jobs, the sources of grounded replies.
+    r#"
+    -- One row. `vector_epoch` changes with every change to chunks, so a saved vector index
+    -- that records another epoch is known to be stale and is rebuilt from stored embeddings.
+    CREATE TABLE documents_state (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        vector_epoch    INTEGER NOT NULL DEFAULT 0,
+        embedding_model TEXT
+    );
+    INSERT INTO documents_state (id) VALUES (1);
+    CREATE TRIGGER chunks_epoch_insert AFTER INSERT ON chunks BEGIN
+        UPDATE documents_state SET vector_epoch = vector_epoch + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER chunks_epoch_delete AFTER DELETE ON chunks BEGIN
+        UPDATE documents_state SET vector_epoch = vector_epoch + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER chunks_epoch_embedding AFTER UPDATE OF embedding ON chunks BEGIN
+        UPDATE documents_state SET vector_epoch = vector_epoch + 1 WHERE id = 1;
+    END;
+    CREATE INDEX chunks_by_document ON chunks (document_id, ordinal);
+
+    CREATE TABLE import_jobs (
+        id          INTEGER PRIMARY KEY,
+        -- the level given for new documents, NULL: the default (internal) for new ones, unchanged for known ones
+        level       INTEGER CHECK (level BETWEEN 0 AND 3),
+        status      TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'cancelled')),
+        created_at  INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE TABLE import_files (
+        id          INTEGER PRIMARY KEY,
+        job_id      INTEGER NOT NULL REFERENCES import_jobs(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'added', 'replaced', 'unchanged', 'failed')),
+        error_code  TEXT,
+        error       TEXT,
+        document_id INTEGER REFERENCES documents(id) ON DELETE SET NULL,
+        chunks      INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (job_id, path)
+    );
+
+    -- What the trigram index cannot find: 1–2 character terms (see documents::keyword).
+    CREATE VIRTUAL TABLE chunks_bigram USING fts5 (terms, content = '', contentless_delete = 1, tokenize = 'unicode61');
+    CREATE TRIGGER chunks_bigram_delete AFTER DELETE ON chunks BEGIN
+        DELETE FROM chunks_bigram WHERE rowid = old.id;
+    END;
+
+    -- the passages a grounded reply was given, as a JSON array
+    ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -252,6 +302,66 @@ impl Tone {
     }
 }
 
+/// How sensitive a document is; a profile's clearance is the highest level it may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLevel {
+    Public = 0,
+    Internal = 1,
+    Confidential = 2,
+    Restricted = 3,
+}
+
+impl AccessLevel {
+    pub const ALL: [AccessLevel; 4] = [
+        AccessLevel::Public,
+        AccessLevel::Internal,
+        AccessLevel::Confidential,
+        AccessLevel::Restricted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::Public => "public",
+            AccessLevel::Internal => "internal",
+            AccessLevel::Confidential => "confidential",
+            AccessLevel::Restricted => "restricted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccessLevel> {
+        AccessLevel::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+
+    /// The stored integer (0–3); anything else, which the schema's CHECK prevents, is restricted.
+    pub fn from_i64(v: i64) -> AccessLevel {
+        match v {
+            0 => AccessLevel::Public,
+            1 => AccessLevel::Internal,
+            2 => AccessLevel::Confidential,
+            _ => AccessLevel::Restricted,
+        }
+    }
+}
+
+/// A local profile: its own sessions and cards, and a document clearance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub id: i64,
+    pub name: String,
+    pub clearance: AccessLevel,
+    pub created_at: i64,
+}
+
+fn profile_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        clearance: AccessLevel::from_i64(r.get(2)?),
+        created_at: r.get(3)?,
+    })
+}
+
 /// The character persona's sheet, saved with its session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Character {
@@ -317,7 +427,23 @@ pub struct Message {
     pub error_code: Option<String>,
     /// Follow-up questions suggested after an office answer.
     pub suggestions: Vec<String>,
+    /// The document passages a grounded office answer was given, numbered as it cites them.
+    pub sources: Vec<MessageSource>,
     pub created_at: i64,
+}
+
+/// A passage quoted to the model for a grounded answer; `n` is the number it cites (`[n]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSource {
+    pub n: usize,
+    pub document_id: i64,
+    pub chunk_id: i64,
+    pub file_name: String,
+    pub path: String,
+    pub page: Option<u32>,
+    pub section: Option<String>,
+    /// The start of the passage, to show under the answer.
+    pub excerpt: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -393,6 +519,15 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// For the modules that own other tables of this database (documents).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
@@ -473,6 +608,108 @@ impl Store {
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(value.and_then(|v| v.parse().ok()).unwrap_or(1))
+    }
+
+    /// The active profile, whose clearance filters every document search and grounded answer.
+    pub fn active_profile(&self) -> Result<Profile> {
+        let id = self.active_profile_id()?;
+        self.conn
+            .query_row(
+                "SELECT id, name, clearance, created_at FROM profiles WHERE id = ?1",
+                [id],
+                profile_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(Error::NotFound {
+                what: "profile",
+                id,
+            })
+    }
+
+    pub fn profiles(&self) -> Result<Vec<Profile>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, clearance, created_at FROM profiles ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], profile_from_row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
+        rows.map_err(|e| self.err(e))
+    }
+
+    pub fn create_profile(&mut self, name: &str, clearance: AccessLevel) -> Result<Profile> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 40 {
+            return Err(Error::InvalidInput {
+                field: "profile.name",
+                message: "a profile name is 1 to 40 characters".to_owned(),
+            });
+        }
+        let taken: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM profiles WHERE name = ?1)",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if taken {
+            return Err(Error::InvalidInput {
+                field: "profile.name",
+                message: format!("a profile named \"{name}\" already exists"),
+            });
+        }
+        self.conn
+            .execute(
+                "INSERT INTO profiles (name, clearance, created_at) VALUES (?1, ?2, ?3)",
+                params![name, clearance as i64, now_ms()],
+            )
+            .map_err(|e| self.err(e))?;
+        let id = self.conn.last_insert_rowid();
+        self.conn
+            .query_row(
+                "SELECT id, name, clearance, created_at FROM profiles WHERE id = ?1",
+                [id],
+                profile_from_row,
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_active_profile(&mut self, id: i64) -> Result<Profile> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM profiles WHERE id = ?1)",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        found(usize::from(exists), "profile", id)?;
+        self.conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ('active_profile_id', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [id.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        self.active_profile()
+    }
+
+    /// Deletes a profile with its sessions and cards. The active profile cannot be deleted, so
+    /// there is always one in use.
+    pub fn delete_profile(&mut self, id: i64) -> Result<()> {
+        if id == self.active_profile_id()? {
+            return Err(Error::InvalidInput {
+                field: "profile",
+                message: "the active profile cannot be deleted; switch to another first".to_owned(),
+            });
+        }
+        let changed = self
+            .conn
+            .execute("DELETE FROM profiles WHERE id = ?1", [id])
+            .map_err(|e| self.err(e))?;
+        found(changed, "profile", id)
     }
 
     // --- sessions and messages ---
@@ -637,6 +874,7 @@ impl Store {
             status: status.to_owned(),
             error_code: None,
             suggestions: Vec::new(),
+            sources: Vec::new(),
             created_at: now,
         })
     }
@@ -710,6 +948,21 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    pub fn set_sources(&mut self, id: i64, sources: &[MessageSource]) -> Result<()> {
+        let json = serde_json::to_string(sources).map_err(|e| Error::InvalidInput {
+            field: "sources",
+            message: e.to_string(),
+        })?;
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE messages SET sources = ?2 WHERE id = ?1",
+                params![id, json],
+            )
+            .map_err(|e| self.err(e))?;
+        found(changed, "message", id)
     }
 
     /// Marks replies left `streaming` by a previous run that ended mid-reply as interrupted;
@@ -861,7 +1114,7 @@ impl Store {
 }
 
 /// `NotFound` when an UPDATE or DELETE by id touched no row.
-fn found(changed: usize, what: &'static str, id: i64) -> Result<()> {
+pub(crate) fn found(changed: usize, what: &'static str, id: i64) -> Result<()> {
     if changed == 0 {
         Err(Error::NotFound { what, id })
     } else {
@@ -869,7 +1122,7 @@ fn found(changed: usize, what: &'static str, id: i64) -> Result<()> {
     }
 }
 
-fn store_err(path: &Path, source: rusqlite::Error) -> Error {
+pub(crate) fn store_err(path: &Path, source: rusqlite::Error) -> Error {
     Error::Store {
         path: path.to_path_buf(),
         source,
@@ -924,11 +1177,13 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         error_code: r.get(6)?,
         // Written only by `set_suggestions`; an unreadable value is shown as no suggestions.
         suggestions: serde_json::from_str(&suggestions).unwrap_or_default(),
+        // Written only by `set_sources`; likewise.
+        sources: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
     })
 }
 
 const MESSAGE_COLUMNS: &str =
-    "id, session_id, role, content, status, created_at, error_code, suggestions";
+    "id, session_id, role, content, status, created_at, error_code, suggestions, sources";
 
 /// Makes user text literal inside a LIKE pattern (with `ESCAPE '\'`).
 fn escape_like(text: &str) -> String {
@@ -956,7 +1211,7 @@ mod tests {
     fn table_names(store: &Store) -> Vec<String> {
         let mut stmt = store
             .conn
-            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'chunks_fts_%' ORDER BY name")
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'chunks_fts_%' AND name NOT LIKE 'chunks_bigram_%' ORDER BY name")
             .unwrap();
         stmt.query_map([], |r| r.get(0))
             .unwrap()
@@ -974,8 +1229,12 @@ mod tests {
                 "attachments",
                 "cards",
                 "chunks",
+                "chunks_bigram",
                 "chunks_fts",
                 "documents",
+                "documents_state",
+                "import_files",
+                "import_jobs",
                 "messages",
                 "profiles",
                 "request_log",

@@ -1,13 +1,30 @@
-import { fireEvent, render, screen } from '@testing-library/svelte';
-import { describe, expect, it, vi } from 'vitest';
+import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Message } from '../lib/chat';
+import type { MessageSource } from '../lib/documents';
 import { makeTranslator } from '../lib/i18n';
+import { toasts } from '../lib/toasts.svelte';
 import MessageItem from './MessageItem.svelte';
+
+afterEach(() => {
+  clearMocks();
+  toasts.items = [];
+});
 
 const t = makeTranslator('en');
 
-function msg(content: string, status: Message['status'] = 'complete', suggestions: string[] = []): Message {
-  return { id: 5, session_id: 1, role: 'assistant', content, status, error_code: null, suggestions, created_at: 0 };
+function msg(
+  content: string,
+  status: Message['status'] = 'complete',
+  suggestions: string[] = [],
+  sources: MessageSource[] = [],
+): Message {
+  return { id: 5, session_id: 1, role: 'assistant', content, status, error_code: null, suggestions, sources, created_at: 0 };
+}
+
+function source(n: number, page: number | null, section: string | null = null): MessageSource {
+  return { n, document_id: 40 + n, chunk_id: 400 + n, file_name: `report${n}.pdf`, path: `/docs/report${n}.pdf`, page, section, excerpt: `Excerpt ${n} <b>x</b>` };
 }
 
 function props(message: Message, extra: Record<string, unknown> = {}) {
@@ -46,5 +63,44 @@ describe('MessageItem', () => {
     await fireEvent.input(screen.getByTestId('card-note-input'), { target: { value: 'memo' } });
     await fireEvent.submit(screen.getByTestId('card-note-save').closest('form') as HTMLFormElement);
     expect(p.onCard).toHaveBeenCalledWith('memo');
+  });
+
+  it('lists the cited sources with their place and opens the one clicked', async () => {
+    const onOpenSource = vi.fn();
+    const sources = [source(1, 2), source(2, null, 'Budget'), source(3, null)];
+    render(MessageItem, props(msg('Revenue grew [1].', 'complete', [], sources), { onOpenSource }));
+    const list = screen.getByTestId('message-sources');
+    expect(screen.getByTestId('source-1').textContent).toContain('[1]');
+    expect(screen.getByTestId('source-1').textContent).toContain('report1.pdf · p. 2');
+    expect(screen.getByTestId('source-2').textContent).toContain('report2.pdf · Budget');
+    expect(screen.getByTestId('source-3').textContent).not.toContain('·');
+    // The excerpt is a tooltip and a secondary line, as text.
+    expect(screen.getByTestId('source-1').getAttribute('title')).toBe('Excerpt 1 <b>x</b>');
+    expect(list.querySelector('b')).toBeNull();
+    await fireEvent.click(screen.getByTestId('source-2'));
+    expect(onOpenSource).toHaveBeenCalledTimes(1);
+    expect(onOpenSource).toHaveBeenCalledWith(sources[1]);
+  });
+
+  it('shows sources while the reply is still being written, and none for a plain answer', () => {
+    const { unmount } = render(MessageItem, props(msg('', 'streaming', [], [source(1, 7)])));
+    expect(screen.getByTestId('source-1')).toBeTruthy();
+    unmount();
+    render(MessageItem, props(msg('Hi')));
+    expect(screen.queryByTestId('message-sources')).toBeNull();
+  });
+
+  it('opens a cited document with documents_open by default; a missing file is a red toast', async () => {
+    const calls: [string, unknown][] = [];
+    mockIPC((cmd, args) => {
+      calls.push([cmd, args]);
+      if (cmd === 'documents_open') throw { code: 'open_failed', message: '/docs/report1.pdf: not found' };
+      return null;
+    });
+    render(MessageItem, props(msg('Revenue grew [1].', 'complete', [], [source(1, 2)])));
+    await fireEvent.click(screen.getByTestId('source-1'));
+    await waitFor(() => expect(toasts.items[0]).toBeTruthy());
+    expect(calls).toEqual([['documents_open', { id: 41, page: 2 }]]);
+    expect(toasts.items[0]).toMatchObject({ kind: 'error', key: 'documents.error.open_failed', code: 'open_failed' });
   });
 });

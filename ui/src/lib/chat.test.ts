@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyChatEvent, applyTurnStart, checkDraft, describeChatError, type Message, type Session } from './chat';
+import { applyChatEvent, applyTurnStart, checkDraft, describeChatError, type ChatEvent, type Message, type Session } from './chat';
+import type { MessageSource } from './documents';
 
 const session: Session = {
   id: 1, profile_id: 1, title: 'T', title_is_auto: true, persona: 'office', tone: 'polite',
@@ -7,7 +8,7 @@ const session: Session = {
 };
 
 function msg(id: number, role: Message['role'], content: string, status: Message['status'] = 'complete'): Message {
-  return { id, session_id: 1, role, content, status, error_code: null, suggestions: [], created_at: 0 };
+  return { id, session_id: 1, role, content, status, error_code: null, suggestions: [], sources: [], created_at: 0 };
 }
 
 describe('applyTurnStart', () => {
@@ -48,6 +49,38 @@ describe('applyChatEvent', () => {
     expect(kept[1]?.status).toBe('interrupted');
     const dropped = applyChatEvent(base, { kind: 'failed', reply_id: 2, reply: null, error: { code: 'model_missing', message: 'x' } });
     expect(dropped.map((m) => m.id)).toEqual([1]);
+  });
+
+  const sources: MessageSource[] = [
+    { n: 1, document_id: 4, chunk_id: 40, file_name: 'report.pdf', path: '/d/report.pdf', page: 2, section: null, excerpt: 'Revenue…' },
+    { n: 2, document_id: 5, chunk_id: 50, file_name: 'notes.md', path: '/d/notes.md', page: null, section: 'Budget', excerpt: 'Budget…' },
+  ];
+
+  it('puts the sources on their reply, even when they arrive before `started`', () => {
+    const events: ChatEvent[] = [
+      { kind: 'sources', reply_id: 2, sources },
+      { kind: 'started', reply_id: 2, prompt_tokens: 9, cached_tokens: 0, dropped_turns: 0 },
+      { kind: 'text', reply_id: 2, text: 'Grew [1].' },
+    ];
+    const out = events.reduce(applyChatEvent, base);
+    expect(out[1]?.sources).toEqual(sources);
+    expect(out[1]?.content).toBe('Grew [1].');
+    expect(out[0]?.sources).toEqual([]);
+    expect(base[1]?.sources).toEqual([]);
+  });
+
+  it('keeps the streamed sources when the stored reply comes without them', () => {
+    const withSources = applyChatEvent(base, { kind: 'sources', reply_id: 2, sources });
+    const finished = applyChatEvent(withSources, { kind: 'finished', reply: msg(2, 'assistant', 'Done'), completion_tokens: 1 });
+    expect(finished[1]?.content).toBe('Done');
+    expect(finished[1]?.sources).toEqual(sources);
+    const stored = { ...msg(2, 'assistant', 'Done'), sources: [sources[1] as MessageSource] };
+    const replaced = applyChatEvent(withSources, { kind: 'finished', reply: stored, completion_tokens: 1 });
+    expect(replaced[1]?.sources).toEqual([sources[1]]);
+    const failed = applyChatEvent(withSources, {
+      kind: 'failed', reply_id: 2, reply: { ...msg(2, 'assistant', 'Gr', 'interrupted') }, error: { code: 'worker_crashed', message: 'x' },
+    });
+    expect(failed[1]?.sources).toEqual(sources);
   });
 
   it('attaches follow-up questions to their message', () => {

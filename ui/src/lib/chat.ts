@@ -3,6 +3,7 @@
 // and turning an error code into a message and an action.
 import { Channel } from '@tauri-apps/api/core';
 import { call } from './api';
+import type { MessageSource } from './documents';
 import type { Persona } from './engine';
 import type { MessageKey } from './i18n';
 import type { CommandError } from './types';
@@ -43,6 +44,8 @@ export interface Message {
   status: MessageStatus;
   error_code: string | null;
   suggestions: string[];
+  /** The document passages a grounded office answer was given, numbered as it cites them. */
+  sources: MessageSource[];
   created_at: number;
 }
 
@@ -72,6 +75,7 @@ export interface TurnStart {
 
 export type ChatEvent =
   | { kind: 'started'; reply_id: number; prompt_tokens: number; cached_tokens: number; dropped_turns: number }
+  | { kind: 'sources'; reply_id: number; sources: MessageSource[] }
   | { kind: 'text'; reply_id: number; text: string }
   | { kind: 'finished'; reply: Message; completion_tokens: number }
   | { kind: 'failed'; reply_id: number; reply: Message | null; error: CommandError }
@@ -123,19 +127,30 @@ export function applyTurnStart(messages: Message[], start: TurnStart): Message[]
   return [...kept, ...added];
 }
 
+/** A stored reply replacing its placeholder keeps the streamed sources if it came without any. */
+function withSources(stored: Message, previous: Message): Message {
+  return (stored.sources ?? []).length > 0 || (previous.sources ?? []).length === 0
+    ? stored
+    : { ...stored, sources: previous.sources };
+}
+
 /** The message list after one streamed event. */
 export function applyChatEvent(messages: Message[], event: ChatEvent): Message[] {
   switch (event.kind) {
+    case 'sources':
+      return messages.map((m) => (m.id === event.reply_id ? { ...m, sources: event.sources } : m));
     case 'text':
       return messages.map((m) =>
         m.id === event.reply_id ? { ...m, content: m.content + event.text } : m,
       );
     case 'finished':
-      return messages.map((m) => (m.id === event.reply.id ? event.reply : m));
-    case 'failed':
-      return event.reply
-        ? messages.map((m) => (m.id === event.reply_id ? (event.reply as Message) : m))
+      return messages.map((m) => (m.id === event.reply.id ? withSources(event.reply, m) : m));
+    case 'failed': {
+      const stored = event.reply;
+      return stored
+        ? messages.map((m) => (m.id === event.reply_id ? withSources(stored, m) : m))
         : messages.filter((m) => m.id !== event.reply_id);
+    }
     case 'related':
       return messages.map((m) =>
         m.id === event.message_id ? { ...m, suggestions: event.questions } : m,

@@ -7,7 +7,7 @@ function session(id: number, title: string): Session {
   return { id, profile_id: 1, title, title_is_auto: true, persona: 'office', tone: 'polite', character: null, created_at: 0, updated_at: 0 };
 }
 function msg(id: number, role: Message['role'], content: string, status: Message['status'] = 'complete'): Message {
-  return { id, session_id: 7, role, content, status, error_code: null, suggestions: [], created_at: 0 };
+  return { id, session_id: 7, role, content, status, error_code: null, suggestions: [], sources: [], created_at: 0 };
 }
 
 function fakeApi(overrides: Partial<ChatApi> = {}): ChatApi {
@@ -57,6 +57,23 @@ describe('ChatStore', () => {
     expect(store.messages[1]?.content).toBe('Hi there');
     expect(store.current?.title).toBe('Greetings');
     expect(store.isReplying).toBe(false);
+  });
+
+  it('puts sources sent before `started` on the reply once the turn has started', async () => {
+    const source = { n: 1, document_id: 3, chunk_id: 30, file_name: 'plan.docx', path: '/d/plan.docx', page: null, section: 'Goals', excerpt: 'Goals…' };
+    const api = fakeApi({
+      send: vi.fn((_s, _setup, _t, _h, onEvent) => {
+        onEvent({ kind: 'sources', reply_id: 11, sources: [source] });
+        onEvent({ kind: 'started', reply_id: 11, prompt_tokens: 5, cached_tokens: 0, dropped_turns: 0 });
+        onEvent({ kind: 'text', reply_id: 11, text: 'See [1].' });
+        return Promise.resolve(start);
+      }),
+    });
+    const store = new ChatStore(api);
+    await store.send('Goals?');
+    expect(store.messages[1]?.sources).toEqual([source]);
+    expect(store.messages[1]?.content).toBe('See [1].');
+    expect(store.messages[0]?.sources).toEqual([]);
   });
 
   it('does not send blank or over-long drafts', async () => {

@@ -42,6 +42,25 @@ impl TokenCounter for ModelTokenizer {
     }
 }
 
+/// An estimate for when the model's tokenizer is not installed: it errs high (a word of Latin
+/// script as 1.5 tokens, a Hangul/CJK character as one), so chunks stay within the model's input.
+pub struct ApproxTokens;
+
+impl TokenCounter for ApproxTokens {
+    fn count(&self, text: &str) -> usize {
+        let wide = text
+            .chars()
+            .filter(|&c| super::keyword::is_hangul_or_cjk(c))
+            .count();
+        let words = text
+            .split(|c: char| !c.is_alphanumeric() || super::keyword::is_hangul_or_cjk(c))
+            .filter(|w| !w.is_empty())
+            .count();
+        let marks = text.chars().filter(|c| c.is_ascii_punctuation()).count();
+        wide + (words * 3).div_ceil(2) + marks
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Chunk {
     pub ordinal: usize,

@@ -490,83 +490,17 @@ fn pdf_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
-    use std::io::Write;
 
     fn p(name: &str) -> std::path::PathBuf {
         std::path::PathBuf::from(name)
     }
 
-    /// A one-page-per-text PDF made with lopdf (Courier, so ASCII text only).
     pub(crate) fn pdf_with_pages(pages: &[&str]) -> Vec<u8> {
-        use lopdf::content::{Content, Operation};
-        use lopdf::{dictionary, Document, Object, Stream};
-        let mut doc = Document::with_version("1.5");
-        let pages_id = doc.new_object_id();
-        let font_id = doc.add_object(dictionary! {
-            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Courier",
-        });
-        let resources_id =
-            doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
-        let mut kids = Vec::new();
-        for text in pages {
-            let content = Content {
-                operations: vec![
-                    Operation::new("BT", vec![]),
-                    Operation::new("Tf", vec!["F1".into(), 12.into()]),
-                    Operation::new("Td", vec![72.into(), 720.into()]),
-                    Operation::new("Tj", vec![Object::string_literal(*text)]),
-                    Operation::new("ET", vec![]),
-                ],
-            };
-            let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
-            let page_id = doc.add_object(dictionary! {
-                "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
-            });
-            kids.push(page_id.into());
-        }
-        let count = kids.len() as i64;
-        doc.objects.insert(
-            pages_id,
-            Object::Dictionary(dictionary! {
-                "Type" => "Pages", "Kids" => kids, "Count" => count,
-                "Resources" => resources_id,
-                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-            }),
-        );
-        let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-        doc.trailer.set("Root", catalog_id);
-        let mut out = Vec::new();
-        doc.save_to(&mut out).unwrap();
-        out
+        crate::documents::samples::pdf_with_pages(pages).unwrap()
     }
 
     pub(crate) fn docx_with(paragraphs: &[(&str, Option<&str>)]) -> Vec<u8> {
-        let mut body = String::new();
-        for (text, style) in paragraphs {
-            body.push_str("<w:p>");
-            if let Some(style) = style {
-                body.push_str(&format!("<w:pPr><w:pStyle w:val=\"{style}\"/></w:pPr>"));
-            }
-            body.push_str(&format!(
-                "<w:r><w:t xml:space=\"preserve\">{text}</w:t></w:r></w:p>"
-            ));
-        }
-        let xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
-             <w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\">\
-             <w:body>{body}</w:body></w:document>"
-        );
-        let mut out = Vec::new();
-        {
-            let mut zip = zip::ZipWriter::new(std::io::Cursor::new(&mut out));
-            let options = zip::write::SimpleFileOptions::default();
-            zip.start_file("[Content_Types].xml", options).unwrap();
-            zip.write_all(b"<Types/>").unwrap();
-            zip.start_file("word/document.xml", options).unwrap();
-            zip.write_all(xml.as_bytes()).unwrap();
-            zip.finish().unwrap();
-        }
-        out
+        crate::documents::samples::docx_with(paragraphs).unwrap()
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// A test model file from `models/` in the repository (`cargo xtask models --set test`) or from
 /// the mirror named by `DESKMATE_MODEL_MIRROR`; without either the test fails and says so.
+#[allow(dead_code)]
 pub fn model(name: &str) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../models")
@@ -20,4 +21,22 @@ pub fn model(name: &str) -> PathBuf {
     panic!(
         "test model {name} is missing: run `cargo xtask models --set test` (or set DESKMATE_MODEL_MIRROR)"
     );
+}
+
+/// The models directory with the embedding model and ONNX Runtime: `models/` in the repository,
+/// or the mirror named by `DESKMATE_MODEL_MIRROR`.
+#[allow(dead_code)]
+pub fn models_dir() -> PathBuf {
+    let probe = "multilingual-e5-small-onnx/model.onnx";
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    if repo.join(probe).is_file() {
+        return repo;
+    }
+    if let Some(mirror) = std::env::var_os("DESKMATE_MODEL_MIRROR") {
+        let p = PathBuf::from(mirror);
+        if p.join(probe).is_file() {
+            return p;
+        }
+    }
+    panic!("the embedding model is missing: run `cargo xtask models --set test` (or set DESKMATE_MODEL_MIRROR)");
 }

@@ -1,0 +1,1660 @@
+//! The document library: import jobs, the indexes, hybrid search under the active profile's
+//! clearance.
+//!
+//! Invariants:
+//! - **One file, one transaction.** A file's document row, its chunks (with their embeddings),
+//!   their keyword rows and its `import_files` status are committed together. A crash mid-import
+//!   leaves every file either done or still `pending`; the next [`Library::run_jobs`] (the app
+//!   calls it at start) carries on with the pending ones.
+//! - **The database is the truth.** The vector index ([`super::vectors`]) is a cache of
+//!   `chunks.embedding`, saved at the end of a job; if it does not reflect the database's
+//!   `vector_epoch` it is rebuilt from the stored embeddings.
+//! - **Clearance is applied here, never by the caller.** Every listing, search and passage
+//!   lookup reads the active profile from the database and filters by its clearance, in SQL for
+//!   keyword search and in the vector filter for vector search, and once more in SQL when the
+//!   passages are read.
+//! - Without an embedding model or ONNX Runtime, import stores chunks without embeddings and
+//!   search is keyword-only with a `notice`; the embeddings are made later
+//!   ([`Library::embed_missing`], run at the end of every job).
+//!
+//! Threading: every method blocks (file parsing, embedding, SQLite); call from a worker thread
+//! or `spawn_blocking`. One job runner at a time ([`Error::ImportInProgress`] otherwise);
+//! searches may run while it works (they share the store and index mutexes, held briefly).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::chunk::{chunk_sections, ApproxTokens, Chunk, ModelTokenizer, TokenCounter};
+use super::embed::{from_blob, to_blob, Embedder, OnnxEmbedder};
+use super::extract::{extract_bytes, DocKind};
+use super::keyword;
+use super::vectors::{Header, VectorIndex};
+use crate::config::{Config, DocumentsConfig, EmbeddingConfig};
+use crate::store::{found, now_ms, store_err, AccessLevel, Store};
+use crate::{Error, ErrorPayload, Result};
+
+/// A document as the Documents page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document {
+    pub id: i64,
+    pub path: String,
+    pub file_name: String,
+    pub kind: String,
+    pub size_bytes: i64,
+    pub level: AccessLevel,
+    /// `indexed` or `failed` (a file that could never be read).
+    pub status: String,
+    /// Why the last import of this file failed; an indexed document keeps its chunks.
+    pub error: Option<String>,
+    pub chunk_count: i64,
+    /// Chunks with an embedding; fewer than `chunk_count` until the embedding model has run.
+    pub embedded_chunks: i64,
+    pub imported_at: i64,
+    pub indexed_at: Option<i64>,
+}
+
+/// What happened to one file of an import.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileOutcome {
+    pub path: String,
+    /// `added`, `replaced`, `unchanged` or `failed`.
+    pub status: String,
+    pub chunks: i64,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Sent before each file and after it, and once when the job ends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportProgress {
+    pub job_id: i64,
+    pub files_total: i64,
+    pub files_done: i64,
+    pub chunks_done: i64,
+    /// The file being read now.
+    pub current: Option<String>,
+    /// The file just finished.
+    pub finished_file: Option<FileOutcome>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobReport {
+    pub job_id: i64,
+    pub cancelled: bool,
+    pub files: Vec<FileOutcome>,
+    pub added: usize,
+    pub replaced: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub chunks: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    Hybrid,
+    Keyword,
+    Vector,
+}
+
+/// A ranked chunk with its source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Passage {
+    pub chunk_id: i64,
+    pub document_id: i64,
+    pub path: String,
+    pub file_name: String,
+    pub kind: String,
+    pub level: AccessLevel,
+    pub page: Option<u32>,
+    pub section: Option<String>,
+    pub text: String,
+    pub score: f64,
+    /// Cosine similarity to the query, when vector search found the chunk.
+    pub similarity: Option<f32>,
+    /// 1-based ranks in the keyword and vector lists, where the chunk was in them.
+    pub keyword_rank: Option<usize>,
+    pub vector_rank: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResult {
+    pub query: String,
+    /// The terms keyword search looked for (for highlighting).
+    pub terms: Vec<String>,
+    /// What actually ran: `hybrid`, or `keyword` when vectors are unavailable.
+    pub mode: SearchMode,
+    /// Why vector search was not used, when it was wanted.
+    pub notice: Option<ErrorPayload>,
+    pub passages: Vec<Passage>,
+}
+
+enum EmbedderSlot {
+    NotLoaded,
+    Ready(Box<dyn Embedder>),
+    /// The last load failed; it is tried again after [`EMBEDDER_RETRY`].
+    Failed(ErrorPayload, Instant),
+}
+
+/// How long a failed embedder load is remembered before the next search tries again (the user
+/// may have installed the model meanwhile).
+const EMBEDDER_RETRY: Duration = Duration::from_secs(30);
+
+struct VectorState {
+    index: VectorIndex,
+    /// Each indexed chunk's document level, for the search filter.
+    levels: HashMap<i64, AccessLevel>,
+    /// The database `vector_epoch` the index reflects.
+    epoch: i64,
+}
+
+/// How many candidates each method contributes to the fusion.
+const CANDIDATES: usize = 50;
+
+pub struct Library {
+    store: Mutex<Store>,
+    vectors_path: PathBuf,
+    documents: DocumentsConfig,
+    embedding: EmbeddingConfig,
+    model_dir: PathBuf,
+    runtime_library: PathBuf,
+    embedder: Mutex<EmbedderSlot>,
+    vectors: Mutex<Option<VectorState>>,
+    tokenizer: OnceLock<Box<dyn TokenCounter + Send + Sync>>,
+    running: AtomicBool,
+    cancel: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these leaves data that is still consistent (every write is
+    // a finished transaction or a whole index operation), so a poisoned lock is taken over.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Library {
+    /// Opens the library on the database at `db_path` (its own connection), with the vector
+    /// index saved at `vectors_path` and the embedding model under `models_dir`.
+    pub fn open(
+        db_path: &Path,
+        vectors_path: &Path,
+        config: &Config,
+        models_dir: &Path,
+    ) -> Result<Library> {
+        let store = Store::open(db_path)?;
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                models_dir.join(p)
+            }
+        };
+        Ok(Library {
+            store: Mutex::new(store),
+            vectors_path: vectors_path.to_path_buf(),
+            documents: config.documents.clone(),
+            embedding: config.embedding.clone(),
+            model_dir: resolve(&config.embedding.model),
+            runtime_library: resolve(&config.embedding.runtime_library),
+            embedder: Mutex::new(EmbedderSlot::NotLoaded),
+            vectors: Mutex::new(None),
+            tokenizer: OnceLock::new(),
+            running: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+        })
+    }
+
+    /// Uses `embedder` instead of loading the configured model (tests, benchmarks).
+    pub fn with_embedder(self, embedder: Box<dyn Embedder>) -> Library {
+        *lock(&self.embedder) = EmbedderSlot::Ready(embedder);
+        self
+    }
+
+    fn err(&self, store: &Store, e: rusqlite::Error) -> Error {
+        store_err(store.path(), e)
+    }
+
+    fn clearance(&self, store: &Store) -> Result<AccessLevel> {
+        Ok(store.active_profile()?.clearance)
+    }
+
+    fn counter(&self) -> &(dyn TokenCounter + Send + Sync) {
+        self.tokenizer
+            .get_or_init(|| {
+                match ModelTokenizer::from_file(&self.model_dir.join("tokenizer.json")) {
+                    Ok(t) => Box::new(t),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no embedding tokenizer; chunk sizes are estimated");
+                        Box::new(ApproxTokens)
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// Loads the embedding model if it is not loaded; `Err` says why vectors are unavailable.
+    fn with_embedder_ready<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Embedder) -> Result<T>,
+    ) -> std::result::Result<Result<T>, ErrorPayload> {
+        let mut slot = lock(&self.embedder);
+        let retry = match &*slot {
+            EmbedderSlot::Failed(_, at) => at.elapsed() >= EMBEDDER_RETRY,
+            EmbedderSlot::NotLoaded => true,
+            EmbedderSlot::Ready(_) => false,
+        };
+        if retry {
+            *slot = match OnnxEmbedder::load(
+                &self.model_dir,
+                &self.runtime_library,
+                &self.embedding,
+            ) {
+                Ok(e) => {
+                    tracing::info!(model = %self.model_dir.display(), "embedding model loaded");
+                    EmbedderSlot::Ready(Box::new(e))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "embedding model unavailable; keyword search only");
+                    EmbedderSlot::Failed(ErrorPayload::from(&e), Instant::now())
+                }
+            };
+        }
+        match &mut *slot {
+            EmbedderSlot::Ready(e) => Ok(f(e.as_mut())),
+            EmbedderSlot::Failed(why, _) => Err(why.clone()),
+            EmbedderSlot::NotLoaded => Err(ErrorPayload {
+                code: "embedding_model_missing",
+                message: "the embedding model is not loaded".to_owned(),
+            }),
+        }
+    }
+
+    /// Passages a grounded answer gets (`documents.top_k`).
+    pub fn top_k(&self) -> usize {
+        self.documents.top_k.max(1) as usize
+    }
+
+    /// Whether any document is indexed (a grounded answer is not attempted otherwise).
+    pub fn has_documents(&self) -> Result<bool> {
+        let store = lock(&self.store);
+        store
+            .conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM chunks)", [], |r| r.get(0))
+            .map_err(|e| self.err(&store, e))
+    }
+
+    /// Why vector search is unavailable, or `None` when it works.
+    pub fn vector_notice(&self) -> Option<ErrorPayload> {
+        self.with_embedder_ready(|_| Ok(())).err()
+    }
+
+    // --- listing and editing ---
+
+    /// The documents the active profile may see, newest first.
+    pub fn documents(&self) -> Result<Vec<Document>> {
+        let store = lock(&self.store);
+        let clearance = self.clearance(&store)?;
+        let mut stmt = store
+            .conn()
+            .prepare(
+                "SELECT d.id, d.path, d.file_name, d.kind, d.size_bytes, d.access_level, d.status, d.error,
+                        d.chunk_count, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NOT NULL),
+                        d.imported_at, d.indexed_at
+                 FROM documents d WHERE d.access_level <= ?1 ORDER BY d.imported_at DESC, d.id DESC",
+            )
+            .map_err(|e| self.err(&store, e))?;
+        let rows = stmt
+            .query_map([clearance as i64], document_from_row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
+        rows.map_err(|e| self.err(&store, e))
+    }
+
+    /// One document, if the active profile may see it (otherwise it does not exist for them).
+    pub fn document(&self, id: i64) -> Result<Document> {
+        let store = lock(&self.store);
+        let clearance = self.clearance(&store)?;
+        store
+            .conn()
+            .query_row(
+                "SELECT d.id, d.path, d.file_name, d.kind, d.size_bytes, d.access_level, d.status, d.error,
+                        d.chunk_count, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NOT NULL),
+                        d.imported_at, d.indexed_at
+                 FROM documents d WHERE d.id = ?1 AND d.access_level <= ?2",
+                params![id, clearance as i64],
+                document_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(&store, e))?
+            .ok_or(Error::NotFound {
+                what: "document",
+                id,
+            })
+    }
+
+    /// Opens a document's original file in the system viewer (at `page` for a PDF where the
+    /// viewer can), if the active profile may see it.
+    pub fn open_original(&self, id: i64, page: Option<u32>) -> Result<super::open::Opened> {
+        let doc = self.document(id)?;
+        super::open::open_original(Path::new(&doc.path), page)
+    }
+
+    /// Removes a document with its chunks from both indexes (not the file itself).
+    pub fn delete_document(&self, id: i64) -> Result<()> {
+        self.document(id)?;
+        let mut store = lock(&self.store);
+        let path = store.path().to_path_buf();
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| store_err(&path, e))?;
+        let chunk_ids = chunk_ids_of(&tx, id).map_err(|e| store_err(&path, e))?;
+        let changed = tx
+            .execute("DELETE FROM documents WHERE id = ?1", [id])
+            .map_err(|e| store_err(&path, e))?;
+        found(changed, "document", id)?;
+        let epoch = read_epoch(&tx).map_err(|e| store_err(&path, e))?;
+        tx.commit().map_err(|e| store_err(&path, e))?;
+        drop(store);
+        self.apply_to_vectors(&chunk_ids, &[], None, epoch)?;
+        self.save_vectors()
+    }
+
+    /// Changes a document's access level. A profile cannot raise a document above its own
+    /// clearance (it could no longer see or undo it), nor touch one it cannot see.
+    pub fn set_level(&self, id: i64, level: AccessLevel) -> Result<Document> {
+        self.document(id)?;
+        {
+            let store = lock(&self.store);
+            if level > self.clearance(&store)? {
+                return Err(Error::InvalidInput {
+                    field: "level",
+                    message: format!("{} is above this profile's clearance", level.as_str()),
+                });
+            }
+            store
+                .conn()
+                .execute(
+                    "UPDATE documents SET access_level = ?2 WHERE id = ?1",
+                    params![id, level as i64],
+                )
+                .map_err(|e| self.err(&store, e))?;
+            let ids = chunk_ids_of(store.conn(), id).map_err(|e| self.err(&store, e))?;
+            if let Some(state) = lock(&self.vectors).as_mut() {
+                for chunk in ids {
+                    if let Some(l) = state.levels.get_mut(&chunk) {
+                        *l = level;
+                    }
+                }
+            }
+        }
+        self.document(id)
+    }
+
+    // --- import jobs ---
+
+    /// Records an import of `paths` (files, and folders walked recursively) as a job whose
+    /// files are all `pending`; [`Library::run_jobs`] does the work. In folders only supported
+    /// files are taken (hidden files and folders are skipped); a file named explicitly is always
+    /// taken, so an unsupported one is reported with its reason.
+    pub fn create_job(&self, paths: &[PathBuf], level: Option<AccessLevel>) -> Result<i64> {
+        if let Some(level) = level {
+            let store = lock(&self.store);
+            if level > self.clearance(&store)? {
+                return Err(Error::InvalidInput {
+                    field: "level",
+                    message: format!("{} is above this profile's clearance", level.as_str()),
+                });
+            }
+        }
+        let mut files = Vec::new();
+        for path in paths {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            if meta.is_dir() {
+                walk(path, &mut files)?;
+            } else {
+                files.push(absolute(path));
+            }
+        }
+        files.dedup();
+        let mut store = lock(&self.store);
+        let db = store.path().to_path_buf();
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| store_err(&db, e))?;
+        tx.execute(
+            "INSERT INTO import_jobs (level, created_at) VALUES (?1, ?2)",
+            params![level.map(|l| l as i64), now_ms()],
+        )
+        .map_err(|e| store_err(&db, e))?;
+        let job = tx.last_insert_rowid();
+        for file in &files {
+            tx.execute(
+                "INSERT OR IGNORE INTO import_files (job_id, path) VALUES (?1, ?2)",
+                params![job, file.to_string_lossy()],
+            )
+            .map_err(|e| store_err(&db, e))?;
+        }
+        tx.commit().map_err(|e| store_err(&db, e))?;
+        Ok(job)
+    }
+
+    /// Jobs that have files left to do (interrupted by an exit or a crash, or not started).
+    pub fn unfinished_jobs(&self) -> Result<Vec<i64>> {
+        let store = lock(&self.store);
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT id FROM import_jobs WHERE status = 'running' ORDER BY id")
+            .map_err(|e| self.err(&store, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>());
+        rows.map_err(|e| self.err(&store, e))
+    }
+
+    pub fn is_importing(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Asks the running job to stop after the file (or embedding batch) in hand; the files not
+    /// started stay recorded as not done and the job is marked cancelled.
+    pub fn cancel_import(&self) {
+        if self.is_importing() {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Imports `paths` now: [`Library::create_job`] then [`Library::run_jobs`].
+    pub fn import(
+        &self,
+        paths: &[PathBuf],
+        level: Option<AccessLevel>,
+        progress: &mut dyn FnMut(&ImportProgress),
+    ) -> Result<Vec<JobReport>> {
+        self.create_job(paths, level)?;
+        self.run_jobs(progress)
+    }
+
+    /// Runs every unfinished job in order, then embeds chunks still without a vector, then
+    /// saves the vector index.
+    pub fn run_jobs(&self, progress: &mut dyn FnMut(&ImportProgress)) -> Result<Vec<JobReport>> {
+        if self
+            .running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            let job = self.unfinished_jobs()?.first().copied().unwrap_or(0);
+            return Err(Error::ImportInProgress { job });
+        }
+        self.cancel.store(false, Ordering::SeqCst);
+        let result = (|| {
+            // The index is brought up to date first, so the job's changes are applied to it as
+            // they commit and one save at the end suffices. Without a model there is none.
+            if let Ok(Err(e)) = self.ensure_vectors() {
+                tracing::warn!(error = %e, "vector index unavailable during import");
+            }
+            let mut reports = Vec::new();
+            while let Some(&job) = self.unfinished_jobs()?.first() {
+                let report = self.run_job(job, progress)?;
+                let cancelled = report.cancelled;
+                reports.push(report);
+                if cancelled {
+                    break;
+                }
+            }
+            if !self.cancel.load(Ordering::SeqCst) {
+                self.embed_missing()?;
+            }
+            self.save_vectors()?;
+            Ok(reports)
+        })();
+        self.running.store(false, Ordering::SeqCst);
+        result
+    }
+
+    fn run_job(&self, job: i64, progress: &mut dyn FnMut(&ImportProgress)) -> Result<JobReport> {
+        let (level, files) = {
+            let store = lock(&self.store);
+            let level: Option<i64> = store
+                .conn()
+                .query_row("SELECT level FROM import_jobs WHERE id = ?1", [job], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| self.err(&store, e))?;
+            let mut stmt = store
+                .conn()
+                .prepare("SELECT id, path, status, chunks, error_code, error FROM import_files WHERE job_id = ?1 ORDER BY id")
+                .map_err(|e| self.err(&store, e))?;
+            let rows = stmt
+                .query_map([job], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        FileOutcome {
+                            path: r.get(1)?,
+                            status: r.get(2)?,
+                            chunks: r.get(3)?,
+                            error_code: r.get(4)?,
+                            error: r.get(5)?,
+                        },
+                    ))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.err(&store, e))?;
+            (level.map(AccessLevel::from_i64), rows)
+        };
+        let files_total = files.len() as i64;
+        let mut report = JobReport {
+            job_id: job,
+            cancelled: false,
+            files: Vec::new(),
+            added: 0,
+            replaced: 0,
+            unchanged: 0,
+            failed: 0,
+            chunks: 0,
+        };
+        let mut files_done = files.iter().filter(|(_, f)| f.status != "pending").count() as i64;
+        let mut chunks_done: i64 = files.iter().map(|(_, f)| f.chunks).sum();
+        for (file_id, outcome) in files {
+            if outcome.status != "pending" {
+                report.files.push(outcome);
+                continue;
+            }
+            if self.cancel.load(Ordering::SeqCst) {
+                report.cancelled = true;
+                break;
+            }
+            progress(&ImportProgress {
+                job_id: job,
+                files_total,
+                files_done,
+                chunks_done,
+                current: Some(outcome.path.clone()),
+                finished_file: None,
+                done: false,
+            });
+            let Some(outcome) = self.import_file(file_id, Path::new(&outcome.path), level)? else {
+                report.cancelled = true;
+                break;
+            };
+            files_done += 1;
+            chunks_done += outcome.chunks;
+            progress(&ImportProgress {
+                job_id: job,
+                files_total,
+                files_done,
+                chunks_done,
+                current: None,
+                finished_file: Some(outcome.clone()),
+                done: false,
+            });
+            report.files.push(outcome);
+        }
+        for f in &report.files {
+            match f.status.as_str() {
+                "added" => report.added += 1,
+                "replaced" => report.replaced += 1,
+                "unchanged" => report.unchanged += 1,
+                "failed" => report.failed += 1,
+                _ => {}
+            }
+            report.chunks += f.chunks;
+        }
+        {
+            let store = lock(&self.store);
+            store
+                .conn()
+                .execute(
+                    "UPDATE import_jobs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                    params![
+                        job,
+                        if report.cancelled {
+                            "cancelled"
+                        } else {
+                            "done"
+                        },
+                        now_ms()
+                    ],
+                )
+                .map_err(|e| self.err(&store, e))?;
+        }
+        progress(&ImportProgress {
+            job_id: job,
+            files_total,
+            files_done,
+            chunks_done,
+            current: None,
+            finished_file: None,
+            done: true,
+        });
+        Ok(report)
+    }
+
+    /// Reads, chunks, embeds and stores one file. `Ok(None)`: cancelled before it was stored.
+    /// A file that cannot be read is an outcome (`failed`), not an error; only database and
+    /// index errors end the job.
+    fn import_file(
+        &self,
+        file_id: i64,
+        path: &Path,
+        level: Option<AccessLevel>,
+    ) -> Result<Option<FileOutcome>> {
+        let prepared = match self.prepare_file(path) {
+            Ok(p) => p,
+            Err(e) => {
+                self.record_failure(file_id, path, &e)?;
+                return Ok(Some(failed_outcome(path, &e)));
+            }
+        };
+        let Prepared::Changed {
+            kind,
+            sha256,
+            size_bytes,
+            chunks,
+        } = prepared
+        else {
+            let store = lock(&self.store);
+            let conn = store.conn();
+            if let Some(level) = level {
+                conn.execute(
+                    "UPDATE documents SET access_level = ?2 WHERE path = ?1",
+                    params![path.to_string_lossy(), level as i64],
+                )
+                .map_err(|e| self.err(&store, e))?;
+            }
+            let chunks: i64 = conn
+                .query_row(
+                    "SELECT chunk_count FROM documents WHERE path = ?1",
+                    [path.to_string_lossy()],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(&store, e))?;
+            conn.execute(
+                "UPDATE import_files SET status = 'unchanged', chunks = 0 WHERE id = ?1",
+                [file_id],
+            )
+            .map_err(|e| self.err(&store, e))?;
+            drop(store);
+            if level.is_some() {
+                self.invalidate_levels();
+            }
+            return Ok(Some(FileOutcome {
+                path: path.to_string_lossy().into_owned(),
+                status: "unchanged".to_owned(),
+                chunks,
+                error_code: None,
+                error: None,
+            }));
+        };
+
+        // Embeddings are made before the transaction, so the database is locked only briefly.
+        let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+        let mut embeddings: Option<Vec<Vec<f32>>> = None;
+        let batch = self.embedding.batch_size.max(1) as usize;
+        let embedded = self.with_embedder_ready(|embedder| {
+            let mut all = Vec::with_capacity(texts.len());
+            for group in texts.chunks(batch) {
+                if self.cancel.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                all.extend(embedder.embed_passages(group)?);
+            }
+            Ok(Some((all, embedder.model_id().to_owned())))
+        });
+        let mut model_id = None;
+        match embedded {
+            Ok(Ok(Some((vectors, model)))) => {
+                embeddings = Some(vectors);
+                model_id = Some(model);
+            }
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Err(e)) => {
+                // The model loaded but failed on this text: store the chunks without vectors
+                // (keyword search still finds them) and say why in the log.
+                tracing::warn!(path = %path.display(), error = %e, "embedding failed; chunks kept for keyword search");
+            }
+            Err(_) => {}
+        }
+
+        let mut store = lock(&self.store);
+        let db = store.path().to_path_buf();
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| store_err(&db, e))?;
+        let path_text = path.to_string_lossy().into_owned();
+        let existing: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM documents WHERE path = ?1",
+                [&path_text],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| store_err(&db, e))?;
+        let now = now_ms();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path_text.clone());
+        let (doc_id, removed) = match existing {
+            Some(id) => {
+                let removed = chunk_ids_of(&tx, id).map_err(|e| store_err(&db, e))?;
+                tx.execute("DELETE FROM chunks WHERE document_id = ?1", [id])
+                    .map_err(|e| store_err(&db, e))?;
+                tx.execute(
+                    "UPDATE documents SET kind = ?2, content_sha256 = ?3, size_bytes = ?4, status = 'indexed',
+                        error = NULL, chunk_count = ?5, indexed_at = ?6,
+                        access_level = coalesce(?7, access_level) WHERE id = ?1",
+                    params![id, kind.as_str(), sha256, size_bytes, chunks.len() as i64, now, level.map(|l| l as i64)],
+                )
+                .map_err(|e| store_err(&db, e))?;
+                (id, removed)
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO documents (path, file_name, kind, content_sha256, size_bytes, access_level, status, chunk_count, imported_at, indexed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'indexed', ?7, ?8, ?8)",
+                    params![path_text, file_name, kind.as_str(), sha256, size_bytes,
+                        level.unwrap_or(AccessLevel::Internal) as i64, chunks.len() as i64, now],
+                )
+                .map_err(|e| store_err(&db, e))?;
+                (tx.last_insert_rowid(), Vec::new())
+            }
+        };
+        let mut added = Vec::with_capacity(chunks.len());
+        {
+            let mut insert_chunk = tx
+                .prepare_cached(
+                    "INSERT INTO chunks (document_id, ordinal, text, page, section, char_start, char_end, token_count, embedding)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(|e| store_err(&db, e))?;
+            let mut insert_terms = tx
+                .prepare_cached("INSERT INTO chunks_bigram (rowid, terms) VALUES (?1, ?2)")
+                .map_err(|e| store_err(&db, e))?;
+            for (i, chunk) in chunks.iter().enumerate() {
+                let vector = embeddings.as_ref().and_then(|v| v.get(i));
+                insert_chunk
+                    .execute(params![
+                        doc_id,
+                        chunk.ordinal as i64,
+                        chunk.text,
+                        chunk.page,
+                        chunk.section,
+                        chunk.char_start as i64,
+                        chunk.char_end as i64,
+                        chunk.token_count as i64,
+                        vector.map(|v| to_blob(v)),
+                    ])
+                    .map_err(|e| store_err(&db, e))?;
+                let chunk_id = tx.last_insert_rowid();
+                insert_terms
+                    .execute(params![chunk_id, keyword::bigram_text(&chunk.text)])
+                    .map_err(|e| store_err(&db, e))?;
+                if let Some(v) = vector {
+                    added.push((chunk_id, v.clone()));
+                }
+            }
+        }
+        if let Some(model) = &model_id {
+            tx.execute(
+                "UPDATE documents_state SET embedding_model = ?1 WHERE id = 1 AND embedding_model IS NULL",
+                [model],
+            )
+            .map_err(|e| store_err(&db, e))?;
+        }
+        let status = if existing.is_some() {
+            "replaced"
+        } else {
+            "added"
+        };
+        tx.execute(
+            "UPDATE import_files SET status = ?2, document_id = ?3, chunks = ?4, error_code = NULL, error = NULL WHERE id = ?1",
+            params![file_id, status, doc_id, chunks.len() as i64],
+        )
+        .map_err(|e| store_err(&db, e))?;
+        let doc_level: i64 = tx
+            .query_row(
+                "SELECT access_level FROM documents WHERE id = ?1",
+                [doc_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| store_err(&db, e))?;
+        let epoch = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
+        tx.commit().map_err(|e| store_err(&db, e))?;
+        drop(store);
+        self.apply_to_vectors(
+            &removed,
+            &added,
+            Some(AccessLevel::from_i64(doc_level)),
+            epoch,
+        )?;
+        Ok(Some(FileOutcome {
+            path: path_text,
+            status: status.to_owned(),
+            chunks: chunks.len() as i64,
+            error_code: None,
+            error: None,
+        }))
+    }
+
+    fn prepare_file(&self, path: &Path) -> Result<Prepared> {
+        let kind = DocKind::of(path).ok_or_else(|| Error::DocumentUnsupported {
+            path: path.to_path_buf(),
+            extension: path
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        })?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::DocumentUnreadable {
+                path: path.to_path_buf(),
+                reason: "not a regular file".into(),
+            });
+        }
+        let limit = u64::from(self.documents.max_file_mb) * 1024 * 1024;
+        if meta.len() > limit {
+            return Err(Error::DocumentTooLarge {
+                path: path.to_path_buf(),
+                size: meta.len(),
+                limit,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        {
+            let store = lock(&self.store);
+            let known: Option<(String, String)> = store
+                .conn()
+                .query_row(
+                    "SELECT content_sha256, status FROM documents WHERE path = ?1",
+                    [path.to_string_lossy()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(&store, e))?;
+            if matches!(&known, Some((sha, status)) if *sha == sha256 && status == "indexed") {
+                return Ok(Prepared::Unchanged);
+            }
+        }
+        let extracted = extract_bytes(path, kind, &bytes)?;
+        let chunks = chunk_sections(
+            &extracted.sections,
+            self.counter(),
+            self.documents.chunk_tokens as usize,
+            self.documents.chunk_overlap as usize,
+        );
+        if chunks.is_empty() {
+            return Err(Error::DocumentEmpty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Prepared::Changed {
+            kind,
+            sha256,
+            size_bytes: meta.len() as i64,
+            chunks,
+        })
+    }
+
+    /// Marks a file failed. A document already indexed from it keeps its chunks and shows the
+    /// error; a new one is listed as failed.
+    fn record_failure(&self, file_id: i64, path: &Path, e: &Error) -> Result<()> {
+        let mut store = lock(&self.store);
+        let db = store.path().to_path_buf();
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| store_err(&db, e))?;
+        let path_text = path.to_string_lossy();
+        let message = e.to_string();
+        let updated = tx
+            .execute(
+                "UPDATE documents SET error = ?2 WHERE path = ?1",
+                params![path_text, message],
+            )
+            .map_err(|e| store_err(&db, e))?;
+        if updated == 0 {
+            let size = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
+            tx.execute(
+                "INSERT INTO documents (path, file_name, kind, content_sha256, size_bytes, status, error, imported_at)
+                 VALUES (?1, ?2, ?3, '', ?4, 'failed', ?5, ?6)",
+                params![
+                    path_text,
+                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    DocKind::of(path).map(DocKind::as_str).unwrap_or("unknown"),
+                    size,
+                    message,
+                    now_ms()
+                ],
+            )
+            .map_err(|e| store_err(&db, e))?;
+        }
+        tx.execute(
+            "UPDATE import_files SET status = 'failed', error_code = ?2, error = ?3 WHERE id = ?1",
+            params![file_id, e.code(), message],
+        )
+        .map_err(|e| store_err(&db, e))?;
+        tx.commit().map_err(|e| store_err(&db, e))
+    }
+
+    /// Imports one document's file again even if it has not changed (after a new embedding
+    /// model, or to pick up a fixed parser). Returns the job.
+    pub fn reindex_document(&self, id: i64) -> Result<i64> {
+        let doc = self.document(id)?;
+        {
+            let store = lock(&self.store);
+            store
+                .conn()
+                .execute(
+                    "UPDATE documents SET content_sha256 = '' WHERE id = ?1",
+                    [id],
+                )
+                .map_err(|e| self.err(&store, e))?;
+        }
+        self.create_job(&[PathBuf::from(doc.path)], None)
+    }
+
+    /// Embeds the chunks stored without a vector (imported while the model was missing, or
+    /// after the model changed). Returns how many were embedded.
+    pub fn embed_missing(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(total);
+            }
+            let pending: Vec<(i64, String, i64)> = {
+                let store = lock(&self.store);
+                let mut stmt = store
+                    .conn()
+                    .prepare(
+                        "SELECT c.id, c.text, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
+                         WHERE c.embedding IS NULL ORDER BY c.id LIMIT 256",
+                    )
+                    .map_err(|e| self.err(&store, e))?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
+                rows.map_err(|e| self.err(&store, e))?
+            };
+            if pending.is_empty() {
+                return Ok(total);
+            }
+            let texts: Vec<&str> = pending.iter().map(|(_, t, _)| t.as_str()).collect();
+            let embedded = match self
+                .with_embedder_ready(|e| Ok((e.embed_passages(&texts)?, e.model_id().to_owned())))
+            {
+                Ok(result) => result?,
+                // No model: nothing to do until there is one.
+                Err(_) => return Ok(total),
+            };
+            let (vectors, model) = embedded;
+            let mut store = lock(&self.store);
+            let db = store.path().to_path_buf();
+            let tx = store
+                .conn_mut()
+                .transaction()
+                .map_err(|e| store_err(&db, e))?;
+            for ((id, _, _), v) in pending.iter().zip(&vectors) {
+                tx.execute(
+                    "UPDATE chunks SET embedding = ?2 WHERE id = ?1",
+                    params![id, to_blob(v)],
+                )
+                .map_err(|e| store_err(&db, e))?;
+            }
+            tx.execute(
+                "UPDATE documents_state SET embedding_model = ?1 WHERE id = 1",
+                [&model],
+            )
+            .map_err(|e| store_err(&db, e))?;
+            let epoch = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
+            tx.commit().map_err(|e| store_err(&db, e))?;
+            drop(store);
+            let mut vectors_state = lock(&self.vectors);
+            if let Some(state) = vectors_state.as_mut() {
+                for ((id, _, level), v) in pending.iter().zip(&vectors) {
+                    state.index.add(*id, v)?;
+                    state.levels.insert(*id, AccessLevel::from_i64(*level));
+                }
+                state.epoch = epoch;
+            }
+            total += pending.len();
+        }
+    }
+
+    /// Stores a synthetic document whose chunks come with their vectors (the benchmark fills a
+    /// library with 100k chunks this way; embedding them all would take an hour here).
+    #[doc(hidden)]
+    pub fn insert_prepared(
+        &self,
+        name: &str,
+        level: AccessLevel,
+        chunks: &[(String, Vec<f32>)],
+        model: &str,
+    ) -> Result<i64> {
+        let mut store = lock(&self.store);
+        let db = store.path().to_path_buf();
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| store_err(&db, e))?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO documents (path, file_name, kind, content_sha256, size_bytes, access_level, status, chunk_count, imported_at, indexed_at)
+             VALUES (?1, ?2, 'txt', '', 0, ?3, 'indexed', ?4, ?5, ?5)",
+            params![format!("/synthetic/{name}"), name, level as i64, chunks.len() as i64, now],
+        )
+        .map_err(|e| store_err(&db, e))?;
+        let doc = tx.last_insert_rowid();
+        {
+            let mut insert_chunk = tx
+                .prepare_cached(
+                    "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, token_count, embedding)
+                     VALUES (?1, ?2, ?3, 0, 0, 0, ?4)",
+                )
+                .map_err(|e| store_err(&db, e))?;
+            let mut insert_terms = tx
+                .prepare_cached("INSERT INTO chunks_bigram (rowid, terms) VALUES (?1, ?2)")
+                .map_err(|e| store_err(&db, e))?;
+            for (i, (text, vector)) in chunks.iter().enumerate() {
+                insert_chunk
+                    .execute(params![doc, i as i64, text, to_blob(vector)])
+                    .map_err(|e| store_err(&db, e))?;
+                let id = tx.last_insert_rowid();
+                insert_terms
+                    .execute(params![id, keyword::bigram_text(text)])
+                    .map_err(|e| store_err(&db, e))?;
+            }
+        }
+        tx.execute(
+            "UPDATE documents_state SET embedding_model = ?1 WHERE id = 1",
+            [model],
+        )
+        .map_err(|e| store_err(&db, e))?;
+        tx.commit().map_err(|e| store_err(&db, e))?;
+        Ok(doc)
+    }
+
+    /// Every stored embedding with its chunk id (the benchmark's exact-search reference).
+    #[doc(hidden)]
+    pub fn stored_embeddings(&self) -> Result<Vec<(i64, Vec<f32>)>> {
+        let store = lock(&self.store);
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id")
+            .map_err(|e| self.err(&store, e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(&store, e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, blob)| from_blob(&blob).map(|v| (id, v)))
+            .collect())
+    }
+
+    /// Embeds texts as queries with the library's model (the benchmark's query vectors).
+    #[doc(hidden)]
+    pub fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.with_embedder_ready(|e| texts.iter().map(|t| e.embed_query(t)).collect())
+            .map_err(|p| Error::EmbeddingFailed { message: p.message })?
+    }
+
+    /// Every chunk's text, in id order.
+    #[doc(hidden)]
+    pub fn chunk_texts(&self) -> Result<Vec<String>> {
+        let store = lock(&self.store);
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT text FROM chunks ORDER BY id")
+            .map_err(|e| self.err(&store, e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>());
+        rows.map_err(|e| self.err(&store, e))
+    }
+
+    /// Embeds passages with the library's model, outside any import (the benchmark's baseline).
+    #[doc(hidden)]
+    pub fn embed_passages_for_bench(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let batch = self.embedding.batch_size.max(1) as usize;
+        self.with_embedder_ready(|e| {
+            let mut all = Vec::with_capacity(texts.len());
+            for group in texts.chunks(batch) {
+                all.extend(e.embed_passages(group)?);
+            }
+            Ok(all)
+        })
+        .map_err(|p| Error::EmbeddingFailed { message: p.message })?
+    }
+
+    /// The HNSW index's nearest chunks to a vector, unfiltered (the benchmark's recall).
+    #[doc(hidden)]
+    pub fn nearest_chunks(&self, vector: &[f32], k: usize) -> Result<Vec<i64>> {
+        self.warm_up()?;
+        let guard = lock(&self.vectors);
+        let Some(state) = guard.as_ref() else {
+            return Ok(Vec::new());
+        };
+        Ok(state
+            .index
+            .search(vector, k, |_| true)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Loads (or rebuilds) the vector index now rather than at the first search.
+    #[doc(hidden)]
+    pub fn warm_up(&self) -> Result<()> {
+        match self.ensure_vectors() {
+            Ok(r) => r,
+            Err(p) => Err(Error::EmbeddingFailed { message: p.message }),
+        }
+    }
+
+    // --- the vector index ---
+
+    fn apply_to_vectors(
+        &self,
+        removed: &[i64],
+        added: &[(i64, Vec<f32>)],
+        level: Option<AccessLevel>,
+        epoch: i64,
+    ) -> Result<()> {
+        let mut guard = lock(&self.vectors);
+        let Some(state) = guard.as_mut() else {
+            return Ok(());
+        };
+        for id in removed {
+            state.index.remove(*id)?;
+            state.levels.remove(id);
+        }
+        for (id, v) in added {
+            state.index.add(*id, v)?;
+            state
+                .levels
+                .insert(*id, level.unwrap_or(AccessLevel::Restricted));
+        }
+        state.epoch = epoch;
+        Ok(())
+    }
+
+    /// Drops the in-memory level map's view after levels changed in bulk; it is rebuilt from the
+    /// database on the next search.
+    fn invalidate_levels(&self) {
+        *lock(&self.vectors) = None;
+    }
+
+    fn save_vectors(&self) -> Result<()> {
+        let guard = lock(&self.vectors);
+        if let Some(state) = guard.as_ref() {
+            state.index.save(state.epoch)?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the vector index matches the database: opens the saved one or rebuilds it
+    /// from stored embeddings. Needs the embedder (its model id and dimensions).
+    fn ensure_vectors(&self) -> std::result::Result<Result<()>, ErrorPayload> {
+        let (model, dimensions) = self
+            .with_embedder_ready(|e| Ok((e.model_id().to_owned(), e.dimensions())))?
+            .map_err(|e| ErrorPayload::from(&e))?;
+        Ok(self.load_vectors(&model, dimensions))
+    }
+
+    fn load_vectors(&self, model: &str, dimensions: usize) -> Result<()> {
+        let mut guard = lock(&self.vectors);
+        let store = lock(&self.store);
+        let conn = store.conn();
+        let (epoch, stored_model): (i64, Option<String>) = conn
+            .query_row(
+                "SELECT vector_epoch, embedding_model FROM documents_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(&store, e))?;
+        if let Some(state) = guard.as_ref() {
+            if state.epoch == epoch && state.index.model() == model {
+                return Ok(());
+            }
+        }
+        if stored_model.as_deref().is_some_and(|m| m != model) {
+            // Vectors from another model are not comparable with this one's queries: forget
+            // them; `embed_missing` (at the end of the next job) makes new ones.
+            tracing::warn!(from = ?stored_model, to = model, "embedding model changed; stored vectors dropped");
+            conn.execute_batch(
+                "UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL;
+                 UPDATE documents_state SET embedding_model = NULL WHERE id = 1;",
+            )
+            .map_err(|e| self.err(&store, e))?;
+            drop(store);
+            drop(guard);
+            return self.load_vectors(model, dimensions);
+        }
+        let mut levels = HashMap::new();
+        {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT c.id, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
+                     WHERE c.embedding IS NOT NULL",
+                )
+                .map_err(|e| self.err(&store, e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(|e| self.err(&store, e))?;
+            for row in rows {
+                let (id, level) = row.map_err(|e| self.err(&store, e))?;
+                levels.insert(id, AccessLevel::from_i64(level));
+            }
+        }
+        let wanted = Header {
+            model: model.to_owned(),
+            dimensions,
+            epoch,
+            count: levels.len(),
+        };
+        let index = match VectorIndex::open(&self.vectors_path, &wanted)? {
+            Ok(index) => index,
+            Err(why) => {
+                let started = Instant::now();
+                let mut index = VectorIndex::new(&self.vectors_path, model, dimensions)?;
+                index.reserve(levels.len().max(1024))?;
+                let mut stmt = conn
+                    .prepare("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL")
+                    .map_err(|e| self.err(&store, e))?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                    .map_err(|e| self.err(&store, e))?;
+                for row in rows {
+                    let (id, blob) = row.map_err(|e| self.err(&store, e))?;
+                    match from_blob(&blob) {
+                        Some(v) if v.len() == dimensions => index.add(id, &v)?,
+                        _ => {
+                            levels.remove(&id);
+                        }
+                    }
+                }
+                index.save(epoch)?;
+                tracing::info!(
+                    ?why,
+                    vectors = index.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "vector index rebuilt from stored embeddings"
+                );
+                index
+            }
+        };
+        *guard = Some(VectorState {
+            index,
+            levels,
+            epoch,
+        });
+        Ok(())
+    }
+
+    // --- search ---
+
+    /// Hybrid search under the active profile's clearance.
+    pub fn search(&self, query: &str, k: usize) -> Result<SearchResult> {
+        self.search_with(query, k, SearchMode::Hybrid)
+    }
+
+    /// Search with one method (the benchmark compares them); `Hybrid` falls back to keyword
+    /// search with a notice when vectors are unavailable.
+    pub fn search_with(&self, query: &str, k: usize, mode: SearchMode) -> Result<SearchResult> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(Error::InvalidInput {
+                field: "query",
+                message: "type something to search for".to_owned(),
+            });
+        }
+        let clearance = {
+            let store = lock(&self.store);
+            self.clearance(&store)?
+        };
+        self.search_under(query, k, mode, clearance)
+    }
+
+    /// Search as the named profile would (the CLI's `--profile`); its clearance applies.
+    pub fn search_for_profile(
+        &self,
+        profile: &str,
+        query: &str,
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<SearchResult> {
+        let clearance = {
+            let store = lock(&self.store);
+            let profiles = store.profiles()?;
+            match profiles.iter().find(|p| p.name == profile) {
+                Some(p) => p.clearance,
+                None => {
+                    return Err(Error::InvalidInput {
+                        field: "profile",
+                        message: format!(
+                            "no profile named \"{profile}\"; there are: {}",
+                            profiles
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
+                }
+            }
+        };
+        self.search_under(query.trim(), k, mode, clearance)
+    }
+
+    fn search_under(
+        &self,
+        query: &str,
+        k: usize,
+        mode: SearchMode,
+        clearance: AccessLevel,
+    ) -> Result<SearchResult> {
+        if query.is_empty() {
+            return Err(Error::InvalidInput {
+                field: "query",
+                message: "type something to search for".to_owned(),
+            });
+        }
+        let k = k.clamp(1, 100);
+        let terms = keyword::query_terms(query);
+        let keyword_ids = if mode == SearchMode::Vector {
+            Vec::new()
+        } else {
+            self.keyword_ranking(&terms, clearance, CANDIDATES.max(k))?
+        };
+        let mut notice = None;
+        let vector_hits = if mode == SearchMode::Keyword {
+            Vec::new()
+        } else {
+            match self.vector_ranking(query, clearance, CANDIDATES.max(k)) {
+                Ok(ids) => ids?,
+                Err(why) => {
+                    notice = Some(why);
+                    Vec::new()
+                }
+            }
+        };
+        let vector_ids: Vec<i64> = vector_hits.iter().map(|(id, _)| *id).collect();
+        let similarity: HashMap<i64, f32> = vector_hits.into_iter().collect();
+        let ran = match (mode, &notice) {
+            (SearchMode::Hybrid, Some(_)) => SearchMode::Keyword,
+            (mode, _) => mode,
+        };
+        let fused = fuse(
+            &keyword_ids,
+            &vector_ids,
+            f64::from(self.documents.keyword_weight),
+            f64::from(self.documents.vector_weight),
+            f64::from(self.documents.rrf_k),
+        );
+        let top: Vec<(i64, f64, Option<usize>, Option<usize>)> =
+            fused.into_iter().take(k).collect();
+        let mut passages = self.passages(&top, clearance)?;
+        for p in &mut passages {
+            p.similarity = similarity.get(&p.chunk_id).copied();
+        }
+        Ok(SearchResult {
+            query: query.to_owned(),
+            terms,
+            mode: ran,
+            notice,
+            passages,
+        })
+    }
+
+    fn keyword_ranking(
+        &self,
+        terms: &[String],
+        clearance: AccessLevel,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let store = lock(&self.store);
+        let run = |table: &str, expr: &str| -> Result<Vec<i64>> {
+            // The table name is one of our two constants; the expression is bound.
+            let sql = format!(
+                "SELECT c.id FROM {table} f JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id
+                 WHERE {table} MATCH ?1 AND d.access_level <= ?2 ORDER BY bm25({table}), c.id LIMIT ?3"
+            );
+            let mut stmt = store
+                .conn()
+                .prepare_cached(&sql)
+                .map_err(|e| self.err(&store, e))?;
+            let rows = stmt
+                .query_map(params![expr, clearance as i64, limit as i64], |r| r.get(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>());
+            rows.map_err(|e| self.err(&store, e))
+        };
+        let long = match keyword::trigram_match(terms) {
+            Some(expr) => run("chunks_fts", &expr)?,
+            None => Vec::new(),
+        };
+        let short = match keyword::bigram_match(terms) {
+            Some(expr) => run("chunks_bigram", &expr)?,
+            None => Vec::new(),
+        };
+        if short.is_empty() {
+            return Ok(long);
+        }
+        if long.is_empty() {
+            return Ok(short);
+        }
+        // Both kinds of term: a chunk found by both lists comes first.
+        Ok(fuse(&long, &short, 1.0, 1.0, 60.0)
+            .into_iter()
+            .map(|(id, ..)| id)
+            .take(limit)
+            .collect())
+    }
+
+    fn vector_ranking(
+        &self,
+        query: &str,
+        clearance: AccessLevel,
+        limit: usize,
+    ) -> std::result::Result<Result<Vec<(i64, f32)>>, ErrorPayload> {
+        if let Err(e) = self.ensure_vectors()? {
+            return Err(ErrorPayload::from(&e));
+        }
+        let vector = match self.with_embedder_ready(|e| e.embed_query(query))? {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let guard = lock(&self.vectors);
+        let Some(state) = guard.as_ref() else {
+            return Ok(Ok(Vec::new()));
+        };
+        let hits = state.index.search(&vector, limit, |id| {
+            state.levels.get(&id).is_some_and(|l| *l <= clearance)
+        });
+        Ok(hits)
+    }
+
+    fn passages(
+        &self,
+        ranked: &[(i64, f64, Option<usize>, Option<usize>)],
+        clearance: AccessLevel,
+    ) -> Result<Vec<Passage>> {
+        let store = lock(&self.store);
+        let mut stmt = store
+            .conn()
+            .prepare_cached(
+                "SELECT c.id, c.document_id, d.path, d.file_name, d.kind, d.access_level, c.page, c.section, c.text
+                 FROM chunks c JOIN documents d ON d.id = c.document_id
+                 WHERE c.id = ?1 AND d.access_level <= ?2",
+            )
+            .map_err(|e| self.err(&store, e))?;
+        let mut out = Vec::with_capacity(ranked.len());
+        for &(id, score, keyword_rank, vector_rank) in ranked {
+            let row = stmt
+                .query_row(params![id, clearance as i64], |r| {
+                    Ok(Passage {
+                        chunk_id: r.get(0)?,
+                        document_id: r.get(1)?,
+                        path: r.get(2)?,
+                        file_name: r.get(3)?,
+                        kind: r.get(4)?,
+                        level: AccessLevel::from_i64(r.get(5)?),
+                        page: r.get(6)?,
+                        section: r.get(7)?,
+                        text: r.get(8)?,
+                        score,
+                        similarity: None,
+                        keyword_rank,
+                        vector_rank,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err(&store, e))?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+}
+
+enum Prepared {
+    Unchanged,
+    Changed {
+        kind: DocKind,
+        sha256: String,
+        size_bytes: i64,
+        chunks: Vec<Chunk>,
+    },
+}
+
+/// Weighted reciprocal-rank fusion: each list adds `weight / (k + rank)` for the items in it.
+/// Ties keep the order of the first list, then the second.
+pub fn fuse(
+    first: &[i64],
+    second: &[i64],
+    first_weight: f64,
+    second_weight: f64,
+    k: f64,
+) -> Vec<(i64, f64, Option<usize>, Option<usize>)> {
+    let mut scored: Vec<(i64, f64, Option<usize>, Option<usize>)> = Vec::new();
+    let mut position: HashMap<i64, usize> = HashMap::new();
+    for (list, weight, is_first) in [(first, first_weight, true), (second, second_weight, false)] {
+        for (i, &id) in list.iter().enumerate() {
+            let rank = i + 1;
+            let add = weight / (k + rank as f64);
+            let slot = *position.entry(id).or_insert_with(|| {
+                scored.push((id, 0.0, None, None));
+                scored.len() - 1
+            });
+            let entry = &mut scored[slot];
+            entry.1 += add;
+            if is_first {
+                entry.2 = Some(rank);
+            } else {
+                entry.3 = Some(rank);
+            }
+        }
+    }
+    // A stable sort keeps first-seen order among equal scores.
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored
+}
+
+fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Document> {
+    Ok(Document {
+        id: r.get(0)?,
+        path: r.get(1)?,
+        file_name: r.get(2)?,
+        kind: r.get(3)?,
+        size_bytes: r.get(4)?,
+        level: AccessLevel::from_i64(r.get(5)?),
+        status: r.get(6)?,
+        error: r.get(7)?,
+        chunk_count: r.get(8)?,
+        embedded_chunks: r.get(9)?,
+        imported_at: r.get(10)?,
+        indexed_at: r.get(11)?,
+    })
+}
+
+fn chunk_ids_of(conn: &rusqlite::Connection, document: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?;
+    let rows = stmt.query_map([document], |r| r.get(0))?;
+    rows.collect()
+}
+
+fn read_epoch(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT vector_epoch FROM documents_state WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn failed_outcome(path: &Path, e: &Error) -> FileOutcome {
+    FileOutcome {
+        path: path.to_string_lossy().into_owned(),
+        status: "failed".to_owned(),
+        chunks: 0,
+        error_code: Some(e.code().to_owned()),
+        error: Some(e.to_string()),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The supported files under `dir`, sorted, skipping hidden entries and symbolic links to
+/// folders (which could loop).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            walk(&path, out)?;
+        } else if DocKind::of(&path).is_some() && (kind.is_file() || path.is_file()) {
+            out.push(absolute(&path));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_adds_weighted_reciprocal_ranks_and_keeps_both_ranks() {
+        let fused = fuse(&[1, 2, 3], &[3, 4], 1.0, 1.0, 60.0);
+        let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
+        // 3 is in both lists, so it leads; 2 and 4 are both rank 2 once: the first list's wins the tie.
+        assert_eq!(ids, [3, 1, 2, 4]);
+        assert_eq!(fused[0].2, Some(3));
+        assert_eq!(fused[0].3, Some(1));
+        assert!((fused[0].1 - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-12);
+        // A zero weight turns a method off.
+        let vector_only = fuse(&[1, 2], &[9], 0.0, 1.0, 60.0);
+        assert_eq!(vector_only[0].0, 9);
+    }
+}
