@@ -270,6 +270,22 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
             );
         }
         latencies.sort_by(f64::total_cmp);
+        // Each half alone, to see where the time goes.
+        let mut by_mode = serde_json::Map::new();
+        for mode in [SearchMode::Keyword, SearchMode::Vector] {
+            let mut ms = Vec::new();
+            for i in 0..args.queries {
+                let q = &questions[i % questions.len()].question;
+                let t = Instant::now();
+                lib.search_with(q, 5, mode)?;
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(f64::total_cmp);
+            by_mode.insert(
+                format!("{mode:?}").to_lowercase(),
+                serde_json::json!({"p50": percentile(&ms, 50.0), "p95": percentile(&ms, 95.0)}),
+            );
+        }
 
         // HNSW recall@10 against exact f32 search over the same stored vectors.
         let all = lib.stored_embeddings()?;
@@ -290,6 +306,7 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
             "query_ms_p50": percentile(&latencies, 50.0),
             "query_ms_p95": percentile(&latencies, 95.0),
             "queries": latencies.len(),
+            "query_ms_by_mode": by_mode,
             "hnsw_recall_at_10": recall_sum / recall_queries as f64,
             "recall_queries": recall_queries,
         }));

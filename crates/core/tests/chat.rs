@@ -315,3 +315,104 @@ fn a_missing_model_fails_with_its_load_error_and_keeps_the_message() {
     assert!(!chat.stop(session));
     std::thread::sleep(Duration::from_millis(1));
 }
+
+/// Grounded answers: the office persona gets the passages the active profile may see, numbered,
+/// and the page gets them as `sources` before the text; a restricted document never reaches a
+/// lower clearance, neither as a source nor in the prompt.
+#[test]
+fn a_grounded_answer_cites_what_the_profile_may_see_and_nothing_above_it() {
+    use deskmate_core::config::Config;
+    use deskmate_core::documents::Library;
+    use deskmate_core::store::AccessLevel;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("deskmate.sqlite3");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let handbook = files.join("garage.md");
+    std::fs::write(
+        &handbook,
+        "# Garage\n\nThe office garage closes at 10 p.m. on weekdays.",
+    )
+    .unwrap();
+    let secret = files.join("falcon.txt");
+    std::fs::write(
+        &secret,
+        "Project Falcon: the garage will be sold to Northwind after the merger.",
+    )
+    .unwrap();
+    let library = Arc::new(
+        Library::open(
+            &db,
+            &dir.path().join("deskmate.vectors"),
+            &Config::shipped(),
+            &common::models_dir(),
+        )
+        .unwrap(),
+    );
+    library
+        .import(&[handbook], Some(AccessLevel::Internal), &mut |_| {})
+        .unwrap();
+    library
+        .import(&[secret], Some(AccessLevel::Restricted), &mut |_| {})
+        .unwrap();
+
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    let engine = Arc::new(Engine::new(None).unwrap());
+    engine.load(Persona::Office, &smol(), &config(24)).unwrap();
+    let chat = Chat::new(Arc::clone(&store), engine).with_library(Arc::clone(&library));
+    let ask = |question: &str| {
+        let turn = chat.send(None, &office(), question, OPTIONS).unwrap();
+        let reply_id = turn.start().reply.id;
+        let events = collect(turn);
+        let sources: Vec<String> = events
+            .iter()
+            .find_map(|e| match e {
+                ChatEvent::Sources { sources, .. } => {
+                    Some(sources.iter().map(|s| s.file_name.clone()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let first_sources = events
+            .iter()
+            .position(|e| matches!(e, ChatEvent::Sources { .. }));
+        let first_text = events
+            .iter()
+            .position(|e| matches!(e, ChatEvent::Text { .. }));
+        if let (Some(s), Some(t)) = (first_sources, first_text) {
+            assert!(s < t, "sources come before the text");
+        }
+        let stored = store.lock().unwrap().message(reply_id).unwrap();
+        (sources, stored)
+    };
+
+    // The owner (restricted clearance) is given both passages.
+    let (sources, stored) = ask("When does the garage close, and what is Project Falcon?");
+    assert!(sources.contains(&"garage.md".to_owned()), "{sources:?}");
+    assert!(sources.contains(&"falcon.txt".to_owned()), "{sources:?}");
+    assert_eq!(stored.sources.len(), sources.len(), "stored with the reply");
+    assert_eq!(stored.sources[0].n, 1);
+
+    // A guest with internal clearance: the handbook only, never the restricted file.
+    let guest = store
+        .lock()
+        .unwrap()
+        .create_profile("guest", AccessLevel::Internal)
+        .unwrap();
+    store.lock().unwrap().set_active_profile(guest.id).unwrap();
+    for question in [
+        "When does the garage close, and what is Project Falcon?",
+        "Northwind merger Project Falcon",
+    ] {
+        let (sources, stored) = ask(question);
+        assert!(
+            sources.iter().all(|s| s != "falcon.txt"),
+            "{question}: {sources:?}"
+        );
+        assert!(stored.sources.iter().all(|s| s.file_name != "falcon.txt"));
+        assert!(!stored.content.contains("Northwind"), "{}", stored.content);
+    }
+    let (sources, _) = ask("When does the garage close?");
+    assert_eq!(sources, ["garage.md"]);
+}

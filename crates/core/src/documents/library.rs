@@ -1423,20 +1423,51 @@ impl Library {
         limit: usize,
     ) -> Result<Vec<i64>> {
         let store = lock(&self.store);
+        // FTS5 ranks its matches alone first (fast, no joins), then the access filter reads the
+        // best few; only when the filter leaves too few of a full inner list is every match
+        // filtered (the slow path, for a profile that may see little).
         let run = |table: &str, expr: &str| -> Result<Vec<i64>> {
+            let inner = limit * 4;
             // The table name is one of our two constants; the expression is bound.
-            let sql = format!(
-                "SELECT c.id FROM {table} f JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id
-                 WHERE {table} MATCH ?1 AND d.access_level <= ?2 ORDER BY bm25({table}), c.id LIMIT ?3"
+            let fast = format!(
+                "SELECT c.id FROM (SELECT rowid AS id, rank FROM {table} WHERE {table} MATCH ?1 ORDER BY rank LIMIT ?4) f
+                 JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id
+                 WHERE d.access_level <= ?2 ORDER BY f.rank, c.id LIMIT ?3"
             );
-            let mut stmt = store
-                .conn()
-                .prepare_cached(&sql)
+            let inner_count = format!(
+                "SELECT count(*) FROM (SELECT rowid FROM {table} WHERE {table} MATCH ?1 LIMIT ?2)"
+            );
+            let full = format!(
+                "SELECT c.id FROM {table} f JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id
+                 WHERE {table} MATCH ?1 AND d.access_level <= ?2 ORDER BY f.rank, c.id LIMIT ?3"
+            );
+            let conn = store.conn();
+            let ids = conn
+                .prepare_cached(&fast)
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![expr, clearance as i64, limit as i64, inner as i64],
+                        |r| r.get(0),
+                    )?
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+                })
                 .map_err(|e| self.err(&store, e))?;
-            let rows = stmt
-                .query_map(params![expr, clearance as i64, limit as i64], |r| r.get(0))
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>());
-            rows.map_err(|e| self.err(&store, e))
+            if ids.len() >= limit {
+                return Ok(ids);
+            }
+            let matched: i64 = conn
+                .prepare_cached(&inner_count)
+                .and_then(|mut stmt| stmt.query_row(params![expr, inner as i64], |r| r.get(0)))
+                .map_err(|e| self.err(&store, e))?;
+            if (matched as usize) < inner {
+                return Ok(ids);
+            }
+            conn.prepare_cached(&full)
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![expr, clearance as i64, limit as i64], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<i64>>>()
+                })
+                .map_err(|e| self.err(&store, e))
         };
         let long = match keyword::trigram_match(terms) {
             Some(expr) => run("chunks_fts", &expr)?,

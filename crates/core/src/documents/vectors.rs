@@ -59,7 +59,7 @@ impl VectorIndex {
             quantization: ScalarKind::F16,
             connectivity: 16,
             expansion_add: 128,
-            expansion_search: 96,
+            expansion_search: 256,
             multi: false,
         };
         let index = Index::new(&options).map_err(|e| index_err(path, e))?;
