@@ -274,11 +274,18 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
         let mut by_mode = serde_json::Map::new();
         for mode in [SearchMode::Keyword, SearchMode::Vector] {
             let mut ms = Vec::new();
+            let mut slowest: Vec<(f64, String)> = Vec::new();
             for i in 0..args.queries {
                 let q = &questions[i % questions.len()].question;
                 let t = Instant::now();
                 lib.search_with(q, 5, mode)?;
-                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                let took = t.elapsed().as_secs_f64() * 1000.0;
+                ms.push(took);
+                slowest.push((took, q.clone()));
+            }
+            slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (took, q) in slowest.iter().take(5) {
+                eprintln!("slowest {mode:?} at {size}: {took:.1} ms  {q}  {:?}", deskmate_core::documents::keyword::query_terms(q));
             }
             ms.sort_by(f64::total_cmp);
             by_mode.insert(
