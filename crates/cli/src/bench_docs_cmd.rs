@@ -285,7 +285,10 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
             }
             slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
             for (took, q) in slowest.iter().take(5) {
-                eprintln!("slowest {mode:?} at {size}: {took:.1} ms  {q}  {:?}", deskmate_core::documents::keyword::query_terms(q));
+                eprintln!(
+                    "slowest {mode:?} at {size}: {took:.1} ms  {q}  {:?}",
+                    deskmate_core::documents::keyword::query_terms(q)
+                );
             }
             ms.sort_by(f64::total_cmp);
             by_mode.insert(
