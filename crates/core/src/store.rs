@@ -205,6 +205,20 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (job_id, path)
     );
 
+    -- Whole words (prefix queries) for Latin-script terms: trigram phrase queries over common
+    -- trigrams ("pyt", "ion") read long posting lists; a word index answers them in a fraction.
+    CREATE VIRTUAL TABLE chunks_words USING fts5 (text, content = 'chunks', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
+    CREATE TRIGGER chunks_words_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_words (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER chunks_words_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_words (chunks_words, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER chunks_words_update AFTER UPDATE OF text ON chunks BEGIN
+        INSERT INTO chunks_words (chunks_words, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO chunks_words (rowid, text) VALUES (new.id, new.text);
+    END;
+
     -- What the trigram index cannot find: 1–2 character terms (see documents::keyword).
     CREATE VIRTUAL TABLE chunks_bigram USING fts5 (terms, content = '', contentless_delete = 1, tokenize = 'unicode61');
     CREATE TRIGGER chunks_bigram_delete AFTER DELETE ON chunks BEGIN
@@ -1211,7 +1225,7 @@ mod tests {
     fn table_names(store: &Store) -> Vec<String> {
         let mut stmt = store
             .conn
-            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'chunks_fts_%' AND name NOT LIKE 'chunks_bigram_%' ORDER BY name")
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'chunks_fts_%' AND name NOT LIKE 'chunks_bigram_%' AND name NOT LIKE 'chunks_words_%' ORDER BY name")
             .unwrap();
         stmt.query_map([], |r| r.get(0))
             .unwrap()
@@ -1231,6 +1245,7 @@ mod tests {
                 "chunks",
                 "chunks_bigram",
                 "chunks_fts",
+                "chunks_words",
                 "documents",
                 "documents_state",
                 "import_files",

@@ -1,8 +1,11 @@
 //! Keyword search terms, for Korean as well as English.
 //!
-//! Two FTS5 tables serve keyword search:
+//! Three FTS5 tables serve keyword search:
 //! - `chunks_fts` (trigram tokenizer) finds any substring of 3 or more characters, so "대통령"
-//!   finds "대통령은". Terms of 3+ characters go there.
+//!   finds "대통령은". Hangul/CJK terms of 3+ characters go there.
+//! - `chunks_words` (unicode61) holds whole words. Latin-script terms of 3+ characters go there as
+//!   prefix queries ("report" finds "reports"): a trigram phrase query for an English word reads
+//!   the long posting lists of its common trigrams, several times slower in a large library.
 //! - `chunks_bigram` (contentless, unicode61) holds what the trigram index cannot answer: every
 //!   two-character piece of Hangul/CJK words and the 1–2 character words of other scripts
 //!   ([`bigram_text`]). Terms of 1–2 characters ("서울", "HR") go there.
@@ -173,14 +176,28 @@ pub fn quote(term: &str) -> String {
     format!("\"{}\"", term.replace('"', "\"\""))
 }
 
-/// The `MATCH` expression for the trigram table: the 3+ character terms, any of them.
+fn is_wide(term: &str) -> bool {
+    term.chars().any(is_hangul_or_cjk)
+}
+
+/// The `MATCH` expression for the trigram table: the Hangul/CJK terms of 3+ characters.
 pub fn trigram_match(terms: &[String]) -> Option<String> {
     let long: Vec<String> = terms
         .iter()
-        .filter(|t| t.chars().count() >= 3)
+        .filter(|t| t.chars().count() >= 3 && is_wide(t))
         .map(|t| quote(t))
         .collect();
     (!long.is_empty()).then(|| long.join(" OR "))
+}
+
+/// The `MATCH` expression for the word table: the other terms of 3+ characters, as prefixes.
+pub fn word_match(terms: &[String]) -> Option<String> {
+    let words: Vec<String> = terms
+        .iter()
+        .filter(|t| t.chars().count() >= 3 && !is_wide(t))
+        .map(|t| format!("{}*", quote(t)))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
 }
 
 /// The `MATCH` expression for the bigram table: the 2-character terms, and 1-character ones as
@@ -250,18 +267,20 @@ mod tests {
     #[test]
     fn fts5_syntax_in_a_query_is_quoted_not_obeyed() {
         let terms = query_terms(r#"budget" OR NEAR(x* AND "y"#);
-        let expr = trigram_match(&terms).unwrap();
+        let expr = word_match(&terms).unwrap();
         // Every term is one quoted string: no operator survives outside quotes.
-        assert_eq!(expr, r#""budget" OR "near""#);
+        assert_eq!(expr, r#""budget"* OR "near"*"#);
+        assert_eq!(trigram_match(&terms), None);
         assert_eq!(quote(r#"a"b"#), r#""a""b""#);
         // One-character words only count when the query has nothing longer.
         assert_eq!(bigram_match(&terms), None);
     }
 
     #[test]
-    fn short_terms_go_to_the_bigram_table_and_long_ones_to_the_trigram_table() {
-        let terms = query_terms("서울 인구 population");
-        assert_eq!(trigram_match(&terms).as_deref(), Some(r#""population""#));
+    fn short_terms_go_to_the_bigram_table_long_korean_to_trigrams_and_words_to_the_word_table() {
+        let terms = query_terms("서울 인구 population 대한민국");
+        assert_eq!(trigram_match(&terms).as_deref(), Some(r#""대한민국""#));
+        assert_eq!(word_match(&terms).as_deref(), Some(r#""population"*"#));
         assert_eq!(bigram_match(&terms).as_deref(), Some(r#""서울" OR "인구""#));
         let one = query_terms("법");
         assert_eq!(bigram_match(&one).as_deref(), Some(r#""법"*"#));

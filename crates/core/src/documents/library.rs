@@ -156,6 +156,11 @@ struct VectorState {
     epoch: i64,
 }
 
+/// Words found in more than this share of all chunks are left out of keyword search.
+const COMMON_WORD_SHARE: f64 = 0.2;
+/// ... and in more than this many chunks.
+const COMMON_WORD_MIN_CHUNKS: f64 = 200.0;
+
 /// How many candidates each method contributes to the fusion.
 const CANDIDATES: usize = 50;
 
@@ -189,6 +194,14 @@ impl Library {
         models_dir: &Path,
     ) -> Result<Library> {
         let store = Store::open(db_path)?;
+        // A per-connection view of the word index's vocabulary (chunks per word), to leave out
+        // words that are in most chunks; TEMP, so the schema is unchanged.
+        store
+            .conn()
+            .execute_batch(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_words_vocab USING fts5vocab(main, chunks_words, 'row');",
+            )
+            .map_err(|e| store_err(db_path, e))?;
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -1371,21 +1384,32 @@ impl Library {
         }
         let k = k.clamp(1, 100);
         let terms = keyword::query_terms(query);
-        let keyword_ids = if mode == SearchMode::Vector {
-            Vec::new()
-        } else {
-            self.keyword_ranking(&terms, clearance, CANDIDATES.max(k))?
-        };
+        // The two halves run side by side: the query's embedding (the vector half's cost) does
+        // not wait for the keyword indexes.
+        let n = CANDIDATES.max(k);
+        let (keyword_ids, vector_half) = std::thread::scope(|scope| {
+            let vector = (mode != SearchMode::Keyword)
+                .then(|| scope.spawn(|| self.vector_ranking(query, clearance, n)));
+            let keyword = if mode == SearchMode::Vector {
+                Ok(Vec::new())
+            } else {
+                self.keyword_ranking(&terms, clearance, n)
+            };
+            (keyword, vector.map(|handle| handle.join()))
+        });
+        let keyword_ids = keyword_ids?;
         let mut notice = None;
-        let vector_hits = if mode == SearchMode::Keyword {
-            Vec::new()
-        } else {
-            match self.vector_ranking(query, clearance, CANDIDATES.max(k)) {
-                Ok(ids) => ids?,
-                Err(why) => {
-                    notice = Some(why);
-                    Vec::new()
-                }
+        let vector_hits = match vector_half {
+            None => Vec::new(),
+            Some(Err(_)) => {
+                return Err(Error::EmbeddingFailed {
+                    message: "the vector search thread panicked".to_owned(),
+                })
+            }
+            Some(Ok(Ok(hits))) => hits?,
+            Some(Ok(Err(why))) => {
+                notice = Some(why);
+                Vec::new()
             }
         };
         let vector_ids: Vec<i64> = vector_hits.iter().map(|(id, _)| *id).collect();
@@ -1469,26 +1493,58 @@ impl Library {
                 })
                 .map_err(|e| self.err(&store, e))
         };
-        let long = match keyword::trigram_match(terms) {
-            Some(expr) => run("chunks_fts", &expr)?,
-            None => Vec::new(),
-        };
-        let short = match keyword::bigram_match(terms) {
-            Some(expr) => run("chunks_bigram", &expr)?,
-            None => Vec::new(),
-        };
-        if short.is_empty() {
-            return Ok(long);
+        // A word in more than a fifth of all chunks (and in hundreds of them) ranks almost
+        // nothing (BM25 gives it next to no weight) but is the costliest to match: leave it out
+        // while other terms remain. Small libraries keep every word: there it costs nothing.
+        let total: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+            .map_err(|e| self.err(&store, e))?;
+        let mut informative = Vec::with_capacity(terms.len());
+        for term in terms {
+            let chunks_with: Option<i64> = store
+                .conn()
+                .prepare_cached("SELECT doc FROM temp.chunks_words_vocab WHERE term = ?1")
+                .and_then(|mut stmt| stmt.query_row([term], |r| r.get(0)).optional())
+                .map_err(|e| self.err(&store, e))?;
+            let common = (COMMON_WORD_SHARE * total as f64).max(COMMON_WORD_MIN_CHUNKS);
+            if (chunks_with.unwrap_or(0) as f64) <= common {
+                informative.push(term.clone());
+            }
         }
-        if long.is_empty() {
-            return Ok(short);
+        let terms: &[String] = if informative.is_empty() {
+            terms
+        } else {
+            &informative
+        };
+        let mut lists = Vec::new();
+        for (table, expr) in [
+            ("chunks_fts", keyword::trigram_match(terms)),
+            ("chunks_words", keyword::word_match(terms)),
+            ("chunks_bigram", keyword::bigram_match(terms)),
+        ] {
+            if let Some(expr) = expr {
+                let ids = run(table, &expr)?;
+                if !ids.is_empty() {
+                    lists.push(ids);
+                }
+            }
         }
-        // Both kinds of term: a chunk found by both lists comes first.
-        Ok(fuse(&long, &short, 1.0, 1.0, 60.0)
-            .into_iter()
-            .map(|(id, ..)| id)
-            .take(limit)
-            .collect())
+        // Several kinds of term: a chunk found through more than one index comes first.
+        let mut fused: Vec<i64> = match lists.len() {
+            0 => Vec::new(),
+            1 => lists.swap_remove(0),
+            _ => {
+                let mut acc = fuse(&lists[0], &lists[1], 1.0, 1.0, 60.0);
+                for more in &lists[2..] {
+                    let so_far: Vec<i64> = acc.iter().map(|(id, ..)| *id).collect();
+                    acc = fuse(&so_far, more, 1.0, 1.0, 60.0);
+                }
+                acc.into_iter().map(|(id, ..)| id).collect()
+            }
+        };
+        fused.truncate(limit);
+        Ok(fused)
     }
 
     fn vector_ranking(
@@ -1497,13 +1553,14 @@ impl Library {
         clearance: AccessLevel,
         limit: usize,
     ) -> std::result::Result<Result<Vec<(i64, f32)>>, ErrorPayload> {
-        if let Err(e) = self.ensure_vectors()? {
-            return Err(ErrorPayload::from(&e));
-        }
+        // The query is embedded first: it needs no store lock, so it overlaps the keyword half.
         let vector = match self.with_embedder_ready(|e| e.embed_query(query))? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
+        if let Err(e) = self.ensure_vectors()? {
+            return Err(ErrorPayload::from(&e));
+        }
         let guard = lock(&self.vectors);
         let Some(state) = guard.as_ref() else {
             return Ok(Ok(Vec::new()));
