@@ -83,6 +83,12 @@ pub struct Extracted {
 
 /// Reads and extracts one file; `max_bytes` is `documents.max_file_mb` in bytes.
 pub fn extract_file(path: &Path, max_bytes: u64) -> Result<Extracted> {
+    let (kind, bytes) = read_document(path, max_bytes)?;
+    extract_bytes(path, kind, &bytes)
+}
+
+/// Reads a file that may be imported: a supported kind, a regular file, within `max_bytes`.
+pub fn read_document(path: &Path, max_bytes: u64) -> Result<(DocKind, Vec<u8>)> {
     let kind = DocKind::of(path).ok_or_else(|| Error::DocumentUnsupported {
         path: path.to_path_buf(),
         extension: path
@@ -105,7 +111,7 @@ pub fn extract_file(path: &Path, max_bytes: u64) -> Result<Extracted> {
         });
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    extract_bytes(path, kind, &bytes)
+    Ok((kind, bytes))
 }
 
 /// Extracts already-read bytes of a file of the given kind (`path` names it in errors).

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use super::chunk::{chunk_sections, ApproxTokens, Chunk, ModelTokenizer, TokenCounter};
 use super::embed::{from_blob, to_blob, Embedder, OnnxEmbedder};
-use super::extract::{extract_bytes, DocKind};
+use super::extract::{extract_bytes, read_document, DocKind};
 use super::keyword;
 use super::vectors::{Header, VectorIndex};
 use crate::config::{Config, DocumentsConfig, EmbeddingConfig};
@@ -234,6 +234,21 @@ impl Library {
         store_err(store.path(), e)
     }
 
+    /// Every row of a query, mapped.
+    fn rows<T>(
+        &self,
+        store: &Store,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        store
+            .conn()
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_map(params, map)?.collect())
+            .map_err(|e| self.err(store, e))
+    }
+
     fn clearance(&self, store: &Store) -> Result<AccessLevel> {
         Ok(store.active_profile()?.clearance)
     }
@@ -303,6 +318,15 @@ impl Library {
             .map_err(|e| self.err(&store, e))
     }
 
+    /// Like `with_embedder_ready`, for callers that need the model: its absence is an error.
+    fn with_embedder_required<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Embedder) -> Result<T>,
+    ) -> Result<T> {
+        self.with_embedder_ready(f)
+            .map_err(|p| Error::EmbeddingFailed { message: p.message })?
+    }
+
     /// Why vector search is unavailable, or `None` when it works.
     pub fn vector_notice(&self) -> Option<ErrorPayload> {
         self.with_embedder_ready(|_| Ok(())).err()
@@ -314,19 +338,12 @@ impl Library {
     pub fn documents(&self) -> Result<Vec<Document>> {
         let store = lock(&self.store);
         let clearance = self.clearance(&store)?;
-        let mut stmt = store
-            .conn()
-            .prepare(
-                "SELECT d.id, d.path, d.file_name, d.kind, d.size_bytes, d.access_level, d.status, d.error,
-                        d.chunk_count, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NOT NULL),
-                        d.imported_at, d.indexed_at
-                 FROM documents d WHERE d.access_level <= ?1 ORDER BY d.imported_at DESC, d.id DESC",
-            )
-            .map_err(|e| self.err(&store, e))?;
-        let rows = stmt
-            .query_map([clearance as i64], document_from_row)
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|e| self.err(&store, e))
+        self.rows(
+            &store,
+            &format!("SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.access_level <= ?1 ORDER BY d.imported_at DESC, d.id DESC"),
+            [clearance as i64],
+            document_from_row,
+        )
     }
 
     /// One document, if the active profile may see it (otherwise it does not exist for them).
@@ -336,10 +353,7 @@ impl Library {
         store
             .conn()
             .query_row(
-                "SELECT d.id, d.path, d.file_name, d.kind, d.size_bytes, d.access_level, d.status, d.error,
-                        d.chunk_count, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NOT NULL),
-                        d.imported_at, d.indexed_at
-                 FROM documents d WHERE d.id = ?1 AND d.access_level <= ?2",
+                &format!("SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = ?1 AND d.access_level <= ?2"),
                 params![id, clearance as i64],
                 document_from_row,
             )
@@ -462,14 +476,12 @@ impl Library {
     /// Jobs that have files left to do (interrupted by an exit or a crash, or not started).
     pub fn unfinished_jobs(&self) -> Result<Vec<i64>> {
         let store = lock(&self.store);
-        let mut stmt = store
-            .conn()
-            .prepare("SELECT id FROM import_jobs WHERE status = 'running' ORDER BY id")
-            .map_err(|e| self.err(&store, e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>());
-        rows.map_err(|e| self.err(&store, e))
+        self.rows(
+            &store,
+            "SELECT id FROM import_jobs WHERE status = 'running' ORDER BY id",
+            [],
+            |r| r.get(0),
+        )
     }
 
     pub fn is_importing(&self) -> bool {
@@ -508,10 +520,14 @@ impl Library {
         }
         self.cancel.store(false, Ordering::SeqCst);
         let result = (|| {
-            // The index is brought up to date first, so the job's changes are applied to it as
-            // they commit and one save at the end suffices. Without a model there is none.
-            if let Ok(Err(e)) = self.ensure_vectors() {
-                tracing::warn!(error = %e, "vector index unavailable during import");
+            // With a job to run, the index is brought up to date first, so the job's changes are
+            // applied to it as they commit and one save at the end suffices. Without one (most app
+            // starts) the embedding model is not loaded here at all: `embed_missing` loads it
+            // only when chunks lack vectors. Without a model there is no index.
+            if !self.unfinished_jobs()?.is_empty() {
+                if let Ok(Err(e)) = self.ensure_vectors() {
+                    tracing::warn!(error = %e, "vector index unavailable during import");
+                }
             }
             let mut reports = Vec::new();
             while let Some(&job) = self.unfinished_jobs()?.first() {
@@ -859,29 +875,8 @@ impl Library {
     }
 
     fn prepare_file(&self, path: &Path) -> Result<Prepared> {
-        let kind = DocKind::of(path).ok_or_else(|| Error::DocumentUnsupported {
-            path: path.to_path_buf(),
-            extension: path
-                .extension()
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        })?;
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if !meta.is_file() {
-            return Err(Error::DocumentUnreadable {
-                path: path.to_path_buf(),
-                reason: "not a regular file".into(),
-            });
-        }
         let limit = u64::from(self.documents.max_file_mb) * 1024 * 1024;
-        if meta.len() > limit {
-            return Err(Error::DocumentTooLarge {
-                path: path.to_path_buf(),
-                size: meta.len(),
-                limit,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (kind, bytes) = read_document(path, limit)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         {
             let store = lock(&self.store);
@@ -913,7 +908,7 @@ impl Library {
         Ok(Prepared::Changed {
             kind,
             sha256,
-            size_bytes: meta.len() as i64,
+            size_bytes: bytes.len() as i64,
             chunks,
         })
     }
@@ -986,17 +981,13 @@ impl Library {
             }
             let pending: Vec<(i64, String, i64)> = {
                 let store = lock(&self.store);
-                let mut stmt = store
-                    .conn()
-                    .prepare(
-                        "SELECT c.id, c.text, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
-                         WHERE c.embedding IS NULL ORDER BY c.id LIMIT 256",
-                    )
-                    .map_err(|e| self.err(&store, e))?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
-                rows.map_err(|e| self.err(&store, e))?
+                self.rows(
+                    &store,
+                    "SELECT c.id, c.text, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
+                     WHERE c.embedding IS NULL ORDER BY c.id LIMIT 256",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?
             };
             if pending.is_empty() {
                 return Ok(total);
@@ -1100,14 +1091,12 @@ impl Library {
     #[doc(hidden)]
     pub fn stored_embeddings(&self) -> Result<Vec<(i64, Vec<f32>)>> {
         let store = lock(&self.store);
-        let mut stmt = store
-            .conn()
-            .prepare("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id")
-            .map_err(|e| self.err(&store, e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| self.err(&store, e))?;
+        let rows = self.rows(
+            &store,
+            "SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, blob)| from_blob(&blob).map(|v| (id, v)))
@@ -1117,36 +1106,29 @@ impl Library {
     /// Embeds texts as queries with the library's model (the benchmark's query vectors).
     #[doc(hidden)]
     pub fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.with_embedder_ready(|e| texts.iter().map(|t| e.embed_query(t)).collect())
-            .map_err(|p| Error::EmbeddingFailed { message: p.message })?
+        self.with_embedder_required(|e| texts.iter().map(|t| e.embed_query(t)).collect())
     }
 
     /// Every chunk's text, in id order.
     #[doc(hidden)]
     pub fn chunk_texts(&self) -> Result<Vec<String>> {
         let store = lock(&self.store);
-        let mut stmt = store
-            .conn()
-            .prepare("SELECT text FROM chunks ORDER BY id")
-            .map_err(|e| self.err(&store, e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>());
-        rows.map_err(|e| self.err(&store, e))
+        self.rows(&store, "SELECT text FROM chunks ORDER BY id", [], |r| {
+            r.get(0)
+        })
     }
 
     /// Embeds passages with the library's model, outside any import (the benchmark's baseline).
     #[doc(hidden)]
     pub fn embed_passages_for_bench(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let batch = self.embedding.batch_size.max(1) as usize;
-        self.with_embedder_ready(|e| {
+        self.with_embedder_required(|e| {
             let mut all = Vec::with_capacity(texts.len());
             for group in texts.chunks(batch) {
                 all.extend(e.embed_passages(group)?);
             }
             Ok(all)
         })
-        .map_err(|p| Error::EmbeddingFailed { message: p.message })?
     }
 
     /// The HNSW index's nearest chunks to a vector, unfiltered (the benchmark's recall).
@@ -1496,22 +1478,31 @@ impl Library {
         // A word in more than a fifth of all chunks (and in hundreds of them) ranks almost
         // nothing (BM25 gives it next to no weight) but is the costliest to match: leave it out
         // while other terms remain. Small libraries keep every word: there it costs nothing.
-        let total: i64 = store
-            .conn()
-            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
-            .map_err(|e| self.err(&store, e))?;
-        let mut informative = Vec::with_capacity(terms.len());
+        let mut counts = Vec::with_capacity(terms.len());
         for term in terms {
             let chunks_with: Option<i64> = store
                 .conn()
                 .prepare_cached("SELECT doc FROM temp.chunks_words_vocab WHERE term = ?1")
                 .and_then(|mut stmt| stmt.query_row([term], |r| r.get(0)).optional())
                 .map_err(|e| self.err(&store, e))?;
-            let common = (COMMON_WORD_SHARE * total as f64).max(COMMON_WORD_MIN_CHUNKS);
-            if (chunks_with.unwrap_or(0) as f64) <= common {
-                informative.push(term.clone());
-            }
+            counts.push(chunks_with.unwrap_or(0) as f64);
         }
+        // Counting every chunk costs a scan: only when some word is past the absolute floor.
+        let total = if counts.iter().any(|&c| c > COMMON_WORD_MIN_CHUNKS) {
+            store
+                .conn()
+                .query_row("SELECT count(*) FROM chunks", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| self.err(&store, e))? as f64
+        } else {
+            0.0
+        };
+        let common = (COMMON_WORD_SHARE * total).max(COMMON_WORD_MIN_CHUNKS);
+        let informative: Vec<String> = terms
+            .iter()
+            .zip(&counts)
+            .filter(|(_, &count)| count <= common)
+            .map(|(term, _)| term.clone())
+            .collect();
         let terms: &[String] = if informative.is_empty() {
             terms
         } else {
@@ -1655,6 +1646,11 @@ pub fn fuse(
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored
 }
+
+/// The columns `document_from_row` reads, from `documents d`.
+const DOCUMENT_COLUMNS: &str = "d.id, d.path, d.file_name, d.kind, d.size_bytes, d.access_level, d.status, d.error,
+    d.chunk_count, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NOT NULL),
+    d.imported_at, d.indexed_at";
 
 fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Document> {
     Ok(Document {

@@ -188,23 +188,6 @@ impl VectorIndex {
             .collect())
     }
 
-    /// Exact (brute-force) search over the same stored vectors; the benchmark's reference.
-    pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
-        if self.index.size() == 0 || k == 0 {
-            return Ok(Vec::new());
-        }
-        let matches = self
-            .index
-            .exact_search(query, k)
-            .map_err(|e| index_err(&self.path, e))?;
-        Ok(matches
-            .keys
-            .iter()
-            .zip(&matches.distances)
-            .map(|(&key, &distance)| (key as i64, 1.0 - distance))
-            .collect())
-    }
-
     /// Writes the index with a header saying it reflects database epoch `epoch`.
     pub fn save(&self, epoch: i64) -> Result<()> {
         let header = Header {
