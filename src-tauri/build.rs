@@ -37,6 +37,13 @@ const COMMANDS: &[&str] = &[
     "profile_create",
     "profile_activate",
     "profile_delete",
+    "voice_status",
+    "voice_start",
+    "voice_stop",
+    "voice_cancel",
+    "voice_transcribe_file",
+    "image_attach",
+    "vision_support",
 ];
 
 fn main() {

@@ -95,7 +95,8 @@ pub async fn session_rename(
 pub async fn session_delete(state: State<'_, AppState>, id: i64) -> Result<(), ErrorPayload> {
     let chat = state.chat()?;
     chat.stop(id);
-    blocking(move || lock_store(chat.store()).delete_session(id)).await
+    let files = state.media.attachments();
+    blocking(move || chat.delete_session(id, &files)).await
 }
 
 /// Asks where to save the session (Markdown or JSON) and writes it; `None` when the user
@@ -185,12 +186,18 @@ pub async fn chat_send(
     session_id: Option<i64>,
     setup: SessionSetup,
     text: String,
+    attachments: Option<Vec<String>>,
     history_turns: Option<u32>,
     on_event: Channel<ChatEvent>,
 ) -> Result<TurnStart, ErrorPayload> {
     let chat = state.chat()?;
     let options = turn_options(&state, history_turns)?;
-    let turn = blocking(move || chat.send(session_id, &setup, &text, options)).await?;
+    let files = state.media.attachments();
+    let turn = blocking(move || {
+        let images = files.resolve(&attachments.unwrap_or_default())?;
+        chat.send_with_attachments(session_id, &setup, &text, images, options)
+    })
+    .await?;
     run_turn(turn, on_event)
 }
 

@@ -7,6 +7,7 @@
 
 mod chat_commands;
 mod docs_commands;
+mod media_commands;
 mod settings_commands;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +39,8 @@ pub struct AppState {
     chat: Result<Arc<Chat>, ErrorPayload>,
     /// The document library on its own store connection, or why there is none.
     library: Result<Arc<Library>, ErrorPayload>,
+    /// Voice input and image attachments.
+    media: media_commands::Media,
 }
 
 impl AppState {
@@ -259,12 +262,14 @@ pub fn run() -> anyhow::Result<()> {
                 docs_commands::run_imports(app.handle().clone(), Arc::clone(library));
             }
             let chat = open_chat(&startup, &engine, &library);
+            let media = media_commands::Media::new(&startup.paths, &startup.config.config);
             app.manage(AppState {
                 startup: Mutex::new(startup),
                 monitor,
                 engine,
                 chat,
                 library,
+                media,
             });
             Ok(())
         })
@@ -304,6 +309,13 @@ pub fn run() -> anyhow::Result<()> {
             docs_commands::profile_create,
             docs_commands::profile_activate,
             docs_commands::profile_delete,
+            media_commands::voice_status,
+            media_commands::voice_start,
+            media_commands::voice_stop,
+            media_commands::voice_cancel,
+            media_commands::voice_transcribe_file,
+            media_commands::image_attach,
+            media_commands::vision_support,
         ])
         .run(tauri::generate_context!())?;
     Ok(())

@@ -40,6 +40,9 @@ pub async fn config_save(
         startup.config.source = ConfigSource::User;
         startup.config.problems.clear();
     }
+    if old.speech != config.speech {
+        state.media.reconfigure(&paths, &config);
+    }
     let changed: Vec<Persona> = [Persona::Office, Persona::Character]
         .into_iter()
         .filter(|&p| model_of(&old, p) != model_of(&config, p))

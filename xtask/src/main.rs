@@ -34,7 +34,14 @@ const APP_PACKAGES: &[&str] = &[
     "libclang-dev",
 ];
 /// Extra Debian packages for the end-to-end tests (the CJK fonts make Korean screenshots legible).
-const TEST_PACKAGES: &[&str] = &["webkit2gtk-driver", "xvfb", "xauth", "fonts-noto-cjk"];
+// espeak-ng speaks the sentences the speech tests transcribe.
+const TEST_PACKAGES: &[&str] = &[
+    "webkit2gtk-driver",
+    "xvfb",
+    "xauth",
+    "fonts-noto-cjk",
+    "espeak-ng",
+];
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -238,9 +245,15 @@ impl Repo {
         if for_tests {
             run(self.cargo().args(["build", "--workspace", "--all-targets"]))?;
         } else {
-            run(self
-                .cargo()
-                .args(["build", "-p", "deskmate", "-p", "deskmate-cli"]))?;
+            run(self.cargo().args([
+                "build",
+                "-p",
+                "deskmate",
+                "-p",
+                "deskmate-cli",
+                "-p",
+                "deskmate-whisper",
+            ]))?;
         }
         let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
         if !bin.is_file() {

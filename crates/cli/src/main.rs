@@ -8,6 +8,7 @@ mod bench_docs_cmd;
 mod chat_cmd;
 mod docs_cmd;
 mod health_cmd;
+mod media_cmd;
 mod models_cmd;
 
 use std::path::PathBuf;
@@ -85,6 +86,11 @@ enum Command {
     /// Local profiles and their document clearance
     #[command(subcommand)]
     Profile(docs_cmd::ProfileCommand),
+    /// Transcribe an audio file (WAV, MP3, OGG, FLAC) with the speech model, as the chat's
+    /// voice input does
+    Transcribe(media_cmd::TranscribeArgs),
+    /// Check an image as the chat would: accepted or why not, and how it would be scaled
+    ImageCheck(media_cmd::ImageCheckArgs),
     /// Where Deskmate keeps its configuration, database and models
     Paths {
         #[arg(long)]
@@ -168,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => docs_cmd::search(&paths()?, &args),
         Command::Documents { json } => docs_cmd::documents(&paths()?, json),
         Command::Profile(cmd) => docs_cmd::profile(&paths()?, &cmd),
+        Command::Transcribe(args) => media_cmd::transcribe(&paths()?, &args),
+        Command::ImageCheck(args) => media_cmd::image_check(&args),
         Command::Paths { json } => {
             let paths = paths()?;
             if json {

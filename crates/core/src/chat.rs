@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::attachments::AttachmentStore;
 use crate::config::Sampling;
-use crate::conversation::{self, request_for, title_from};
+use crate::conversation::{self, prompt_text, request_for, title_from};
 use crate::documents::Library;
 use crate::engine::{
     CancelToken, ChatMessage, ChatRequest, Completion, Engine, FinishReason, GenerationEvent,
@@ -35,7 +36,7 @@ use crate::engine::{
 };
 use crate::error::{Error, ErrorPayload, Result};
 use crate::store::{
-    Character, Message, MessageSource, Persona, Role, Session, SessionSetup, Store,
+    Character, Message, MessageSource, NewAttachment, Persona, Role, Session, SessionSetup, Store,
 };
 
 /// Longest character name, greeting and background, in characters.
@@ -246,6 +247,19 @@ impl Chat {
         text: &str,
         options: TurnOptions,
     ) -> Result<Turn> {
+        self.send_with_attachments(session_id, setup, text, Vec::new(), options)
+    }
+
+    /// [`Chat::send`] with images staged by `attachments::AttachmentStore`; the message and its
+    /// attachments are stored together or not at all.
+    pub fn send_with_attachments(
+        &self,
+        session_id: Option<i64>,
+        setup: &SessionSetup,
+        text: &str,
+        attachments: Vec<NewAttachment>,
+        options: TurnOptions,
+    ) -> Result<Turn> {
         let text = conversation::validate_user_text(text)?;
         let got = text.chars().count();
         if got > options.max_message_chars {
@@ -265,7 +279,12 @@ impl Chat {
             if session.title.is_empty() {
                 store.set_auto_title(session.id, &title_from(text))?;
             }
-            let user = store.append_message(session.id, Role::User, text, "complete")?;
+            let user = store.append_message_with_attachments(
+                session.id,
+                Role::User,
+                text,
+                &attachments,
+            )?;
             let reply = store.append_message(session.id, Role::Assistant, "", "streaming")?;
             Ok::<_, Error>((history, user, reply, store.session(session.id)?))
         })();
@@ -279,7 +298,7 @@ impl Chat {
         let setup = session.setup();
         let first_exchange = !history.iter().any(|m| m.role == Role::User);
         Ok(Turn {
-            request: request_for(&setup, &history, text, options.history_turns),
+            request: request_for(&setup, &history, &prompt_text(&user), options.history_turns),
             question: text.to_owned(),
             previous_question: last_question(&history),
             library: self.library.clone(),
@@ -330,7 +349,12 @@ impl Chat {
         let question = messages[last_user].content.clone();
         let history = &messages[..last_user];
         Ok(Turn {
-            request: request_for(&setup, history, &question, options.history_turns),
+            request: request_for(
+                &setup,
+                history,
+                &prompt_text(&messages[last_user]),
+                options.history_turns,
+            ),
             first_exchange: !history.iter().any(|m| m.role == Role::User),
             previous_question: last_question(history),
             library: self.library.clone(),
@@ -350,6 +374,18 @@ impl Chat {
     }
 
     /// Stops the reply being written in a session; false when there is none.
+    /// Deletes a session with its messages, and the image files no other message uses.
+    pub fn delete_session(&self, session_id: i64, files: &AttachmentStore) -> Result<()> {
+        let unused = {
+            let mut store = lock(&self.store);
+            let stored = store.session_attachment_files(session_id)?;
+            store.delete_session(session_id)?;
+            store.unreferenced_attachment_files(&stored)?
+        };
+        files.remove_files(&unused);
+        Ok(())
+    }
+
     pub fn stop(&self, session_id: i64) -> bool {
         let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         match active.get(&session_id) {

@@ -104,7 +104,7 @@ pub fn request_for(
     let mut messages = vec![ChatMessage::new(Role::System, system_prompt_for(setup))];
     messages.extend(
         past.into_iter()
-            .map(|m| ChatMessage::new(m.role, m.content.clone())),
+            .map(|m| ChatMessage::new(m.role, prompt_text(m))),
     );
     messages.push(ChatMessage::new(Role::User, user_text));
     ChatRequest {
@@ -112,6 +112,27 @@ pub fn request_for(
         sampling: None,
         ignore_eos: false,
     }
+}
+
+/// A stored message as the model reads it. This build passes no pixels to the model (see
+/// `vision::support`), so an attached image becomes a note: the model then says it cannot see
+/// it instead of inventing what it shows.
+pub fn prompt_text(message: &Message) -> String {
+    let images: Vec<&str> = message
+        .attachments
+        .iter()
+        .filter(|a| a.kind == "image")
+        .map(|a| a.file_name.as_str())
+        .collect();
+    if images.is_empty() {
+        return message.content.clone();
+    }
+    format!(
+        "{}\n\n[The user attached {} ({}). You cannot see images: do not describe or guess their content; if the question depends on them, say that you cannot see images.]",
+        message.content,
+        if images.len() == 1 { "an image" } else { "images" },
+        images.join(", ")
+    )
 }
 
 /// Checks a message before anything is stored or sent.
@@ -176,6 +197,7 @@ mod tests {
             error_code: None,
             suggestions: Vec::new(),
             sources: Vec::new(),
+            attachments: Vec::new(),
             created_at: 0,
         }
     }

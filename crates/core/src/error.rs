@@ -60,6 +60,8 @@ pub enum Error {
     NothingToRetry { session: i64 },
 
     // --- documents (crates/core/src/documents) ---
+    #[error("attachment {id}: not found; attach the image again")]
+    AttachmentMissing { id: String },
     #[error("{path}: .{extension} files are not supported (txt, md, pdf, docx, html, csv)")]
     DocumentUnsupported { path: PathBuf, extension: String },
     #[error("{path}: {size} bytes is over the limit of {limit} (documents.max_file_mb)")]
@@ -88,6 +90,56 @@ pub enum Error {
     ImportInProgress { job: i64 },
     #[error("{path}: cannot be opened: {reason}")]
     OpenFailed { path: PathBuf, reason: String },
+
+    // --- voice (crates/core/src/voice) ---
+    #[error(
+        "speech model {path}: not found (speech.model); install it with `deskmate models fetch`"
+    )]
+    SpeechModelMissing { path: PathBuf },
+    #[error("the speech helper {name} was not found (looked in: {}); build it with `cargo build -p deskmate-whisper` or set DESKMATE_WHISPER_HELPER", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    SpeechHelperMissing {
+        name: String,
+        searched: Vec<PathBuf>,
+    },
+    #[error("speech recognition failed: {message}")]
+    SpeechFailed { message: String },
+    #[error("speech model {path}: {message}")]
+    SpeechModelInvalid { path: PathBuf, message: String },
+    #[error("{message}")]
+    SpeechLanguageUnsupported { message: String },
+    #[error("{path}: .{extension} audio is not supported (wav, mp3, ogg, flac)")]
+    AudioUnsupported { path: PathBuf, extension: String },
+    #[error("{path}: cannot be read as audio: {reason}")]
+    AudioUnreadable { path: PathBuf, reason: String },
+    #[error("{what}: {seconds:.0} s of audio is over the limit of {limit} s")]
+    AudioTooLong {
+        what: String,
+        seconds: f64,
+        limit: u32,
+    },
+    #[error("no audio input device was found; connect a microphone or choose one in the system's sound settings")]
+    NoInputDevice,
+    #[error("audio input device {device}: {reason}")]
+    InputDeviceFailed { device: String, reason: String },
+    #[error("audio input device {device}: access was denied; allow microphone access in the system's privacy settings")]
+    InputPermissionDenied { device: String },
+    #[error("no recording is in progress")]
+    NotRecording,
+    #[error("{what} was cancelled")]
+    Cancelled { what: &'static str },
+
+    // --- vision (crates/core/src/vision.rs) ---
+    #[error("{name}: {detail} is not a supported image (png, jpeg, webp, gif)")]
+    ImageUnsupported { name: String, detail: String },
+    #[error("{name}: the image is corrupt or truncated: {reason}")]
+    ImageCorrupt { name: String, reason: String },
+    #[error("{name}: {reason}")]
+    ImageTooLarge { name: String, reason: String },
+    #[error("the {persona} model cannot see images: {reason}")]
+    VisionUnavailable {
+        persona: &'static str,
+        reason: String,
+    },
 
     // --- model files, checked before llama.cpp sees them (engine::gguf) ---
     #[error("{path}: file not found")]
@@ -194,6 +246,7 @@ impl Error {
             Error::MessageTooLong { .. } => "message_too_long",
             Error::ReplyInProgress { .. } => "reply_in_progress",
             Error::NothingToRetry { .. } => "nothing_to_retry",
+            Error::AttachmentMissing { .. } => "attachment_missing",
             Error::DocumentUnsupported { .. } => "document_unsupported",
             Error::DocumentTooLarge { .. } => "document_too_large",
             Error::DocumentEncrypted { .. } => "document_encrypted",
@@ -206,6 +259,23 @@ impl Error {
             Error::VectorIndex { .. } => "vector_index",
             Error::ImportInProgress { .. } => "import_in_progress",
             Error::OpenFailed { .. } => "open_failed",
+            Error::SpeechModelMissing { .. } => "speech_model_missing",
+            Error::SpeechHelperMissing { .. } => "speech_helper_missing",
+            Error::SpeechFailed { .. } => "speech_failed",
+            Error::SpeechModelInvalid { .. } => "speech_model_invalid",
+            Error::SpeechLanguageUnsupported { .. } => "speech_language_unsupported",
+            Error::AudioUnsupported { .. } => "audio_unsupported",
+            Error::AudioUnreadable { .. } => "audio_unreadable",
+            Error::AudioTooLong { .. } => "audio_too_long",
+            Error::NoInputDevice => "no_input_device",
+            Error::InputDeviceFailed { .. } => "input_device_failed",
+            Error::InputPermissionDenied { .. } => "input_permission_denied",
+            Error::NotRecording => "not_recording",
+            Error::Cancelled { .. } => "cancelled",
+            Error::ImageUnsupported { .. } => "image_unsupported",
+            Error::ImageCorrupt { .. } => "image_corrupt",
+            Error::ImageTooLarge { .. } => "image_too_large",
+            Error::VisionUnavailable { .. } => "vision_unavailable",
             Error::ModelFileMissing { .. } => "model_missing",
             Error::ModelNotAFile { .. } => "model_not_a_file",
             Error::ModelUnreadable { .. } => "model_unreadable",

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map of modules, data flow and threads.
 
 mod atomic_file;
+pub mod attachments;
 pub mod chat;
 pub mod config;
 pub mod conversation;
@@ -16,6 +17,8 @@ pub mod models;
 pub mod paths;
 pub mod startup;
 pub mod store;
+pub mod vision;
+pub mod voice;
 
 pub use error::{Error, ErrorPayload, Result};
 

@@ -21,6 +21,7 @@ pub const ENV_MODEL_MIRROR: &str = "DESKMATE_MODEL_MIRROR";
 pub const DATABASE_FILE: &str = "deskmate.sqlite3";
 /// The vector index beside the database (a cache of stored embeddings; see `documents::vectors`).
 pub const VECTOR_INDEX_FILE: &str = "deskmate.vectors";
+pub const ATTACHMENTS_DIR: &str = "attachments";
 
 /// Overrides given on a command line; `None` means "use the environment or the default".
 #[derive(Debug, Clone, Default)]
@@ -39,6 +40,8 @@ pub struct Paths {
     pub models_dir: PathBuf,
     pub database: PathBuf,
     pub vector_index: PathBuf,
+    /// Originals of the images sent with messages, named by their sha256.
+    pub attachments_dir: PathBuf,
 }
 
 impl Paths {
@@ -75,12 +78,14 @@ impl Paths {
             .unwrap_or_else(|| data_dir.join("models"));
         let database = data_dir.join(DATABASE_FILE);
         let vector_index = data_dir.join(VECTOR_INDEX_FILE);
+        let attachments_dir = data_dir.join(ATTACHMENTS_DIR);
         Ok(Paths {
             config_file,
             data_dir,
             models_dir,
             database,
             vector_index,
+            attachments_dir,
         })
     }
 
@@ -92,6 +97,7 @@ impl Paths {
             models_dir: root.join("models"),
             database: root.join("data").join(DATABASE_FILE),
             vector_index: root.join("data").join(VECTOR_INDEX_FILE),
+            attachments_dir: root.join("data").join(ATTACHMENTS_DIR),
         }
     }
 

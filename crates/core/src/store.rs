@@ -443,7 +443,42 @@ pub struct Message {
     pub suggestions: Vec<String>,
     /// The document passages a grounded office answer was given, numbered as it cites them.
     pub sources: Vec<MessageSource>,
+    /// Images sent with a user message, in the order they were attached.
+    pub attachments: Vec<Attachment>,
     pub created_at: i64,
+}
+
+/// A file sent with a message. The original lives in the data directory's `attachments/`
+/// folder (named by its sha256); the thumbnail is stored in the row so a session shows without
+/// touching the originals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    pub id: i64,
+    pub message_id: i64,
+    /// `image` today; the schema also allows `audio` and `file`.
+    pub kind: String,
+    pub file_name: String,
+    pub mime: String,
+    pub size_bytes: i64,
+    pub stored_path: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// The thumbnail as a `data:image/png;base64,…` URL, ready for an `<img>`.
+    pub thumbnail: Option<String>,
+    pub created_at: i64,
+}
+
+/// What is stored for a new attachment.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub kind: &'static str,
+    pub file_name: String,
+    pub mime: String,
+    pub size_bytes: u64,
+    pub stored_path: PathBuf,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub thumbnail_png: Option<Vec<u8>>,
 }
 
 /// A passage quoted to the model for a grounded answer; `n` is the number it cites (`[n]`).
@@ -889,8 +924,55 @@ impl Store {
             error_code: None,
             suggestions: Vec::new(),
             sources: Vec::new(),
+            attachments: Vec::new(),
             created_at: now,
         })
+    }
+
+    /// Appends a user message with its attachments, in one transaction: either all of it is
+    /// stored or none.
+    pub fn append_message_with_attachments(
+        &mut self,
+        session_id: i64,
+        role: Role,
+        content: &str,
+        attachments: &[NewAttachment],
+    ) -> Result<Message> {
+        if attachments.is_empty() {
+            return self.append_message(session_id, role, content, "complete");
+        }
+        let now = now_ms();
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
+        let touched = touch_session(&tx, session_id, now).map_err(|e| store_err(&path, e))?;
+        found(touched, "session", session_id)?;
+        tx.execute(
+            "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, 'complete', ?4)",
+            params![session_id, role.as_str(), content, now],
+        )
+        .map_err(|e| store_err(&path, e))?;
+        let id = tx.last_insert_rowid();
+        for a in attachments {
+            tx.execute(
+                "INSERT INTO attachments (message_id, kind, file_name, mime, size_bytes, stored_path, width, height, thumbnail, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id,
+                    a.kind,
+                    a.file_name,
+                    a.mime,
+                    a.size_bytes as i64,
+                    a.stored_path.to_string_lossy(),
+                    a.width,
+                    a.height,
+                    a.thumbnail_png,
+                    now
+                ],
+            )
+            .map_err(|e| store_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| store_err(&path, e))?;
+        self.message(id)
     }
 
     pub fn messages(&self, session_id: i64) -> Result<Vec<Message>> {
@@ -903,12 +985,27 @@ impl Store {
         let rows = stmt
             .query_map([session_id], message_from_row)
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        let mut messages = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        let mut attachments = self.attachments_where(
+            "message_id IN (SELECT id FROM messages WHERE session_id = ?1)",
+            session_id,
+        )?;
+        if !attachments.is_empty() {
+            for m in &mut messages {
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    attachments.into_iter().partition(|a| a.message_id == m.id);
+                m.attachments = mine;
+                attachments = rest;
+            }
+        }
+        Ok(messages)
     }
 
     pub fn message(&self, id: i64) -> Result<Message> {
-        self.conn
+        let mut message = self
+            .conn
             .query_row(
                 &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
                 [id],
@@ -919,7 +1016,76 @@ impl Store {
             .ok_or(Error::NotFound {
                 what: "message",
                 id,
+            })?;
+        message.attachments = self.attachments_where("message_id = ?1", id)?;
+        Ok(message)
+    }
+
+    pub fn attachment(&self, id: i64) -> Result<Attachment> {
+        self.attachments_where("id = ?1", id)?
+            .pop()
+            .ok_or(Error::NotFound {
+                what: "attachment",
+                id,
             })
+    }
+
+    /// The originals no message refers to any more, among `paths` (files shared by several
+    /// messages are kept until the last one goes).
+    pub fn unreferenced_attachment_files(&self, paths: &[String]) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT 1 FROM attachments WHERE stored_path = ?1 LIMIT 1")
+            .map_err(|e| self.err(e))?;
+        let mut unused = Vec::new();
+        for p in paths {
+            if !stmt.exists([p]).map_err(|e| self.err(e))? {
+                unused.push(p.clone());
+            }
+        }
+        Ok(unused)
+    }
+
+    /// Stored paths of the attachments of a session (to clean up after deleting it).
+    pub fn session_attachment_files(&self, session_id: i64) -> Result<Vec<String>> {
+        Ok(self
+            .attachments_where(
+                "message_id IN (SELECT id FROM messages WHERE session_id = ?1)",
+                session_id,
+            )?
+            .into_iter()
+            .map(|a| a.stored_path)
+            .collect())
+    }
+
+    fn attachments_where(&self, condition: &str, value: i64) -> Result<Vec<Attachment>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, message_id, kind, file_name, mime, size_bytes, stored_path, width, height, thumbnail, created_at
+                 FROM attachments WHERE {condition} ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([value], |r| {
+                let thumbnail: Option<Vec<u8>> = r.get(9)?;
+                Ok(Attachment {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    file_name: r.get(3)?,
+                    mime: r.get(4)?,
+                    size_bytes: r.get(5)?,
+                    stored_path: r.get(6)?,
+                    width: r.get(7)?,
+                    height: r.get(8)?,
+                    thumbnail: thumbnail.map(|png| png_data_url(&png)),
+                    created_at: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Stores how a reply ended: its text, `complete` or `interrupted`, and why.
@@ -1193,7 +1359,16 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         suggestions: serde_json::from_str(&suggestions).unwrap_or_default(),
         // Written only by `set_sources`; likewise.
         sources: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
+        attachments: Vec::new(),
     })
+}
+
+fn png_data_url(png: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
 }
 
 const MESSAGE_COLUMNS: &str =

@@ -5,6 +5,7 @@ import type { Message } from '../lib/chat';
 import type { MessageSource } from '../lib/documents';
 import { makeTranslator } from '../lib/i18n';
 import { toasts } from '../lib/toasts.svelte';
+import { storedImage } from '../test/media';
 import MessageItem from './MessageItem.svelte';
 
 afterEach(() => {
@@ -20,7 +21,7 @@ function msg(
   suggestions: string[] = [],
   sources: MessageSource[] = [],
 ): Message {
-  return { id: 5, session_id: 1, role: 'assistant', content, status, error_code: null, suggestions, sources, created_at: 0 };
+  return { id: 5, session_id: 1, role: 'assistant', content, status, error_code: null, suggestions, sources, attachments: [], created_at: 0 };
 }
 
 function source(n: number, page: number | null, section: string | null = null): MessageSource {
@@ -102,5 +103,39 @@ describe('MessageItem', () => {
     await waitFor(() => expect(toasts.items[0]).toBeTruthy());
     expect(calls).toEqual([['documents_open', { id: 41, page: 2 }]]);
     expect(toasts.items[0]).toMatchObject({ kind: 'error', key: 'documents.error.open_failed', code: 'open_failed' });
+  });
+
+  it('shows the images sent with a message above its text, and one larger on click until Esc', async () => {
+    const message: Message = {
+      ...msg('What is in these?'),
+      role: 'user',
+      attachments: [storedImage(1, 'chart.png'), storedImage(2, '영수증.jpg', { mime: 'image/jpeg' })],
+    };
+    const { container } = render(MessageItem, props(message, { speaker: 'You' }));
+    const thumbs = screen.getAllByTestId('message-attachment') as HTMLImageElement[];
+    expect(thumbs.map((img) => img.alt)).toEqual(['chart.png', '영수증.jpg']);
+    expect(thumbs[0]?.tagName).toBe('IMG');
+    expect(thumbs[0]?.getAttribute('src')).toBe(message.attachments[0]?.thumbnail);
+    // Above the text.
+    const body = container.querySelector('.body') as HTMLElement;
+    expect(thumbs[0]!.compareDocumentPosition(body) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+
+    expect(screen.queryByTestId('attachment-lightbox')).toBeNull();
+    await fireEvent.click(thumbs[1]!.closest('button') as HTMLElement);
+    const box = screen.getByTestId('attachment-lightbox');
+    expect(box.querySelector('img')?.getAttribute('alt')).toBe('영수증.jpg');
+    expect(box.querySelector('[role="dialog"]')?.getAttribute('aria-label')).toBe('영수증.jpg');
+    await fireEvent.keyDown(window, { key: 'Escape' });
+    expect(screen.queryByTestId('attachment-lightbox')).toBeNull();
+  });
+
+  it('names an image whose thumbnail is missing, and shows nothing for a message without images', () => {
+    const { unmount } = render(MessageItem, props({ ...msg('See'), role: 'user', attachments: [storedImage(3, 'gone.png', { thumbnail: null })] }));
+    const missing = screen.getByTestId('message-attachment');
+    expect(missing.tagName).toBe('SPAN');
+    expect(missing.getAttribute('aria-label')).toBe('gone.png');
+    unmount();
+    render(MessageItem, props(msg('Hi')));
+    expect(screen.queryByTestId('message-attachment')).toBeNull();
   });
 });

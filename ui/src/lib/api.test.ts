@@ -9,6 +9,7 @@ vi.mock('@tauri-apps/api/event', () => ({ listen }));
 import {
   ApiError,
   call,
+  callRaw,
   getMonitorSnapshot,
   listenMonitorSamples,
   loadStatus,
@@ -52,6 +53,19 @@ describe('call', () => {
     const error: unknown = await call('anything').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);
     expect(error).toMatchObject({ code: 'engine.busy', message: 'queue full' });
+  });
+});
+
+describe('callRaw', () => {
+  it('sends the bytes as the body with the headers, and maps a rejection to an ApiError', async () => {
+    invoke.mockResolvedValueOnce('ok');
+    const bytes = new Uint8Array([1, 2, 3]);
+    expect(await callRaw('image_attach', bytes, { 'x-file-name': 'a.png' })).toBe('ok');
+    expect(invoke).toHaveBeenCalledWith('image_attach', bytes, { headers: { 'x-file-name': 'a.png' } });
+    invoke.mockRejectedValueOnce({ code: 'image_too_large', message: '9000×9000' });
+    const error: unknown = await callRaw('image_attach', bytes, {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ code: 'image_too_large' });
   });
 });
 

@@ -63,6 +63,23 @@ export async function call<T>(command: string, args?: InvokeArgs): Promise<T> {
   }
 }
 
+/**
+ * Calls a Tauri command with a raw body (the bytes of a file) instead of JSON arguments; the
+ * command reads what else it needs from `headers` (Tauri 2's `InvokeBody::Raw`). A rejection
+ * becomes an `ApiError`, as with `call`.
+ */
+export async function callRaw<T>(
+  command: string,
+  body: Uint8Array,
+  headers: Record<string, string>,
+): Promise<T> {
+  try {
+    return await invoke<T>(command, body, { headers });
+  } catch (error) {
+    throw new ApiError(toCommandError(error));
+  }
+}
+
 const ROLES = new Set(['office', 'character', 'speech', 'embedding']);
 const SOURCES = new Set(['user', 'created_from_default', 'builtin_default']);
 

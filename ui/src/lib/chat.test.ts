@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyChatEvent, applyTurnStart, checkDraft, describeChatError, type ChatEvent, type Message, type Session } from './chat';
+import { applyChatEvent, applyTurnStart, checkDraft, checkSend, describeChatError, type ChatEvent, type Message, type Session } from './chat';
 import type { MessageSource } from './documents';
 
 const session: Session = {
@@ -8,7 +8,7 @@ const session: Session = {
 };
 
 function msg(id: number, role: Message['role'], content: string, status: Message['status'] = 'complete'): Message {
-  return { id, session_id: 1, role, content, status, error_code: null, suggestions: [], sources: [], created_at: 0 };
+  return { id, session_id: 1, role, content, status, error_code: null, suggestions: [], sources: [], attachments: [], created_at: 0 };
 }
 
 describe('applyTurnStart', () => {
@@ -98,6 +98,18 @@ describe('checkDraft', () => {
   });
 });
 
+describe('checkSend', () => {
+  it('lets images go without text only to a model that sees them', () => {
+    expect(checkSend(' hi ', 10, 0, null)).toEqual({ ok: true, text: 'hi' });
+    expect(checkSend('  ', 10, 0, true)).toEqual({ ok: false, reason: 'empty' });
+    expect(checkSend('  ', 10, 2, true)).toEqual({ ok: true, text: '' });
+    expect(checkSend('  ', 10, 2, false)).toEqual({ ok: false, reason: 'needs_text' });
+    expect(checkSend('', 10, 1, null)).toEqual({ ok: false, reason: 'needs_text' });
+    expect(checkSend('look', 10, 1, false)).toEqual({ ok: true, text: 'look' });
+    expect(checkSend('x'.repeat(11), 10, 1, true)).toMatchObject({ ok: false, reason: 'too_long' });
+  });
+});
+
 describe('describeChatError', () => {
   it('offers the Models page for model problems and retry for passing ones', () => {
     expect(describeChatError('model_missing')).toEqual({ key: 'chat.error.model_missing', action: 'open_models' });
@@ -107,5 +119,6 @@ describe('describeChatError', () => {
     expect(describeChatError('worker_crashed').action).toBe('retry');
     expect(describeChatError('cancelled').action).toBe('retry');
     expect(describeChatError('something_new')).toEqual({ key: 'chat.error.other', action: null });
+    expect(describeChatError('attachment_missing')).toEqual({ key: 'chat.error.attachment_missing', action: null });
   });
 });

@@ -36,6 +36,19 @@ export interface Session {
 
 export type MessageStatus = 'complete' | 'streaming' | 'interrupted';
 
+/** A file stored with a message (an image sent with it); the original stays on disk. */
+export interface MessageAttachment {
+  id: number;
+  kind: 'image';
+  file_name: string;
+  mime: string;
+  size_bytes: number;
+  width: number | null;
+  height: number | null;
+  /** A `data:` URL, or null when none could be made. */
+  thumbnail: string | null;
+}
+
 export interface Message {
   id: number;
   session_id: number;
@@ -46,6 +59,8 @@ export interface Message {
   suggestions: string[];
   /** The document passages a grounded office answer was given, numbered as it cites them. */
   sources: MessageSource[];
+  /** Images sent with a user message, in order; empty when none. */
+  attachments: MessageAttachment[];
   created_at: number;
 }
 
@@ -100,10 +115,12 @@ export const chatApi = {
     text: string,
     historyTurns: number | null,
     onEvent: (event: ChatEvent) => void,
+    /** The ids of the images staged with `image_attach`, in order. */
+    attachments: string[] = [],
   ) => {
     const channel = new Channel<ChatEvent>();
     channel.onmessage = onEvent;
-    return call<TurnStart>('chat_send', { sessionId, setup, text, historyTurns, onEvent: channel });
+    return call<TurnStart>('chat_send', { sessionId, setup, text, historyTurns, attachments, onEvent: channel });
   },
   retry: (sessionId: number, historyTurns: number | null, onEvent: (event: ChatEvent) => void) => {
     const channel = new Channel<ChatEvent>();
@@ -171,6 +188,21 @@ export function checkDraft(text: string, limit: number): DraftCheck {
   return { ok: true, text: trimmed };
 }
 
+/**
+ * Whether the message box may be sent with its images: text as `checkDraft` wants it, or no text
+ * at all when there are images and the model sees them (`canSee` null: not known yet).
+ */
+export function checkSend(
+  text: string,
+  limit: number,
+  images: number,
+  canSee: boolean | null,
+): DraftCheck | { ok: false; reason: 'needs_text' } {
+  const check = checkDraft(text, limit);
+  if (check.ok || check.reason !== 'empty' || images === 0) return check;
+  return canSee === true ? { ok: true, text: '' } : { ok: false, reason: 'needs_text' };
+}
+
 /** What a toast offers besides closing. */
 export type ToastAction = 'open_models' | 'retry' | null;
 
@@ -213,6 +245,8 @@ export function describeChatError(code: string): { key: MessageKey; action: Toas
       return { key: 'chat.error.message_too_long', action: null };
     case 'reply_in_progress':
       return { key: 'chat.error.reply_in_progress', action: null };
+    case 'attachment_missing':
+      return { key: 'chat.error.attachment_missing', action: null };
     default:
       return { key: 'chat.error.other', action: null };
   }

@@ -163,15 +163,22 @@ export class ChatStore {
     }
   }
 
-  /** Sends a message; false (and a toast) when it was refused, so the draft stays. */
-  async send(text: string): Promise<boolean> {
+  /**
+   * Sends a message with the ids of its staged images; false (and a toast) when it was refused,
+   * so the draft stays. A message of images alone has no text (the page allows that only when the
+   * model sees images).
+   */
+  async send(text: string, attachments: string[] = []): Promise<boolean> {
     const check = checkDraft(text, this.maxChars);
-    if (!check.ok) return false;
+    if (!check.ok && !(check.reason === 'empty' && attachments.length > 0)) return false;
+    const body = check.ok ? check.text : '';
     const sessionId = this.current?.id ?? null;
     const setup = this.current
       ? { persona: this.current.persona, tone: this.current.tone, character: this.current.character }
       : this.setup;
-    return this.turn((onEvent) => this.api.send(sessionId, setup, check.text, this.historyTurns, onEvent));
+    return this.turn((onEvent) =>
+      this.api.send(sessionId, setup, body, this.historyTurns, onEvent, [...attachments]),
+    );
   }
 
   async retry(sessionId?: number): Promise<boolean> {

@@ -7,7 +7,7 @@ function session(id: number, title: string): Session {
   return { id, profile_id: 1, title, title_is_auto: true, persona: 'office', tone: 'polite', character: null, created_at: 0, updated_at: 0 };
 }
 function msg(id: number, role: Message['role'], content: string, status: Message['status'] = 'complete'): Message {
-  return { id, session_id: 7, role, content, status, error_code: null, suggestions: [], sources: [], created_at: 0 };
+  return { id, session_id: 7, role, content, status, error_code: null, suggestions: [], sources: [], attachments: [], created_at: 0 };
 }
 
 function fakeApi(overrides: Partial<ChatApi> = {}): ChatApi {
@@ -46,7 +46,7 @@ describe('ChatStore', () => {
     });
     const store = new ChatStore(api);
     expect(await store.send('  Hello ')).toBe(true);
-    expect(api.send).toHaveBeenCalledWith(null, store.setup, 'Hello', 10, expect.any(Function));
+    expect(api.send).toHaveBeenCalledWith(null, store.setup, 'Hello', 10, expect.any(Function), []);
     expect(store.messages.map((m) => m.content)).toEqual(['Hello', 'Hi']);
     expect(store.isReplying).toBe(true);
     expect(store.sessions[0]?.id).toBe(7);
@@ -74,6 +74,15 @@ describe('ChatStore', () => {
     expect(store.messages[1]?.sources).toEqual([source]);
     expect(store.messages[1]?.content).toBe('See [1].');
     expect(store.messages[0]?.sources).toEqual([]);
+  });
+
+  it('sends the staged image ids with the message, and images alone with no text', async () => {
+    const api = fakeApi({ send: vi.fn(() => Promise.resolve(start)) });
+    const store = new ChatStore(api);
+    expect(await store.send(' Look at this ', ['sha-a', 'sha-b'])).toBe(true);
+    expect(api.send).toHaveBeenLastCalledWith(null, store.setup, 'Look at this', 10, expect.any(Function), ['sha-a', 'sha-b']);
+    expect(await store.send('   ', ['sha-c'])).toBe(true);
+    expect(api.send).toHaveBeenLastCalledWith(7, store.setup, '', 10, expect.any(Function), ['sha-c']);
   });
 
   it('does not send blank or over-long drafts', async () => {

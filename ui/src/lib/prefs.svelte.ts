@@ -1,9 +1,10 @@
-// The UI preferences (language, theme, default tone, history turns), kept with
+// The UI preferences (language, theme, default tone, history turns, voice input language), kept with
 // tauri-plugin-store in `preferences.json` in the app's data directory. Outside the app (tests,
 // a plain browser) they live in memory only. Engine settings are not here: they belong to
 // config.json (see the Settings page).
 import { isTauri } from './api';
 import type { Tone } from './chat';
+import type { SpeechLanguagePref } from './media';
 import type { Lang } from './status';
 
 export type Theme = 'system' | 'light' | 'dark';
@@ -15,6 +16,8 @@ export interface Preferences {
   defaultTone: Tone;
   /** User turns of history sent with each message. */
   historyTurns: number;
+  /** What push-to-talk and audio files are transcribed as; `ui` follows the interface language. */
+  speechLanguage: SpeechLanguagePref;
 }
 
 export const DEFAULT_PREFERENCES: Preferences = {
@@ -22,6 +25,7 @@ export const DEFAULT_PREFERENCES: Preferences = {
   theme: 'system',
   defaultTone: 'polite',
   historyTurns: 10,
+  speechLanguage: 'ui',
 };
 
 export const HISTORY_TURNS_MIN = 0;
@@ -37,10 +41,12 @@ export function sanitizePreferences(raw: Record<string, unknown>): Preferences {
   if (typeof turns === 'number' && Number.isInteger(turns) && turns >= HISTORY_TURNS_MIN && turns <= HISTORY_TURNS_MAX) {
     p.historyTurns = turns;
   }
+  const speech = raw.speechLanguage;
+  if (speech === 'ui' || speech === 'ko' || speech === 'en' || speech === 'auto') p.speechLanguage = speech;
   return p;
 }
 
-const KEYS = ['language', 'theme', 'defaultTone', 'historyTurns'] as const;
+const KEYS = ['language', 'theme', 'defaultTone', 'historyTurns', 'speechLanguage'] as const;
 
 class PreferencesStore {
   value = $state<Preferences>({ ...DEFAULT_PREFERENCES });

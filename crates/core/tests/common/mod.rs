@@ -40,3 +40,17 @@ pub fn models_dir() -> PathBuf {
     }
     panic!("the embedding model is missing: run `cargo xtask models --set test` (or set DESKMATE_MODEL_MIRROR)");
 }
+
+/// A model that only some mirrors have (`provision --full`): `None` when it is absent, so the
+/// test can say it was skipped.
+#[allow(dead_code)]
+pub fn optional_model(name: &str) -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name);
+    if repo.is_file() {
+        return Some(repo);
+    }
+    let mirror = std::env::var_os("DESKMATE_MODEL_MIRROR")?;
+    Some(Path::new(&mirror).join(name)).filter(|p| p.is_file())
+}

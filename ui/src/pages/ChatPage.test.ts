@@ -1,0 +1,55 @@
+import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ChatStore } from '../lib/chatStore.svelte';
+import { makeTranslator } from '../lib/i18n';
+import { DEFAULT_PREFERENCES, preferences } from '../lib/prefs.svelte';
+import type { Lang } from '../lib/status';
+import { toasts } from '../lib/toasts.svelte';
+import { fakeChatApi, fakeMedia } from '../test/media';
+import ChatPage from './ChatPage.svelte';
+
+let now = 0;
+beforeEach(() => {
+  now = 50_000;
+  vi.spyOn(Date, 'now').mockImplementation(() => now);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  preferences.value = { ...DEFAULT_PREFERENCES };
+  toasts.items = [];
+});
+
+async function talk(lang: Lang) {
+  const fake = fakeMedia();
+  render(ChatPage, { t: makeTranslator(lang), store: new ChatStore(fakeChatApi()), defaultTone: 'polite', media: fake.api });
+  const mic = screen.getByTestId('chat-mic') as HTMLButtonElement;
+  await waitFor(() => expect(mic.disabled).toBe(false));
+  await fireEvent.pointerDown(mic);
+  await waitFor(() => expect(screen.getByTestId('voice-state').dataset.state).toBe('recording'));
+  now += 1_000;
+  await fireEvent.pointerUp(mic);
+  await waitFor(() => expect((screen.getByTestId('chat-input') as HTMLTextAreaElement).value).toBe('hello there'));
+  return fake.api.voiceStop;
+}
+
+describe('ChatPage voice input language', () => {
+  it('follows the interface language by default', async () => {
+    expect(await talk('ko')).toHaveBeenCalledWith('ko');
+  });
+
+  it('follows the English interface too', async () => {
+    expect(await talk('en')).toHaveBeenCalledWith('en');
+  });
+
+  it('uses the language chosen in Settings', async () => {
+    preferences.value = { ...DEFAULT_PREFERENCES, speechLanguage: 'auto' };
+    expect(await talk('ko')).toHaveBeenCalledWith('auto');
+  });
+
+  it('asks voice_status when the page shows', async () => {
+    const fake = fakeMedia();
+    render(ChatPage, { t: makeTranslator('en'), store: new ChatStore(fakeChatApi()), defaultTone: 'polite', media: fake.api });
+    await waitFor(() => expect(fake.api.voiceStatus).toHaveBeenCalledTimes(1));
+  });
+});
