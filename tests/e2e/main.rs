@@ -706,3 +706,136 @@ fn an_imported_folder_is_searched_and_a_grounded_answer_cites_it() {
     assert!(app.exists("[data-testid=\"source-1\"]").unwrap());
     app.screenshot("documents-grounded-answer.png").unwrap();
 }
+
+/// A 320 × 200 PNG gradient written to `path`.
+fn write_png(path: &Path) {
+    let image = image::RgbImage::from_fn(320, 200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    image.save(path).unwrap();
+}
+
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn an_attached_image_is_sent_as_a_thumbnail_and_a_model_without_vision_says_so_first() {
+    let home = tempfile::tempdir().unwrap();
+    let picture = home.path().join("chart.png");
+    write_png(&picture);
+    let app = open_chat_app(home.path(), serde_json::json!("not-downloaded.gguf"), 24);
+
+    // Attaching goes through the hidden file input, as the paperclip button does.
+    app.type_text(
+        "[data-testid=\"chat-attach-input\"]",
+        picture.to_str().unwrap(),
+    )
+    .unwrap();
+    app.wait_for("[data-testid=\"attachment-draft\"]").unwrap();
+    // SmolLM2 has no vision projector: the user is told before sending.
+    app.wait_for("[data-testid=\"vision-notice\"]").unwrap();
+    let notice = app.text("[data-testid=\"vision-notice\"]").unwrap();
+    assert!(notice.contains("cannot see images"), "{notice}");
+    app.screenshot("image-draft-no-vision.png").unwrap();
+
+    // The text can still be sent; the image goes with it.
+    send(&app, "What does this chart show?");
+    app.wait_until(
+        "(() => { const img = document.querySelector('[data-role=\"user\"] [data-testid=\"message-attachment\"]'); \
+         return img && img.getAttribute('src').startsWith('data:image/png;base64,') && img.naturalWidth > 0; })()",
+        WAIT,
+    )
+    .unwrap();
+    let alt = app
+        .script(
+            "return document.querySelector('[data-testid=\"message-attachment\"]').getAttribute('alt');",
+            serde_json::json!([]),
+        )
+        .unwrap();
+    assert_eq!(alt, "chart.png");
+    assert!(
+        !app.exists("[data-testid=\"attachment-draft\"]").unwrap(),
+        "the drafts cleared after sending"
+    );
+    wait_reply_complete(&app);
+    app.screenshot("image-sent.png").unwrap();
+
+    // The original is stored under the data directory, named by its content.
+    let stored: Vec<_> = std::fs::read_dir(home.path().join("data").join("attachments"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png") && !n.ends_with(".thumb.png"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        std::fs::read(
+            home.path()
+                .join("data")
+                .join("attachments")
+                .join(&stored[0])
+        )
+        .unwrap(),
+        std::fs::read(&picture).unwrap()
+    );
+}
+
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn holding_the_mic_button_puts_the_spoken_words_into_the_message_box() {
+    let home = tempfile::tempdir().unwrap();
+    // No microphone here: the app's test microphone plays speech made by espeak-ng.
+    let speech = home.path().join("speech.wav");
+    let spoken = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&speech)
+        .arg("Please book the small meeting room.")
+        .status()
+        .expect("espeak-ng is missing: install the Debian package espeak-ng");
+    assert!(spoken.success());
+    let config = home.path().join("config").join("config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let model = serde_json::json!({
+        "path": smol(), "n_ctx": 2048, "parallel": 1, "threads": 2,
+        "sampling": { "temperature": 0.0, "max_tokens": 16 }
+    });
+    let body = serde_json::json!({
+        "models": { "office": model, "character": model },
+        "speech": { "model": repo_models().join("ggml-tiny.en.bin"), "language": "en", "threads": 2 }
+    });
+    std::fs::write(&config, body.to_string()).unwrap();
+    let mut env = app_env(home.path(), "en_US.UTF-8");
+    env.push(("DESKMATE_TEST_MICROPHONE", speech.clone().into()));
+    let app = App::launch(&app_binary().expect(NEEDS), &env).unwrap();
+    app.wait_ready().unwrap();
+    app.wait_until(
+        "(() => { const b = document.querySelector('[data-testid=\"chat-mic\"]'); return b && !b.disabled; })()",
+        WAIT,
+    )
+    .unwrap();
+
+    // Hold the button for the length of the sentence, then let go.
+    app.script(
+        "document.querySelector('[data-testid=\"chat-mic\"]').dispatchEvent(new PointerEvent('pointerdown', {bubbles: true, button: 0}));",
+        serde_json::json!([]),
+    )
+    .unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid=\"voice-state\"]').dataset.state === 'recording'",
+        WAIT,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    app.screenshot("voice-recording.png").unwrap();
+    app.script(
+        "document.querySelector('[data-testid=\"chat-mic\"]').dispatchEvent(new PointerEvent('pointerup', {bubbles: true, button: 0}));",
+        serde_json::json!([]),
+    )
+    .unwrap();
+    app.wait_until(
+        "/meeting room/i.test(document.querySelector('[data-testid=\"chat-input\"]').value)",
+        WAIT,
+    )
+    .unwrap();
+    app.screenshot("voice-transcribed.png").unwrap();
+    // The text waits in the box for the user: nothing was sent.
+    assert!(!app.exists("[data-role=\"user\"]").unwrap());
+}
