@@ -510,3 +510,102 @@ fn search_as_a_lower_profile_never_shows_a_restricted_document() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
 }
+
+fn repo_models() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .canonicalize()
+        .expect("models/ exists (cargo xtask models --set test)")
+}
+
+#[test]
+fn transcribe_prints_what_was_said_in_an_audio_file() {
+    let home = tempfile::tempdir().unwrap();
+    let wav = home.path().join("said.wav");
+    let spoken = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&wav)
+        .arg("Send the invoice to the finance team.")
+        .status()
+        .expect("espeak-ng is missing: install the Debian package espeak-ng");
+    assert!(spoken.success());
+    let model = repo_models().join("ggml-tiny.en.bin");
+    let out = deskmate(
+        home.path(),
+        &[
+            "transcribe",
+            wav.to_str().unwrap(),
+            "--language",
+            "en",
+            "--model",
+            model.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transcript: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let text = transcript["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        text.contains("invoice") && text.contains("finance"),
+        "{text}"
+    );
+    assert_eq!(transcript["language"], "en");
+}
+
+#[test]
+fn transcribe_refuses_a_file_that_is_not_audio_naming_it() {
+    let home = tempfile::tempdir().unwrap();
+    let notes = home.path().join("notes.txt");
+    std::fs::write(&notes, "hello").unwrap();
+    let model = repo_models().join("ggml-tiny.en.bin");
+    let out = deskmate(
+        home.path(),
+        &[
+            "transcribe",
+            notes.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("audio is not supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn image_check_says_how_an_image_would_be_scaled_or_why_it_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("wide.png");
+    image::RgbImage::from_pixel(2000, 500, image::Rgb([10, 20, 30]))
+        .save(&png)
+        .unwrap();
+    let out = deskmate(
+        home.path(),
+        &["image-check", png.to_str().unwrap(), "--json"],
+    );
+    assert!(out.status.success());
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["format"], "png");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(2000), Some(500))
+    );
+    assert_eq!(
+        (info["model_width"].as_u64(), info["model_height"].as_u64()),
+        (Some(896), Some(224))
+    );
+
+    let fake = home.path().join("photo.jpg");
+    std::fs::write(&fake, b"GIF89a is not what this really is").unwrap();
+    let out = deskmate(home.path(), &["image-check", fake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("photo.jpg"), "{err}");
+}

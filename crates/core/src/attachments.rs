@@ -183,3 +183,115 @@ fn is_sha256(s: &str) -> bool {
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::atomic_file::write(path, bytes).map_err(|e| Error::io(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::store::{Persona, Role, Store};
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let image = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_staged_image_is_stored_with_its_message_and_comes_back_with_a_thumbnail() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AttachmentStore::new(dir.path().join("attachments"));
+        let bytes = png(1200, 600);
+        let draft = files.stage_image("회의 사진.png", &bytes).unwrap();
+        assert_eq!((draft.width, draft.height), (1200, 600));
+        assert_eq!((draft.model_width, draft.model_height), (896, 448));
+        assert!(draft.thumbnail.starts_with("data:image/png;base64,"));
+        // Staging the same picture again reuses it.
+        assert_eq!(files.stage_image("copy.png", &bytes).unwrap().id, draft.id);
+
+        let mut store = Store::open(&dir.path().join("deskmate.sqlite3")).unwrap();
+        let session = store.create_session(Persona::Office, "t").unwrap();
+        let resolved = files.resolve(std::slice::from_ref(&draft.id)).unwrap();
+        let message = store
+            .append_message_with_attachments(session.id, Role::User, "이 사진 봐 주세요", &resolved)
+            .unwrap();
+        assert_eq!(message.attachments.len(), 1);
+        let listed = store.messages(session.id).unwrap();
+        let attachment = &listed[0].attachments[0];
+        assert_eq!(
+            attachment.file_name, "copy.png",
+            "the name of the last staging"
+        );
+        assert_eq!(attachment.mime, "image/png");
+        assert_eq!(
+            (attachment.width, attachment.height),
+            (Some(1200), Some(600))
+        );
+        assert!(attachment
+            .thumbnail
+            .as_deref()
+            .is_some_and(|t| t.starts_with("data:image/png;base64,")));
+        assert_eq!(std::fs::read(&attachment.stored_path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn an_unknown_or_malicious_draft_id_is_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AttachmentStore::new(dir.path().join("attachments"));
+        for id in ["../../etc/passwd", "abc", &"0".repeat(64)] {
+            let err = files.resolve(&[id.to_owned()]).unwrap_err();
+            assert_eq!(err.code(), "attachment_missing", "{id}");
+        }
+    }
+
+    #[test]
+    fn a_bad_image_is_refused_at_attach_time_and_leaves_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AttachmentStore::new(dir.path().join("attachments"));
+        let err = files.stage_image("notes.txt", b"just text").unwrap_err();
+        assert_eq!(err.code(), "image_unsupported");
+        assert!(!dir.path().join("attachments").exists());
+    }
+
+    #[test]
+    fn deleting_a_session_removes_the_images_only_it_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AttachmentStore::new(dir.path().join("attachments"));
+        let shared = files.stage_image("shared.png", &png(40, 30)).unwrap();
+        let own = files.stage_image("own.png", &png(30, 40)).unwrap();
+        let mut store = Store::open(&dir.path().join("deskmate.sqlite3")).unwrap();
+        let a = store.create_session(Persona::Office, "a").unwrap();
+        let b = store.create_session(Persona::Office, "b").unwrap();
+        let both = files.resolve(&[shared.id.clone(), own.id.clone()]).unwrap();
+        store
+            .append_message_with_attachments(a.id, Role::User, "two", &both)
+            .unwrap();
+        let one = files.resolve(std::slice::from_ref(&shared.id)).unwrap();
+        store
+            .append_message_with_attachments(b.id, Role::User, "one", &one)
+            .unwrap();
+
+        let stored = store.session_attachment_files(a.id).unwrap();
+        store.delete_session(a.id).unwrap();
+        let unused = store.unreferenced_attachment_files(&stored).unwrap();
+        files.remove_files(&unused);
+
+        assert!(files.resolve(std::slice::from_ref(&shared.id)).is_ok());
+        assert_eq!(
+            files
+                .resolve(std::slice::from_ref(&own.id))
+                .unwrap_err()
+                .code(),
+            "attachment_missing"
+        );
+        assert_eq!(store.messages(b.id).unwrap()[0].attachments.len(), 1);
+    }
+}

@@ -308,4 +308,33 @@ mod tests {
         let missing = open_session(&mut store, Persona::Office, Some(999), "x").unwrap_err();
         assert_eq!(missing.code(), "not_found");
     }
+
+    #[test]
+    fn an_attached_image_reaches_the_model_as_a_note_that_it_cannot_see_it() {
+        let mut message = stored(Role::User, "What does the chart show?");
+        assert_eq!(prompt_text(&message), "What does the chart show?");
+        message.attachments.push(crate::store::Attachment {
+            id: 1,
+            message_id: 1,
+            kind: "image".into(),
+            file_name: "chart.png".into(),
+            mime: "image/png".into(),
+            size_bytes: 10,
+            stored_path: "/x/chart.png".into(),
+            width: Some(1),
+            height: Some(1),
+            thumbnail: None,
+            created_at: 0,
+        });
+        let text = prompt_text(&message);
+        assert!(text.starts_with("What does the chart show?"));
+        assert!(
+            text.contains("chart.png") && text.contains("cannot see images"),
+            "{text}"
+        );
+        // History messages with images get the same note.
+        let history = vec![message, stored(Role::Assistant, "I cannot see it.")];
+        let r = request_for(&SessionSetup::of(Persona::Office), &history, "ok", None);
+        assert!(r.messages[1].content.contains("chart.png"));
+    }
 }
