@@ -42,6 +42,8 @@ const COMMANDS: &[&str] = &[
     "voice_stop",
     "voice_cancel",
     "voice_transcribe_file",
+    "voice_transcribe_path",
+    "image_attach_path",
     "image_attach",
     "vision_support",
 ];

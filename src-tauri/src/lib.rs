@@ -314,6 +314,8 @@ pub fn run() -> anyhow::Result<()> {
             media_commands::voice_stop,
             media_commands::voice_cancel,
             media_commands::voice_transcribe_file,
+            media_commands::voice_transcribe_path,
+            media_commands::image_attach_path,
             media_commands::image_attach,
             media_commands::vision_support,
         ])

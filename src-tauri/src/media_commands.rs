@@ -186,6 +186,28 @@ pub async fn voice_transcribe_file(
     .await
 }
 
+/// Transcribes an audio file dropped on the window (Tauri's drag-and-drop gives paths).
+#[tauri::command]
+pub async fn voice_transcribe_path(
+    state: State<'_, AppState>,
+    path: std::path::PathBuf,
+    language: Option<String>,
+) -> Result<Transcript, ErrorPayload> {
+    let language = parse_language(language.as_deref())?;
+    let speech = state.media.speech();
+    blocking(move || speech.transcribe_file(&path, language)).await
+}
+
+/// Checks an image file dropped on the window and stages it, as `image_attach` does.
+#[tauri::command]
+pub async fn image_attach_path(
+    state: State<'_, AppState>,
+    path: std::path::PathBuf,
+) -> Result<ImageDraft, ErrorPayload> {
+    let attachments = state.media.attachments();
+    blocking(move || attachments.stage_image_file(&path)).await
+}
+
 /// Checks an attached image and stages it; the draft's id goes with `chat_send`.
 #[tauri::command]
 pub async fn image_attach(

@@ -780,7 +780,7 @@ fn an_attached_image_is_sent_as_a_thumbnail_and_a_model_without_vision_says_so_f
 
 #[test]
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
-fn holding_the_mic_button_puts_the_spoken_words_into_the_message_box() {
+fn holding_the_mic_button_puts_the_spoken_words_into_the_box_and_chat_answers_them() {
     let home = tempfile::tempdir().unwrap();
     // No microphone here: the app's test microphone plays speech made by espeak-ng.
     let speech = home.path().join("speech.wav");
@@ -838,4 +838,9 @@ fn holding_the_mic_button_puts_the_spoken_words_into_the_message_box() {
     app.screenshot("voice-transcribed.png").unwrap();
     // The text waits in the box for the user: nothing was sent.
     assert!(!app.exists("[data-role=\"user\"]").unwrap());
+    // Sent, it is answered by llama.cpp in the same app run that just used whisper.cpp.
+    app.click("[data-testid=\"chat-send\"]").unwrap();
+    wait_reply_complete(&app);
+    let asked = app.text("[data-role=\"user\"]").unwrap();
+    assert!(asked.to_lowercase().contains("meeting room"), "{asked}");
 }

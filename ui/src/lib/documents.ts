@@ -3,8 +3,8 @@
 // access levels, import progress, highlighting search terms, where a passage is, and turning an
 // error code into a message.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
-import { getCurrentWebview } from '@tauri-apps/api/webview';
 import { call, toCommandError } from './api';
+import { fileNameOf, onWindowDragDrop, type DropEvent } from './dragDrop';
 import type { MessageKey, Translator, Vars } from './i18n';
 import { toasts } from './toasts.svelte';
 import type { CommandError } from './types';
@@ -122,12 +122,8 @@ export interface MessageSource {
   excerpt: string;
 }
 
-/** What the page needs of a drag over the window (Tauri's event without the positions). */
-export type DropEvent =
-  | { type: 'enter'; paths: string[] }
-  | { type: 'over' }
-  | { type: 'drop'; paths: string[] }
-  | { type: 'leave' };
+// Window drops and file names are shared with the chat composer (./dragDrop).
+export { fileNameOf, type DropEvent };
 
 // --- commands and events ---
 
@@ -174,12 +170,7 @@ export const documentsApi: DocumentsApi = {
   open: (id, page) => call<Opened>('documents_open', { id, page }),
   onProgress: (handler) => listen<ImportProgress>(DOCUMENTS_EVENT.progress, (e) => handler(e.payload)),
   onFinished: (handler) => listen<ImportFinished>(DOCUMENTS_EVENT.finished, (e) => handler(e.payload)),
-  onDragDrop: (handler) =>
-    getCurrentWebview().onDragDropEvent((e) => {
-      const p = e.payload;
-      if (p.type === 'enter' || p.type === 'drop') handler({ type: p.type, paths: p.paths });
-      else handler({ type: p.type });
-    }),
+  onDragDrop: onWindowDragDrop,
 };
 
 export interface ProfilesApi {
@@ -244,12 +235,6 @@ export function progressLabel(progress: ImportProgress | null): { key: MessageKe
   if (!progress) return { key: 'documents.progress.starting', vars: {} };
   const vars = { done: progress.files_done, total: progress.files_total, chunks: progress.chunks_done };
   return { key: progress.done ? 'documents.progress.finishing' : 'documents.progress.files', vars };
-}
-
-/** The last part of a path, for either separator. */
-export function fileNameOf(path: string): string {
-  const parts = path.split(/[\\/]/).filter((p) => p !== '');
-  return parts.at(-1) ?? path;
 }
 
 /** What one run of imports did, from the finished files reported in its progress. */

@@ -321,6 +321,7 @@ export const en = {
   'voice.error.audio_unreadable': 'The audio file could not be read. It may be damaged.',
   'voice.error.not_recording': 'The recording had already stopped. Hold the button again to talk.',
   'voice.error.cancelled': 'Transcription was cancelled.',
+  'voice.error.io': 'The audio file could not be opened. It may have been moved, or Deskmate may not be allowed to read it.',
   'voice.error.other': 'Voice input is not available right now.',
 
   'attach.button': 'Attach images (PNG, JPEG, WebP or GIF, up to {max})',
@@ -336,6 +337,7 @@ export const en = {
   'attach.error.image_unsupported': '{name} is not a supported image. Use PNG, JPEG, WebP or GIF.',
   'attach.error.image_corrupt': '{name} could not be read as an image. It may be damaged.',
   'attach.error.image_too_large': '{name} is too large to attach.',
+  'attach.error.io': '{name} could not be opened. It may have been moved, or Deskmate may not be allowed to read it.',
   'attach.error.other': '{name} could not be attached.',
   'message.attachment.open': 'Show {name} larger',
   'message.attachment.close': 'Close',
@@ -728,6 +730,7 @@ export const ko: Messages = {
   'voice.error.audio_unreadable': '오디오 파일을 읽지 못했습니다. 손상되었을 수 있습니다.',
   'voice.error.not_recording': '녹음이 이미 끝났습니다. 버튼을 다시 누르고 말하세요.',
   'voice.error.cancelled': '받아쓰기를 취소했습니다.',
+  'voice.error.io': '오디오 파일을 열지 못했습니다. 옮겨졌거나 Deskmate에 읽을 권한이 없을 수 있습니다.',
   'voice.error.other': '지금은 음성 입력을 사용할 수 없습니다.',
 
   'attach.button': '이미지 첨부 (PNG, JPEG, WebP, GIF, 최대 {max}개)',
@@ -743,6 +746,7 @@ export const ko: Messages = {
   'attach.error.image_unsupported': '{name} 파일은 지원하지 않는 이미지입니다. PNG, JPEG, WebP, GIF를 사용하세요.',
   'attach.error.image_corrupt': '{name} 파일을 이미지로 읽지 못했습니다. 손상되었을 수 있습니다.',
   'attach.error.image_too_large': '{name} 파일이 너무 커서 첨부할 수 없습니다.',
+  'attach.error.io': '{name} 파일을 열지 못했습니다. 옮겨졌거나 Deskmate에 읽을 권한이 없을 수 있습니다.',
   'attach.error.other': '{name} 파일을 첨부하지 못했습니다.',
   'message.attachment.open': '{name} 크게 보기',
   'message.attachment.close': '닫기',

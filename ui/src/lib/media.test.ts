@@ -14,6 +14,7 @@ import { translate } from './i18n';
 import {
   describeImageError,
   describeVoiceError,
+  droppedPathKind,
   formatSize,
   insertTranscript,
   isAudioFile,
@@ -72,6 +73,17 @@ describe('dropped files', () => {
   });
 });
 
+describe('droppedPathKind', () => {
+  it('tells dropped paths apart by extension, whatever the case', () => {
+    for (const ext of ['png', 'jpg', 'JPEG', 'webp', 'Gif']) expect(droppedPathKind(`/home/kim/pic.${ext}`)).toBe('image');
+    for (const ext of ['wav', 'MP3', 'ogg', 'flac']) expect(droppedPathKind(`C:\\Users\\kim\\memo.${ext}`)).toBe('audio');
+    expect(droppedPathKind('/home/kim/report.pdf')).toBeNull();
+    expect(droppedPathKind('/home/kim.png/folder')).toBeNull();
+    expect(droppedPathKind('/home/kim/scan.bmp')).toBeNull();
+    expect(droppedPathKind('/home/kim/png')).toBeNull();
+  });
+});
+
 describe('insertTranscript', () => {
   it('fills an empty box, appends after a space otherwise', () => {
     expect(insertTranscript('', ' hello ')).toBe('hello');
@@ -107,13 +119,24 @@ describe('error messages', () => {
     expect(describeImageError('image_corrupt')).toBe('attach.error.image_corrupt');
     expect(describeImageError('image_too_large')).toBe('attach.error.image_too_large');
     expect(describeImageError('image_unsupported')).toBe('attach.error.image_unsupported');
-    expect(describeImageError('io')).toBe('attach.error.other');
+    expect(describeImageError('io')).toBe('attach.error.io');
+    expect(describeImageError('something_new')).toBe('attach.error.other');
+    expect(translate('ko', 'attach.error.io', { name: 'cat.png' })).toContain('cat.png');
     expect(translate('en', 'attach.error.image_corrupt', { name: 'cat.png' })).toContain('cat.png');
     expect(translate('ko', 'attach.error.image_corrupt', { name: 'cat.png' })).toContain('cat.png');
   });
 });
 
 describe('mediaApi', () => {
+  it('asks the core to read dropped files from their paths', async () => {
+    invoke.mockResolvedValueOnce({ id: 'abc' });
+    await mediaApi.attachImagePath('/home/kim/보고서 1.png');
+    expect(invoke).toHaveBeenCalledWith('image_attach_path', { path: '/home/kim/보고서 1.png' });
+    invoke.mockResolvedValueOnce({ text: 'hi' });
+    await mediaApi.transcribePath('/home/kim/memo.wav', 'ko');
+    expect(invoke).toHaveBeenLastCalledWith('voice_transcribe_path', { path: '/home/kim/memo.wav', language: 'ko' });
+  });
+
   it('sends image bytes as a raw body with the percent-encoded name in a header', async () => {
     invoke.mockResolvedValueOnce({ id: 'abc' });
     const bytes = new Uint8Array([137, 80, 78, 71]);

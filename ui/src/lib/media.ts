@@ -2,8 +2,11 @@
 // shapes, the commands and the `voice://level` event behind them, and the pure helpers the chat
 // composer uses: the level meter, the speech language, which dropped files are images or audio,
 // where a transcript goes in the message box, and turning an error code into a message.
+// Files dropped from the desktop arrive as paths (Tauri's drag-and-drop, ./dragDrop) and go
+// through the `_path` commands; files dropped inside the page, picked or pasted arrive as bytes.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import { call, callRaw } from './api';
+import { fileNameOf, onWindowDragDrop, type DropEvent } from './dragDrop';
 import type { Persona } from './engine';
 import type { MessageKey } from './i18n';
 import type { Lang } from './status';
@@ -67,7 +70,7 @@ export interface VisionSupport {
   reason: CommandError | null;
 }
 
-/** The language `voice_stop` and `voice_transcribe_file` are asked for. */
+/** The language `voice_stop`, `voice_transcribe_file` and `voice_transcribe_path` are asked for. */
 export type SpeechLanguage = 'ko' | 'en' | 'auto';
 
 /** The preference: `ui` follows the interface language. */
@@ -88,10 +91,16 @@ export interface MediaApi {
   /** Throws away the recording, or stops the transcription in flight. */
   voiceCancel(): Promise<null>;
   transcribeFile(bytes: Uint8Array, name: string, language: SpeechLanguage): Promise<Transcript>;
+  /** An audio file dropped from the desktop, read by the core from its path. */
+  transcribePath(path: string, language: SpeechLanguage): Promise<Transcript>;
   attachImage(bytes: Uint8Array, name: string): Promise<ImageDraft>;
+  /** An image dropped from the desktop, read by the core from its path. */
+  attachImagePath(path: string): Promise<ImageDraft>;
   visionSupport(persona: Persona): Promise<VisionSupport>;
   /** The input level while recording, in dBFS. */
   onLevel(handler: (dbfs: number) => void): Promise<UnlistenFn>;
+  /** Files dragged onto the window from the desktop (with their paths). */
+  onDragDrop(handler: (event: DropEvent) => void): Promise<UnlistenFn>;
 }
 
 export const mediaApi: MediaApi = {
@@ -104,11 +113,14 @@ export const mediaApi: MediaApi = {
       'x-file-name': encodeURIComponent(name),
       'x-language': language,
     }),
+  transcribePath: (path, language) => call<Transcript>('voice_transcribe_path', { path, language }),
   attachImage: (bytes, name) =>
     callRaw<ImageDraft>('image_attach', bytes, { 'x-file-name': encodeURIComponent(name) }),
+  attachImagePath: (path) => call<ImageDraft>('image_attach_path', { path }),
   visionSupport: (persona) => call<VisionSupport>('vision_support', { persona }),
   onLevel: (handler) =>
     listen<{ dbfs: number }>(VOICE_EVENT.level, (e) => handler(Number(e.payload?.dbfs))),
+  onDragDrop: onWindowDragDrop,
 };
 
 // --- limits ---
@@ -153,6 +165,14 @@ export function isImageFile(file: { name: string; type: string }): boolean {
   return file.type.startsWith('image/') || IMAGE_EXTENSIONS.has(extensionOf(file.name));
 }
 
+/** What a path dropped on the window is to the composer, by its extension (case-insensitive). */
+export function droppedPathKind(path: string): 'image' | 'audio' | null {
+  const file = { name: fileNameOf(path), type: '' };
+  if (isAudioFile(file)) return 'audio';
+  if (isImageFile(file)) return 'image';
+  return null;
+}
+
 /** The message box after a transcript: appended after a space when there is text already. */
 export function insertTranscript(draft: string, text: string): string {
   const spoken = text.trim();
@@ -188,6 +208,8 @@ export const VOICE_ERROR_CODES = [
   'audio_unreadable',
   'not_recording',
   'cancelled',
+  /** A dropped file's path could not be opened (`voice_transcribe_path`). */
+  'io',
 ] as const;
 
 type VoiceErrorCode = (typeof VOICE_ERROR_CODES)[number];
@@ -203,11 +225,12 @@ export function describeVoiceError(code: string | null | undefined): { key: Mess
   return { key, action };
 }
 
-export const IMAGE_ERROR_CODES = ['image_unsupported', 'image_corrupt', 'image_too_large'] as const;
+/** `io`: a dropped file's path could not be opened (`image_attach_path`). */
+export const IMAGE_ERROR_CODES = ['image_unsupported', 'image_corrupt', 'image_too_large', 'io'] as const;
 
 type ImageErrorCode = (typeof IMAGE_ERROR_CODES)[number];
 
-/** The translated message (with the file's `{name}`) for an `image_attach` error. */
+/** The translated message (with the file's `{name}`) for an `image_attach` or `image_attach_path` error. */
 export function describeImageError(code: string | null | undefined): MessageKey {
   return (IMAGE_ERROR_CODES as readonly string[]).includes(code ?? '')
     ? `attach.error.${code as ImageErrorCode}`

@@ -23,7 +23,10 @@ function isVoiceStatus(value: unknown): value is VoiceStatus {
 /** `starting` is between the press and `voice_start`'s answer. */
 export type VoiceState = 'idle' | 'starting' | 'recording' | 'transcribing';
 
-export type VoiceApi = Pick<MediaApi, 'voiceStatus' | 'voiceStart' | 'voiceStop' | 'voiceCancel' | 'transcribeFile' | 'onLevel'>;
+export type VoiceApi = Pick<
+  MediaApi,
+  'voiceStatus' | 'voiceStart' | 'voiceStop' | 'voiceCancel' | 'transcribeFile' | 'transcribePath' | 'onLevel'
+>;
 
 export interface VoiceOptions {
   api?: VoiceApi;
@@ -173,14 +176,23 @@ export class VoiceInput {
     await this.deliver(run, () => this.api.voiceStop(this.language()));
   }
 
-  /** Transcribes an audio file dropped on the message box. */
+  /** Transcribes an audio file dropped on the message box (inside the page: its bytes). */
   async transcribeFile(file: File): Promise<void> {
+    await this.transcribeDropped(async (language) =>
+      this.api.transcribeFile(new Uint8Array(await file.arrayBuffer()), file.name, language),
+    );
+  }
+
+  /** Transcribes an audio file dropped on the window from the desktop (its path). */
+  async transcribePath(path: string): Promise<void> {
+    await this.transcribeDropped((language) => this.api.transcribePath(path, language));
+  }
+
+  private async transcribeDropped(transcribe: (language: SpeechLanguage) => Promise<Transcript>): Promise<void> {
     if (this.state !== 'idle') return;
     const run = ++this.run;
     this.state = 'transcribing';
-    await this.deliver(run, async () =>
-      this.api.transcribeFile(new Uint8Array(await file.arrayBuffer()), file.name, this.language()),
-    );
+    await this.deliver(run, () => transcribe(this.language()));
   }
 
   private async deliver(run: number, transcribe: () => Promise<Transcript>): Promise<void> {

@@ -166,4 +166,16 @@ describe('VoiceInput', () => {
     await v.transcribeFile(file);
     expect(toasts.items[0]).toMatchObject({ kind: 'error', key: 'voice.error.audio_unsupported' });
   });
+
+  it('transcribes an audio file dropped from the desktop by its path', async () => {
+    const v = await ready();
+    await v.transcribePath('/home/kim/회의 메모.flac');
+    expect(fake.api.transcribePath).toHaveBeenCalledWith('/home/kim/회의 메모.flac', 'ko');
+    expect(texts).toEqual(['from the path']);
+    expect(v.state).toBe('idle');
+    fake.api.transcribePath = vi.fn(() => Promise.reject({ code: 'io', message: 'No such file or directory' }));
+    await v.transcribePath('/home/kim/gone.wav');
+    expect(toasts.items[0]).toMatchObject({ kind: 'error', key: 'voice.error.io', code: 'io', detail: 'No such file or directory' });
+    expect(texts).toEqual(['from the path']);
+  });
 });

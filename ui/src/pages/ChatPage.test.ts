@@ -53,3 +53,31 @@ describe('ChatPage voice input language', () => {
     await waitFor(() => expect(fake.api.voiceStatus).toHaveBeenCalledTimes(1));
   });
 });
+
+describe('ChatPage files dropped on the window', () => {
+  async function dropAudio(lang: Lang) {
+    const fake = fakeMedia();
+    const page = render(ChatPage, { t: makeTranslator(lang), store: new ChatStore(fakeChatApi()), defaultTone: 'polite', media: fake.api });
+    await waitFor(() => expect(fake.dragListeners()).toBe(1));
+    fake.drag({ type: 'drop', paths: ['/home/kim/memo.ogg'] });
+    await waitFor(() => expect((screen.getByTestId('chat-input') as HTMLTextAreaElement).value).toBe('from the path'));
+    return { fake, page };
+  }
+
+  it('transcribes a dropped audio path in the interface language by default', async () => {
+    const { fake } = await dropAudio('ko');
+    expect(fake.api.transcribePath).toHaveBeenCalledWith('/home/kim/memo.ogg', 'ko');
+  });
+
+  it('transcribes a dropped audio path in the language chosen in Settings', async () => {
+    preferences.value = { ...DEFAULT_PREFERENCES, speechLanguage: 'auto' };
+    const { fake } = await dropAudio('en');
+    expect(fake.api.transcribePath).toHaveBeenCalledWith('/home/kim/memo.ogg', 'auto');
+  });
+
+  it('stops listening for drops when the page goes away', async () => {
+    const { fake, page } = await dropAudio('en');
+    page.unmount();
+    expect(fake.dragListeners()).toBe(0);
+  });
+});

@@ -1,7 +1,8 @@
-// Fakes for the voice and image commands: a MediaApi whose level event can be fired by hand,
-// and sample transcripts, image drafts and stored attachments.
+// Fakes for the voice and image commands: a MediaApi whose level event and window drag-drop
+// events can be fired by hand, and sample transcripts, image drafts and stored attachments.
 import { vi } from 'vitest';
 import type { ChatApi, MessageAttachment } from '../lib/chat';
+import { fileNameOf, type DropEvent } from '../lib/dragDrop';
 import type { ImageDraft, MediaApi, Transcript, VoiceStatus } from '../lib/media';
 
 export const READY: VoiceStatus = { ready: true, problem: null, device: 'USB Mic', model: '/models/whisper.bin' };
@@ -48,17 +49,24 @@ export interface FakeMedia {
   api: MediaApi;
   /** Fires `voice://level` with this dBFS. */
   level: (dbfs: number) => void;
+  /** Fires a Tauri drag-drop event on the window (files dragged from the desktop). */
+  drag: (event: DropEvent) => void;
+  /** How many drag-drop subscriptions are live. */
+  dragListeners: () => number;
 }
 
 export function fakeMedia(overrides: Partial<MediaApi> = {}): FakeMedia {
   const handlers: ((dbfs: number) => void)[] = [];
+  const drags: ((event: DropEvent) => void)[] = [];
   const api: MediaApi = {
     voiceStatus: vi.fn(() => Promise.resolve(READY)),
     voiceStart: vi.fn(() => Promise.resolve({ device: 'USB Mic', sample_rate: 48_000, channels: 1 })),
     voiceStop: vi.fn(() => Promise.resolve(transcript('hello there'))),
     voiceCancel: vi.fn(() => Promise.resolve(null)),
     transcribeFile: vi.fn(() => Promise.resolve(transcript('from the file'))),
+    transcribePath: vi.fn(() => Promise.resolve(transcript('from the path'))),
     attachImage: vi.fn((_bytes: Uint8Array, name: string) => Promise.resolve(imageDraft(name))),
+    attachImagePath: vi.fn((path: string) => Promise.resolve(imageDraft(fileNameOf(path)))),
     visionSupport: vi.fn(() => Promise.resolve({ can_see: true, reason: null })),
     onLevel: vi.fn((handler: (dbfs: number) => void) => {
       handlers.push(handler);
@@ -66,9 +74,21 @@ export function fakeMedia(overrides: Partial<MediaApi> = {}): FakeMedia {
         handlers.splice(handlers.indexOf(handler), 1);
       });
     }),
+    onDragDrop: vi.fn((handler: (event: DropEvent) => void) => {
+      drags.push(handler);
+      return Promise.resolve(() => {
+        const i = drags.indexOf(handler);
+        if (i >= 0) drags.splice(i, 1);
+      });
+    }),
     ...overrides,
   };
-  return { api, level: (dbfs) => [...handlers].forEach((h) => h(dbfs)) };
+  return {
+    api,
+    level: (dbfs) => [...handlers].forEach((h) => h(dbfs)),
+    drag: (event) => [...drags].forEach((h) => h(event)),
+    dragListeners: () => drags.length,
+  };
 }
 
 /** A chat API that refuses everything but what a test overrides. */
