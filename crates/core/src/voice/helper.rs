@@ -176,17 +176,23 @@ impl Helper {
         };
         match serde_json::from_str::<Response>(&line) {
             Ok(Response::Ok(value)) => Ok(value),
-            Ok(Response::Error { code, message }) => Err(match code.as_str() {
-                "speech_model_missing" => Error::SpeechModelMissing {
-                    path: model.to_owned(),
-                },
-                "speech_model_invalid" => Error::SpeechModelInvalid {
-                    path: model.to_owned(),
-                    message,
-                },
-                "speech_language_unsupported" => Error::SpeechLanguageUnsupported { message },
-                _ => Error::SpeechFailed { message },
-            }),
+            Ok(Response::Error { code, message }) => {
+                if code == "protocol" {
+                    // The helper stops after a protocol error; start a fresh one next time.
+                    slot.take().map(reap);
+                }
+                Err(match code.as_str() {
+                    "speech_model_missing" => Error::SpeechModelMissing {
+                        path: model.to_owned(),
+                    },
+                    "speech_model_invalid" => Error::SpeechModelInvalid {
+                        path: model.to_owned(),
+                        message,
+                    },
+                    "speech_language_unsupported" => Error::SpeechLanguageUnsupported { message },
+                    _ => Error::SpeechFailed { message },
+                })
+            }
             Err(e) => {
                 slot.take().map(reap);
                 Err(self.failed(&format!("unreadable answer ({e}): {line}"), None))
