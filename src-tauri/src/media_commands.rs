@@ -14,7 +14,7 @@ use deskmate_core::paths::Paths;
 use deskmate_core::store::Persona;
 use deskmate_core::voice::capture::{AudioInput, CpalInput, InputFormat, Recording};
 use deskmate_core::voice::{audio, SpeechRecognizer, Transcript};
-use deskmate_core::{vision, Error, ErrorPayload};
+use deskmate_core::{Error, ErrorPayload};
 use serde::Serialize;
 use tauri::ipc::{InvokeBody, Request};
 use tauri::{AppHandle, Emitter, State};
@@ -232,13 +232,7 @@ pub fn vision_support(
     state: State<'_, AppState>,
     persona: Persona,
 ) -> Result<VisionSupport, ErrorPayload> {
-    let startup = state.startup()?;
-    let models = &startup.config.config.models;
-    let model = match persona {
-        Persona::Office => &models.office,
-        Persona::Character => &models.character,
-    };
-    let support = vision::support(persona, model);
+    let support = state.engine()?.vision_support(persona);
     Ok(VisionSupport {
         can_see: support.is_ok(),
         reason: support.err().as_ref().map(ErrorPayload::from),

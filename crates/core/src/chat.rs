@@ -21,6 +21,7 @@
 pub mod grounding;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,16 +29,17 @@ use serde::Serialize;
 
 use crate::attachments::AttachmentStore;
 use crate::config::Sampling;
-use crate::conversation::{self, prompt_text, request_for, title_from};
+use crate::conversation::{self, prompt_text, request_with_vision, title_from};
 use crate::documents::Library;
 use crate::engine::{
     CancelToken, ChatMessage, ChatRequest, Completion, Engine, FinishReason, GenerationEvent,
-    PersonaState, Timings,
+    ImageInput, PersonaState, Timings,
 };
 use crate::error::{Error, ErrorPayload, Result};
 use crate::store::{
     Character, Message, MessageSource, NewAttachment, Persona, Role, Session, SessionSetup, Store,
 };
+use crate::vision;
 
 /// Longest character name, greeting and background, in characters.
 pub const CHARACTER_NAME_CHARS: usize = 60;
@@ -298,7 +300,7 @@ impl Chat {
         let setup = session.setup();
         let first_exchange = !history.iter().any(|m| m.role == Role::User);
         Ok(Turn {
-            request: request_for(&setup, &history, &prompt_text(&user), options.history_turns),
+            request: self.request_with_images(&setup, &history, &user, options.history_turns),
             question: text.to_owned(),
             previous_question: last_question(&history),
             library: self.library.clone(),
@@ -349,10 +351,10 @@ impl Chat {
         let question = messages[last_user].content.clone();
         let history = &messages[..last_user];
         Ok(Turn {
-            request: request_for(
+            request: self.request_with_images(
                 &setup,
                 history,
-                &prompt_text(&messages[last_user]),
+                &messages[last_user],
                 options.history_turns,
             ),
             first_exchange: !history.iter().any(|m| m.role == Role::User),
@@ -374,6 +376,54 @@ impl Chat {
     }
 
     /// Stops the reply being written in a session; false when there is none.
+    /// The request for a reply to `user`: with its images when the persona's model sees them
+    /// (an image that cannot be read again is left out, with a warning), otherwise with a note.
+    fn request_with_images(
+        &self,
+        setup: &SessionSetup,
+        history: &[Message],
+        user: &Message,
+        history_turns: Option<usize>,
+    ) -> ChatRequest {
+        let vision =
+            !user.attachments.is_empty() && self.engine.vision_support(setup.persona).is_ok();
+        let text = if vision {
+            user.content.clone()
+        } else {
+            prompt_text(user, false)
+        };
+        let mut request = request_with_vision(setup, history, &text, history_turns, vision);
+        if vision {
+            let images = user
+                .attachments
+                .iter()
+                .filter(|a| a.kind == "image")
+                .filter_map(|a| {
+                    let prepared = vision::prepare_file(
+                        Path::new(&a.stored_path),
+                        &vision::ImageLimits::default(),
+                        vision::DEFAULT_MODEL_SIDE,
+                    );
+                    match prepared {
+                        Ok(p) => Some(ImageInput {
+                            width: p.model_rgb.width(),
+                            height: p.model_rgb.height(),
+                            rgb: Arc::new(p.model_rgb.into_raw()),
+                        }),
+                        Err(e) => {
+                            tracing::warn!(file = %a.stored_path, error = %e, "attached image not read");
+                            None
+                        }
+                    }
+                })
+                .collect();
+            if let Some(last) = request.messages.last_mut() {
+                last.images = images;
+            }
+        }
+        request
+    }
+
     /// Deletes a session with its messages, and the image files no other message uses.
     pub fn delete_session(&self, session_id: i64, files: &AttachmentStore) -> Result<()> {
         let unused = {
@@ -518,6 +568,44 @@ impl Turn {
         emit(ChatEvent::Done { reply_id });
     }
 
+    /// A short description of the images of the question, by the vision model itself; `None`
+    /// without images, or when the description fails (the answer goes on without it).
+    fn describe_images(&self) -> Option<String> {
+        let images = self.request.messages.last()?.images.clone();
+        if images.is_empty() {
+            return None;
+        }
+        let mut user = ChatMessage::new(
+            Role::User,
+            "Describe this image in one or two plain sentences: what kind of document or scene it is and its key words.",
+        );
+        user.images = images;
+        let request = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::System, "You describe images briefly and factually."),
+                user,
+            ],
+            sampling: Some(Sampling {
+                temperature: 0.0,
+                max_tokens: 64,
+                seed: Some(1),
+                ..Sampling::default()
+            }),
+            ignore_eos: false,
+        };
+        let generation = self
+            .engine
+            .submit_cancellable(self.setup.persona, request, self.cancel.clone())
+            .ok()?;
+        match generation.wait(|_| {}) {
+            Ok(done) => Some(done.text.trim().to_owned()).filter(|t| !t.is_empty()),
+            Err(e) => {
+                tracing::warn!(error = %e, "describing the image for the document search failed");
+                None
+            }
+        }
+    }
+
     /// Quotes the relevant document passages in the system prompt and tells the page. A library
     /// that fails is logged and the reply goes on ungrounded: documents are an aid, never a
     /// reason to lose an answer.
@@ -528,7 +616,13 @@ impl Turn {
         if !matches!(library.has_documents(), Ok(true)) {
             return;
         }
-        let query = grounding::retrieval_query(&self.question, self.previous_question.as_deref());
+        let mut query =
+            grounding::retrieval_query(&self.question, self.previous_question.as_deref());
+        // A question about a picture ("what is this form?") is searched with what the picture
+        // shows, as the vision model describes it.
+        if let Some(description) = self.describe_images() {
+            query = format!("{query} {description}");
+        }
         let found = match library.search(&query, library.top_k() * 2) {
             Ok(found) => found,
             Err(e) => {

@@ -80,6 +80,18 @@ pub fn request_for(
     user_text: &str,
     max_history_turns: Option<usize>,
 ) -> ChatRequest {
+    request_with_vision(setup, history, user_text, max_history_turns, false)
+}
+
+/// [`request_for`] for a model that does (`vision`) or does not see images: it changes what the
+/// notes about earlier images say.
+pub fn request_with_vision(
+    setup: &SessionSetup,
+    history: &[Message],
+    user_text: &str,
+    max_history_turns: Option<usize>,
+    vision: bool,
+) -> ChatRequest {
     let mut past: Vec<&Message> = history
         .iter()
         .filter(|m| m.role != Role::System && !m.content.is_empty())
@@ -104,7 +116,7 @@ pub fn request_for(
     let mut messages = vec![ChatMessage::new(Role::System, system_prompt_for(setup))];
     messages.extend(
         past.into_iter()
-            .map(|m| ChatMessage::new(m.role, prompt_text(m))),
+            .map(|m| ChatMessage::new(m.role, prompt_text(m, vision))),
     );
     messages.push(ChatMessage::new(Role::User, user_text));
     ChatRequest {
@@ -114,10 +126,10 @@ pub fn request_for(
     }
 }
 
-/// A stored message as the model reads it. This build passes no pixels to the model (see
-/// `vision::support`), so an attached image becomes a note: the model then says it cannot see
-/// it instead of inventing what it shows.
-pub fn prompt_text(message: &Message) -> String {
+/// A stored message as the model reads it. Images are sent to a vision model only with the
+/// message they came with; otherwise they become a note, so that a model that cannot see says
+/// so instead of inventing what they show, and a vision model knows an earlier image is gone.
+pub fn prompt_text(message: &Message, vision: bool) -> String {
     let images: Vec<&str> = message
         .attachments
         .iter()
@@ -127,12 +139,24 @@ pub fn prompt_text(message: &Message) -> String {
     if images.is_empty() {
         return message.content.clone();
     }
-    format!(
-        "{}\n\n[The user attached {} ({}). You cannot see images: do not describe or guess their content; if the question depends on them, say that you cannot see images.]",
-        message.content,
-        if images.len() == 1 { "an image" } else { "images" },
-        images.join(", ")
-    )
+    let what = if images.len() == 1 {
+        "an image"
+    } else {
+        "images"
+    };
+    if vision {
+        format!(
+            "{}\n\n[The user attached {what} ({}) to this message; it is not shown again.]",
+            message.content,
+            images.join(", ")
+        )
+    } else {
+        format!(
+            "{}\n\n[The user attached {what} ({}). You cannot see images: do not describe or guess their content; if the question depends on them, say that you cannot see images.]",
+            message.content,
+            images.join(", ")
+        )
+    }
 }
 
 /// Checks a message before anything is stored or sent.
@@ -312,7 +336,7 @@ mod tests {
     #[test]
     fn an_attached_image_reaches_the_model_as_a_note_that_it_cannot_see_it() {
         let mut message = stored(Role::User, "What does the chart show?");
-        assert_eq!(prompt_text(&message), "What does the chart show?");
+        assert_eq!(prompt_text(&message, false), "What does the chart show?");
         message.attachments.push(crate::store::Attachment {
             id: 1,
             message_id: 1,
@@ -326,7 +350,7 @@ mod tests {
             thumbnail: None,
             created_at: 0,
         });
-        let text = prompt_text(&message);
+        let text = prompt_text(&message, false);
         assert!(text.starts_with("What does the chart show?"));
         assert!(
             text.contains("chart.png") && text.contains("cannot see images"),
@@ -336,5 +360,6 @@ mod tests {
         let history = vec![message, stored(Role::Assistant, "I cannot see it.")];
         let r = request_for(&SessionSetup::of(Persona::Office), &history, "ok", None);
         assert!(r.messages[1].content.contains("chart.png"));
+        assert!(prompt_text(&history[0], true).contains("not shown again"));
     }
 }

@@ -42,6 +42,10 @@ pub use stats::{store_sink, RequestSink, StatsSnapshot, Timings};
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Images the model sees before the text (a vision model only; see
+    /// [`Engine::vision_support`]).
+    #[serde(skip)]
+    pub images: Vec<ImageInput>,
 }
 
 impl ChatMessage {
@@ -49,8 +53,28 @@ impl ChatMessage {
         ChatMessage {
             role,
             content: content.into(),
+            images: Vec::new(),
         }
     }
+}
+
+/// An image for a vision model: RGB8 pixels, row by row, already scaled to the model's input
+/// size (`vision::PreparedImage::model_rgb`). Shared, so cloning a request copies no pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInput {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Arc<Vec<u8>>,
+}
+
+/// The vision projector of a loaded model, when one is configured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VisionReport {
+    pub projector: PathBuf,
+    /// Whether llama.cpp's multimodal library loaded the projector for this model.
+    pub ready: bool,
+    /// Why it did not.
+    pub error: Option<String>,
 }
 
 /// A request: the conversation so far, ending with the user's message.
@@ -198,6 +222,8 @@ pub struct LoadReport {
     pub attempts: Vec<fit::Attempt>,
     /// The persona whose loaded weights this model shares.
     pub shared_with: Option<Persona>,
+    /// The vision projector (`mmproj`), when one is configured.
+    pub vision: Option<VisionReport>,
 }
 
 impl LoadReport {
@@ -458,6 +484,32 @@ impl Engine {
             report: l.worker.shared.report.clone(),
             stats: l.worker.shared.stats.snapshot(),
         })
+    }
+
+    /// Whether the persona's loaded model sees images: it needs a vision projector
+    /// (`models.<persona>.mmproj`) that llama.cpp's multimodal library loaded with it.
+    pub fn vision_support(&self, persona: Persona) -> Result<()> {
+        let unavailable = |reason: String| Error::VisionUnavailable {
+            persona: persona.as_str(),
+            reason,
+        };
+        let Some(status) = self.status(persona) else {
+            return Err(unavailable("the model is not loaded".into()));
+        };
+        match status.report.vision {
+            None => Err(unavailable(format!(
+                "it has no vision projector (models.{}.mmproj is not set)",
+                persona.as_str()
+            ))),
+            Some(VisionReport { ready: true, .. }) => Ok(()),
+            Some(VisionReport {
+                projector, error, ..
+            }) => Err(unavailable(format!(
+                "the vision projector {} could not be loaded: {}",
+                projector.display(),
+                error.unwrap_or_else(|| "no reason given".into())
+            ))),
+        }
     }
 
     pub fn statuses(&self) -> Vec<ModelStatus> {

@@ -159,28 +159,6 @@ impl ImageFormatKind {
     }
 }
 
-/// Whether the persona's model sees the pixels of an attached image. It needs a vision
-/// projector (`models.<persona>.mmproj`) and llama.cpp's multimodal library, which this build
-/// does not link yet: until it does, every model answers from the text alone and the user is
-/// told so before sending (never a silent drop).
-pub fn support(persona: crate::store::Persona, model: &crate::config::ModelConfig) -> Result<()> {
-    let reason = match &model.mmproj {
-        None => format!(
-            "it has no vision projector (models.{}.mmproj is not set)",
-            persona.as_str()
-        ),
-        Some(path) => format!(
-            "this build of Deskmate cannot use vision projectors yet (models.{}.mmproj = {})",
-            persona.as_str(),
-            path.display()
-        ),
-    };
-    Err(Error::VisionUnavailable {
-        persona: persona.as_str(),
-        reason,
-    })
-}
-
 /// What the app would accept and how it would scale it. Dimensions are as displayed, after the
 /// EXIF orientation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

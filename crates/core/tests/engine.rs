@@ -524,3 +524,75 @@ fn persona_states_say_loaded_failed_or_not_loaded() {
         PersonaState::NotLoaded { .. }
     ));
 }
+
+/// A request with one small image (a 32 × 32 grey square).
+fn ask_with_image(text: &str) -> ChatRequest {
+    let mut message = ChatMessage::new(Role::User, text);
+    message.images.push(deskmate_core::engine::ImageInput {
+        width: 32,
+        height: 32,
+        rgb: Arc::new(vec![128; 32 * 32 * 3]),
+    });
+    ChatRequest {
+        messages: vec![message],
+        sampling: None,
+        ignore_eos: false,
+    }
+}
+
+#[test]
+fn a_model_without_projector_says_it_cannot_see_and_refuses_an_image_request() {
+    let engine = engine();
+    let report = engine
+        .load(Persona::Office, &model(SMOL), &config(1, 8))
+        .unwrap();
+    assert!(report.vision.is_none());
+    let err = engine.vision_support(Persona::Office).unwrap_err();
+    assert_eq!(err.code(), "vision_unavailable");
+    assert!(err.to_string().contains("models.office.mmproj"), "{err}");
+    let failed = engine
+        .submit(Persona::Office, ask_with_image("What is this?"))
+        .unwrap()
+        .wait(|_| {})
+        .unwrap_err();
+    assert_eq!(failed.code(), "vision_unavailable", "{failed}");
+    // The text model still answers.
+    assert!(engine
+        .submit(Persona::Office, ask("Hello"))
+        .unwrap()
+        .wait(|_| {})
+        .is_ok());
+}
+
+#[test]
+fn a_broken_or_wrong_projector_leaves_the_text_model_working_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("mmproj-garbage.gguf");
+    std::fs::write(&garbage, b"this is not a projector at all").unwrap();
+    // A real GGUF that is not a vision projector: a text model.
+    let wrong = model(GEMMA);
+    for (projector, expect) in [(garbage, "GGUF"), (wrong, "")] {
+        let engine = engine();
+        let report = engine
+            .load(
+                Persona::Office,
+                &model(SMOL),
+                &ModelConfig {
+                    mmproj: Some(projector.clone()),
+                    ..config(1, 8)
+                },
+            )
+            .unwrap();
+        let vision = report.vision.expect("a vision report");
+        assert!(!vision.ready, "{projector:?}");
+        let reason = vision.error.unwrap_or_default();
+        assert!(reason.contains(expect), "{reason}");
+        let err = engine.vision_support(Persona::Office).unwrap_err();
+        assert!(err.to_string().contains("could not be loaded"), "{err}");
+        assert!(engine
+            .submit(Persona::Office, ask("Hello"))
+            .unwrap()
+            .wait(|_| {})
+            .is_ok());
+    }
+}

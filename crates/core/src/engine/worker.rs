@@ -11,6 +11,13 @@
 //! the tokens of its last request, so the next turn of the same conversation only reads what
 //! is new (the prompt cache). A free slot is chosen by the longest common prefix with the new
 //! prompt, then by least recent use.
+//!
+//! Images: with a vision projector (`mmproj`) the worker also owns an mtmd context (llama.cpp's
+//! multimodal library). A request with images is read into its slot at once when it is admitted
+//! (`mtmd_helper_eval_chunks`: the image is encoded and its embeddings decoded into the slot's
+//! sequence), its first token is sampled straight away, and it then generates in the shared
+//! batch like any other request. Its cache positions hold a sentinel token, so no later prompt
+//! reuses them.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -25,6 +32,9 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::{LlamaModelParams, LlamaSplitMode};
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::mtmd::{
+    mtmd_default_marker, MtmdBitmap, MtmdContext, MtmdContextParams, MtmdInputText,
+};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -35,6 +45,7 @@ use super::stats::{Outcome, RequestSink, Stats, Timings};
 use super::text::{Scan, StopScanner, Utf8Stream};
 use super::{
     CancelToken, ChatRequest, Completion, FinishReason, Generation, GenerationEvent, LoadReport,
+    VisionReport,
 };
 use crate::config::{AutoOr, ModelConfig, Sampling};
 use crate::error::{Error, Result};
@@ -217,7 +228,7 @@ fn worker_main(
     };
     let Loaded {
         model,
-        report,
+        mut report,
         template,
         settings,
     } = loaded;
@@ -233,6 +244,8 @@ fn worker_main(
             return;
         }
     };
+    let (mtmd, vision) = load_projector(&spec, &model, &report, &settings, &log);
+    report.vision = vision;
     let parallel = settings.parallel as usize;
     let shared = Arc::new(WorkerShared {
         persona: spec.persona,
@@ -258,6 +271,7 @@ fn worker_main(
         model: &model,
         ctx,
         template,
+        mtmd,
         defaults: spec.config.sampling.clone(),
         settings,
         slots: (0..parallel)
@@ -270,6 +284,64 @@ fn worker_main(
             .collect(),
     };
     server.run();
+}
+
+/// The vision projector named by `mmproj` (relative to the model's folder), loaded for `model`.
+/// A projector that cannot be loaded leaves the text model working: the report says why.
+fn load_projector(
+    spec: &LoadSpec,
+    model: &LlamaModel,
+    report: &LoadReport,
+    settings: &Settings,
+    log: &ThreadLog,
+) -> (Option<MtmdContext>, Option<VisionReport>) {
+    let Some(configured) = &spec.config.mmproj else {
+        return (None, None);
+    };
+    let projector = if configured.is_absolute() {
+        configured.clone()
+    } else {
+        spec.path
+            .parent()
+            .map_or_else(|| configured.clone(), |dir| dir.join(configured))
+    };
+    let failed = |error: String| {
+        tracing::warn!(projector = %projector.display(), %error, "vision projector not loaded");
+        (
+            None,
+            Some(VisionReport {
+                projector: projector.clone(),
+                ready: false,
+                error: Some(error),
+            }),
+        )
+    };
+    // Checked here: llama.cpp's loader asserts on some unreadable files.
+    if let Err(e) = super::gguf::read(&projector) {
+        return failed(e.to_string());
+    }
+    let Some(path) = projector.to_str() else {
+        return failed("the path is not valid UTF-8".into());
+    };
+    let params = MtmdContextParams {
+        use_gpu: report.layers_on_gpu > 0,
+        print_timings: false,
+        n_threads: settings.threads,
+        ..MtmdContextParams::default()
+    };
+    let mark = log.mark();
+    match MtmdContext::init_from_file(path, model, &params) {
+        Ok(ctx) if ctx.support_vision() => (
+            Some(ctx),
+            Some(VisionReport {
+                projector: projector.clone(),
+                ready: true,
+                error: None,
+            }),
+        ),
+        Ok(_) => failed("the projector is not a vision projector (audio only)".into()),
+        Err(e) => failed(format!("{e}: {}", failure_reason(&log.since(mark)))),
+    }
 }
 
 struct Loaded {
@@ -477,6 +549,7 @@ fn load(backend: &'static LlamaBackend, spec: &LoadSpec, log: &ThreadLog) -> Res
         load_ms: started.elapsed().as_secs_f64() * 1000.0,
         attempts,
         shared_with: spec.shared.as_ref().map(|s| s.report.persona),
+        vision: None,
     };
     tracing::info!(
         persona = spec.persona.as_str(),
@@ -625,6 +698,8 @@ struct Server<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     template: LlamaChatTemplate,
+    /// llama.cpp's multimodal context, when a vision projector loaded.
+    mtmd: Option<MtmdContext>,
     defaults: Sampling,
     settings: Settings,
     slots: Vec<Slot>,
@@ -636,6 +711,17 @@ enum End {
 }
 
 static SEED_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Stands in the slot cache for positions that hold no token (image embeddings); no real
+/// token equals it, so a later prompt never reuses them.
+const NO_TOKEN: LlamaToken = LlamaToken(-1);
+
+fn image_error(persona: &'static str, e: &dyn std::fmt::Display) -> Error {
+    Error::Decode {
+        persona,
+        message: format!("the image could not be prepared: {e}"),
+    }
+}
 
 fn fresh_seed() -> u32 {
     let nanos = std::time::SystemTime::now()
@@ -736,6 +822,10 @@ impl Server<'_> {
         let reserve = (sampling.max_tokens as usize)
             .min(self.slot_ctx() / 4)
             .max(1);
+        if job.request.messages.iter().any(|m| !m.images.is_empty()) {
+            self.start_job_with_images(job, sampling, reserve, admitted);
+            return;
+        }
         let (prompt, dropped_turns) = match self.render_prompt(&job.request, reserve) {
             Ok(p) => p,
             Err(e) => {
@@ -785,6 +875,148 @@ impl Server<'_> {
         });
     }
 
+    /// Reads a prompt with images into a free slot through mtmd and samples its first token.
+    fn start_job_with_images(
+        &mut self,
+        job: Job,
+        sampling: Sampling,
+        reserve: usize,
+        admitted: Instant,
+    ) {
+        let limit = self.slot_ctx().saturating_sub(reserve);
+        let prepared = self.read_images_into_slot(&job.request, limit);
+        let (index, positions, prompt_tokens, dropped_turns) = match prepared {
+            Ok(p) => p,
+            Err((e, tokens)) => {
+                self.release_slot();
+                self.fail_job(job, e, tokens);
+                return;
+            }
+        };
+        let _ = job.events.send(GenerationEvent::Started {
+            prompt_tokens,
+            cached_tokens: 0,
+            dropped_turns,
+        });
+        let sampler = build_sampler(&sampling, self.model.n_vocab());
+        let slot = &mut self.slots[index];
+        slot.active = Some(Active {
+            // Image positions have no token: the sentinel keeps them from being reused.
+            prompt: vec![NO_TOKEN; positions],
+            fed: positions,
+            cached: 0,
+            dropped_turns,
+            sampler,
+            utf8: Utf8Stream::default(),
+            stops: StopScanner::new(&sampling.stop),
+            text: String::new(),
+            generated: 0,
+            max_tokens: sampling.max_tokens.max(1),
+            ignore_eos: job.request.ignore_eos,
+            pending: None,
+            // The logits of the last prompt position, left by mtmd's last decode; sampled
+            // before the next batch replaces them.
+            logits_at: Some(-1),
+            admitted,
+            prompt_done: None,
+            last_token: None,
+            job,
+        });
+        if let Some(end) = self.sample(index) {
+            self.finish(index, end);
+        }
+    }
+
+    /// Renders the conversation with a media marker per image, tokenises it with mtmd and
+    /// evaluates it into the least recently used free slot. Returns the slot, the positions
+    /// used, the prompt tokens and the dropped turns; or the error and the prompt tokens.
+    fn read_images_into_slot(
+        &mut self,
+        request: &ChatRequest,
+        limit: usize,
+    ) -> std::result::Result<(usize, usize, usize, usize), (Error, usize)> {
+        let persona = self.persona();
+        if self.mtmd.is_none() {
+            return Err((
+                Error::VisionUnavailable {
+                    persona,
+                    reason: "no vision projector is loaded for this model".into(),
+                },
+                0,
+            ));
+        }
+        let (text, dropped) = self
+            .render_prompt_text(request, limit, true)
+            .map_err(|e| (e, 0))?;
+        let bitmaps = request
+            .messages
+            .iter()
+            .flat_map(|m| m.images.iter())
+            .map(|i| MtmdBitmap::from_image_data(i.width, i.height, &i.rgb))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| (image_error(persona, &e), 0))?;
+        let refs: Vec<&MtmdBitmap> = bitmaps.iter().collect();
+        let Some(mtmd) = self.mtmd.as_ref() else {
+            return Err((image_error(persona, &"no projector"), 0));
+        };
+        let chunks = mtmd
+            .tokenize(
+                MtmdInputText {
+                    text,
+                    add_special: true,
+                    parse_special: true,
+                },
+                &refs,
+            )
+            .map_err(|e| (image_error(persona, &e), 0))?;
+        let tokens = chunks.total_tokens();
+        if tokens > limit {
+            return Err((
+                Error::PromptTooLong {
+                    tokens,
+                    limit,
+                    n_ctx: self.settings.n_ctx,
+                    parallel: self.settings.parallel,
+                },
+                tokens,
+            ));
+        }
+        let Some(index) = self.pick_slot(&[]) else {
+            return Err((
+                Error::Decode {
+                    persona,
+                    message: "no free slot".into(),
+                },
+                tokens,
+            ));
+        };
+        let seq = self.slots[index].seq;
+        let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
+        self.slots[index].cache.clear();
+        let n_batch = self.settings.n_batch as i32;
+        let Some(mtmd) = self.mtmd.as_mut() else {
+            return Err((image_error(persona, &"no projector"), tokens));
+        };
+        let evaluated = chunks.eval_chunks(mtmd, &mut self.ctx, 0, seq, n_batch, true);
+        match evaluated {
+            Ok(n_past) => {
+                let positions = usize::try_from(n_past).unwrap_or(0);
+                self.slots[index].cache = vec![NO_TOKEN; positions];
+                Ok((index, positions, tokens, dropped))
+            }
+            Err(e) => {
+                let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
+                Err((
+                    Error::Decode {
+                        persona,
+                        message: format!("reading the image failed: {e}"),
+                    },
+                    tokens,
+                ))
+            }
+        }
+    }
+
     fn release_slot(&self) {
         self.shared.lock().idle_slots += 1;
     }
@@ -797,13 +1029,37 @@ impl Server<'_> {
         request: &ChatRequest,
         reserve: usize,
     ) -> Result<(Vec<LlamaToken>, usize)> {
+        let limit = self.slot_ctx().saturating_sub(reserve);
+        let (text, dropped) = self.render_prompt_text(request, limit, false)?;
+        Ok((
+            self.model.vocab().tokenize(text.as_bytes(), true, true),
+            dropped,
+        ))
+    }
+
+    /// The prompt as text (with a media marker before the text of each message with images,
+    /// when `markers`), dropping the oldest turns until its text tokens fit in `limit`.
+    fn render_prompt_text(
+        &self,
+        request: &ChatRequest,
+        limit: usize,
+        markers: bool,
+    ) -> Result<(String, usize)> {
         let mut messages = request.messages.clone();
         let mut dropped = 0;
-        let limit = self.slot_ctx().saturating_sub(reserve);
         loop {
             let chat = messages
                 .iter()
-                .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+                .map(|m| {
+                    let content = if markers && !m.images.is_empty() {
+                        let mut c = format!("{}\n", mtmd_default_marker()).repeat(m.images.len());
+                        c.push_str(&m.content);
+                        c
+                    } else {
+                        m.content.clone()
+                    };
+                    LlamaChatMessage::new(m.role.as_str().to_owned(), content)
+                })
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|_| Error::InvalidInput {
                     field: "message",
@@ -819,7 +1075,7 @@ impl Server<'_> {
                 })?;
             let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
             if tokens.len() <= limit {
-                return Ok((tokens, dropped));
+                return Ok((text, dropped));
             }
             if !drop_oldest_turn(&mut messages) {
                 return Err(Error::PromptTooLong {
@@ -1212,10 +1468,7 @@ mod tests {
     use crate::engine::ChatMessage;
 
     fn msg(role: Role, content: &str) -> ChatMessage {
-        ChatMessage {
-            role,
-            content: content.to_owned(),
-        }
+        ChatMessage::new(role, content)
     }
 
     #[test]
