@@ -85,6 +85,45 @@ describe('EngineStatus', () => {
     expect(screen.getByTestId('engine-failure-character').textContent).toContain('model_missing');
   });
 
+  it('shows no projector when the report has no vision field (older engines) or a null one', () => {
+    const { unmount } = render(EngineStatus, { t: makeTranslator('en'), states });
+    const legacy = screen.getByTestId('model-vision-office');
+    expect(legacy.dataset.vision).toBe('none');
+    expect(legacy.textContent).toContain('No projector (text only)');
+    unmount();
+    render(EngineStatus, {
+      t: makeTranslator('ko'),
+      states: [{ state: 'loaded', persona: 'character', report: { ...report, persona: 'character', vision: null }, stats }],
+    });
+    expect(screen.getByTestId('model-vision-character').textContent).toContain('프로젝터 없음 (텍스트만)');
+  });
+
+  it('shows a loaded projector by file name, with the full path in the title', () => {
+    const vision = { projector: '/models/mmproj-qwen.gguf', ready: true, error: null };
+    render(EngineStatus, {
+      t: makeTranslator('en'),
+      states: [{ state: 'loaded', persona: 'office', report: { ...report, vision }, stats }],
+    });
+    const row = screen.getByTestId('model-vision-office');
+    expect(row.dataset.vision).toBe('ready');
+    expect(row.textContent?.trim()).toBe('Projector loaded: mmproj-qwen.gguf');
+    expect(row.getAttribute('title')).toBe('/models/mmproj-qwen.gguf');
+    expect(row.classList.contains('bad')).toBe(false);
+  });
+
+  it('warns when the projector did not load, with the reason', () => {
+    const vision = { projector: 'C:\\models\\mmproj.gguf', ready: false, error: 'unsupported projector type' };
+    render(EngineStatus, {
+      t: makeTranslator('en'),
+      states: [{ state: 'loaded', persona: 'office', report: { ...report, vision }, stats }],
+    });
+    const row = screen.getByTestId('model-vision-office');
+    expect(row.dataset.vision).toBe('failed');
+    expect(row.textContent?.trim()).toBe('Projector not loaded: mmproj.gguf — unsupported projector type');
+    expect(row.getAttribute('title')).toBe('C:\\models\\mmproj.gguf');
+    expect(row.classList.contains('bad')).toBe(true);
+  });
+
   it('renders nothing outside the app before the engine answers', () => {
     render(EngineStatus, { t: makeTranslator('en') });
     expect(screen.queryByTestId('engine-office')).toBeNull();

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { formatNumber, gpuLayers, parseEngineStatus, successRate, type EngineStats, type LoadReport } from './engine';
+import {
+  formatNumber,
+  gpuLayers,
+  parseEngineStatus,
+  successRate,
+  visionOf,
+  type EngineStats,
+  type LoadReport,
+} from './engine';
 
 const report: LoadReport = {
   persona: 'office',
@@ -68,5 +76,14 @@ describe('engine helpers', () => {
     expect(() => parseEngineStatus({})).toThrow('not an array');
     expect(() => parseEngineStatus([{ state: 'exploded', persona: 'office' }])).toThrow('unknown state');
     expect(() => parseEngineStatus([{ state: 'loading', persona: 'robot' }])).toThrow('unknown persona');
+  });
+});
+
+describe('visionOf', () => {
+  it('treats a missing or null vision field as no projector', () => {
+    expect(visionOf(report)).toBeNull();
+    expect(visionOf({ ...report, vision: null })).toBeNull();
+    const vision = { projector: '/m/mmproj.gguf', ready: false, error: 'boom' };
+    expect(visionOf({ ...report, vision })).toEqual(vision);
   });
 });

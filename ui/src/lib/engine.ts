@@ -37,6 +37,20 @@ export interface LoadReport {
   load_ms: number;
   attempts: LoadAttempt[];
   shared_with: Persona | null;
+  /** The vision projector (`models.<persona>.mmproj`); null or absent (older engines) when none. */
+  vision?: VisionReport | null;
+}
+
+/** Whether llama.cpp's multimodal library loaded the persona's vision projector, and why not. */
+export interface VisionReport {
+  projector: string;
+  ready: boolean;
+  error: string | null;
+}
+
+/** The report's vision projector, treating a missing field (older engines) as none. */
+export function visionOf(report: LoadReport): VisionReport | null {
+  return report.vision ?? null;
 }
 
 export interface Summary {
