@@ -87,13 +87,15 @@ pub async fn voice_status(state: State<'_, AppState>) -> Result<VoiceStatus, Err
     let model = speech.model_path().display().to_string();
     blocking(move || {
         let device = input.probe();
+        // The speech model first: without it the microphone is of no use.
         let problem = speech
             .check()
-            .and(device.as_ref().map(|_| ()).map_err(copy_error))
-            .err();
+            .err()
+            .map(|e| ErrorPayload::from(&e))
+            .or_else(|| device.as_ref().err().map(ErrorPayload::from));
         Ok(VoiceStatus {
             ready: problem.is_none(),
-            problem: problem.as_ref().map(ErrorPayload::from),
+            problem,
             device: device.ok().map(|d| d.device),
             model,
         })
@@ -295,24 +297,6 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The probe's error again, for the status (errors are not `Clone`).
-fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::NoInputDevice => Error::NoInputDevice,
-        Error::InputPermissionDenied { device } => Error::InputPermissionDenied {
-            device: device.clone(),
-        },
-        Error::InputDeviceFailed { device, reason } => Error::InputDeviceFailed {
-            device: device.clone(),
-            reason: reason.clone(),
-        },
-        other => Error::InputDeviceFailed {
-            device: "default".into(),
-            reason: other.to_string(),
-        },
-    }
 }
 
 #[cfg(test)]

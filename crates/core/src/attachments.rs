@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::store::NewAttachment;
+use crate::store::{png_data_url, NewAttachment};
 use crate::vision::{self, ImageFormatKind, ImageInfo, ImageLimits};
 
 /// What the UI shows for an attached image before the message is sent.
@@ -181,7 +181,6 @@ struct StagedInfo {
 }
 
 fn draft(id: &str, info: &ImageInfo, thumbnail_png: &[u8]) -> ImageDraft {
-    use base64::Engine as _;
     ImageDraft {
         id: id.to_owned(),
         name: info.name.clone(),
@@ -191,10 +190,7 @@ fn draft(id: &str, info: &ImageInfo, thumbnail_png: &[u8]) -> ImageDraft {
         height: info.height,
         model_width: info.model_width,
         model_height: info.model_height,
-        thumbnail: format!(
-            "data:image/png;base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(thumbnail_png)
-        ),
+        thumbnail: png_data_url(thumbnail_png),
         note: info.frames_note.clone(),
     }
 }

@@ -297,6 +297,8 @@ impl Chat {
                 return Err(e);
             }
         };
+        // Preparing a vision model's images reads and scales files: not under the store lock.
+        drop(store);
         let setup = session.setup();
         let first_exchange = !history.iter().any(|m| m.role == Role::User);
         Ok(Turn {
@@ -347,6 +349,7 @@ impl Chat {
                 return Err(e);
             }
         };
+        drop(store);
         let setup = session.setup();
         let question = messages[last_user].content.clone();
         let history = &messages[..last_user];
@@ -375,7 +378,6 @@ impl Chat {
         })
     }
 
-    /// Stops the reply being written in a session; false when there is none.
     /// The request for a reply to `user`: with its images when the persona's model sees them
     /// (an image that cannot be read again is left out, with a warning), otherwise with a note.
     fn request_with_images(
@@ -436,6 +438,7 @@ impl Chat {
         Ok(())
     }
 
+    /// Stops the reply being written in a session; false when there is none.
     pub fn stop(&self, session_id: i64) -> bool {
         let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         match active.get(&session_id) {

@@ -1363,7 +1363,8 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-fn png_data_url(png: &[u8]) -> String {
+/// A PNG as a `data:` URL, ready for an `<img>` in the window.
+pub(crate) fn png_data_url(png: &[u8]) -> String {
     use base64::Engine as _;
     format!(
         "data:image/png;base64,{}",

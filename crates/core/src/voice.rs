@@ -28,7 +28,8 @@ pub struct SpeechRecognizer {
     model: PathBuf,
     language: SpeechLanguage,
     threads: u32,
-    helper: Result<helper::Helper>,
+    /// The helper, or the places it was looked for.
+    helper: std::result::Result<helper::Helper, Vec<PathBuf>>,
 }
 
 impl SpeechRecognizer {
@@ -44,7 +45,7 @@ impl SpeechRecognizer {
             model,
             language: config.language,
             threads: resolved_threads(config.threads),
-            helper: locate_helper().map(helper::Helper::new),
+            helper: helper::search_helper().map(helper::Helper::new),
         }
     }
 
@@ -65,7 +66,13 @@ impl SpeechRecognizer {
                 path: self.model.clone(),
             });
         }
-        self.helper.as_ref().map(|_| ()).map_err(clone_error)
+        self.helper_process().map(|_| ())
+    }
+
+    fn helper_process(&self) -> Result<&helper::Helper> {
+        self.helper
+            .as_ref()
+            .map_err(|searched| helper::missing_helper(searched.clone()))
     }
 
     /// Transcribes 16 kHz mono samples (see [`audio::pad_for_whisper`], applied here).
@@ -75,7 +82,7 @@ impl SpeechRecognizer {
         language: Option<SpeechLanguage>,
     ) -> Result<Transcript> {
         self.check()?;
-        let helper = self.helper.as_ref().map_err(clone_error)?;
+        let helper = self.helper_process()?;
         let seconds = samples_16k.len() as f64 / f64::from(audio::WHISPER_RATE);
         if seconds > f64::from(audio::MAX_SECONDS) {
             return Err(Error::AudioTooLong {
@@ -133,18 +140,5 @@ fn resolved_threads(threads: AutoOr<u32>) -> u32 {
         AutoOr::Auto => std::thread::available_parallelism()
             .map_or(1, |n| n.get() as u32)
             .min(8),
-    }
-}
-
-/// `Error` is not `Clone` (it carries io errors); the helper lookup error is rebuilt instead.
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::SpeechHelperMissing { name, searched } => Error::SpeechHelperMissing {
-            name: name.clone(),
-            searched: searched.clone(),
-        },
-        other => Error::SpeechFailed {
-            message: other.to_string(),
-        },
     }
 }

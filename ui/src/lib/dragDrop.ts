@@ -25,6 +25,32 @@ export async function onWindowDragDrop(handler: (event: DropEvent) => void): Pro
   });
 }
 
+/**
+ * A drag handler for a page: `hovering` says whether files are over the window (for a drop
+ * hint), `dropped` gets their paths.
+ */
+export function followDrag(
+  hovering: (over: boolean) => void,
+  dropped: (paths: string[]) => void,
+): (event: DropEvent) => void {
+  return (event) => {
+    switch (event.type) {
+      case 'enter':
+        hovering(event.paths.length > 0);
+        break;
+      case 'over':
+        break;
+      case 'leave':
+        hovering(false);
+        break;
+      case 'drop':
+        hovering(false);
+        dropped(event.paths);
+        break;
+    }
+  };
+}
+
 /** The last part of a path, for either separator. */
 export function fileNameOf(path: string): string {
   const parts = path.split(/[\\/]/).filter((p) => p !== '');

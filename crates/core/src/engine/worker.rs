@@ -693,6 +693,17 @@ struct Active {
     last_token: Option<Instant>,
 }
 
+/// A rendered prompt as a slot takes it.
+struct Prompt {
+    /// One entry per cache position.
+    tokens: Vec<LlamaToken>,
+    /// Prompt tokens as reported (with images, more than the positions on some models).
+    counted: usize,
+    /// Leading positions already in the slot's cache.
+    cached: usize,
+    dropped_turns: usize,
+}
+
 struct Server<'m> {
     shared: &'m WorkerShared,
     model: &'m LlamaModel,
@@ -847,18 +858,49 @@ impl Server<'_> {
             return;
         };
         let cached = self.reuse_prefix(index, &prompt);
+        let prompt_tokens = prompt.len();
+        self.activate(
+            index,
+            job,
+            &sampling,
+            Prompt {
+                tokens: prompt,
+                counted: prompt_tokens,
+                cached,
+                dropped_turns,
+            },
+            admitted,
+            None,
+        );
+    }
+
+    /// Tells the caller the request started and puts it in its slot. `logits_at` is where the
+    /// logits of an already read prompt are (mtmd's reading), `None` when the batch reads it.
+    fn activate(
+        &mut self,
+        index: usize,
+        job: Job,
+        sampling: &Sampling,
+        prompt: Prompt,
+        admitted: Instant,
+        logits_at: Option<i32>,
+    ) {
         let _ = job.events.send(GenerationEvent::Started {
-            prompt_tokens: prompt.len(),
-            cached_tokens: cached,
-            dropped_turns,
+            prompt_tokens: prompt.counted,
+            cached_tokens: prompt.cached,
+            dropped_turns: prompt.dropped_turns,
         });
-        let sampler = build_sampler(&sampling, self.model.n_vocab());
-        let slot = &mut self.slots[index];
-        slot.active = Some(Active {
-            prompt,
-            fed: cached,
-            cached,
-            dropped_turns,
+        let sampler = build_sampler(sampling, self.model.n_vocab());
+        let fed = if logits_at.is_some() {
+            prompt.tokens.len()
+        } else {
+            prompt.cached
+        };
+        self.slots[index].active = Some(Active {
+            prompt: prompt.tokens,
+            fed,
+            cached: prompt.cached,
+            dropped_turns: prompt.dropped_turns,
             sampler,
             utf8: Utf8Stream::default(),
             stops: StopScanner::new(&sampling.stop),
@@ -867,7 +909,7 @@ impl Server<'_> {
             max_tokens: sampling.max_tokens.max(1),
             ignore_eos: job.request.ignore_eos,
             pending: None,
-            logits_at: None,
+            logits_at,
             admitted,
             prompt_done: None,
             last_token: None,
@@ -885,7 +927,7 @@ impl Server<'_> {
     ) {
         let limit = self.slot_ctx().saturating_sub(reserve);
         let prepared = self.read_images_into_slot(&job.request, limit);
-        let (index, positions, prompt_tokens, dropped_turns) = match prepared {
+        let (index, prompt) = match prepared {
             Ok(p) => p,
             Err((e, tokens)) => {
                 self.release_slot();
@@ -893,48 +935,29 @@ impl Server<'_> {
                 return;
             }
         };
-        let _ = job.events.send(GenerationEvent::Started {
-            prompt_tokens,
-            cached_tokens: 0,
-            dropped_turns,
-        });
-        let sampler = build_sampler(&sampling, self.model.n_vocab());
-        let slot = &mut self.slots[index];
-        slot.active = Some(Active {
-            // Image positions have no token: the sentinel keeps them from being reused.
-            prompt: vec![NO_TOKEN; positions],
-            fed: positions,
-            cached: 0,
-            dropped_turns,
-            sampler,
-            utf8: Utf8Stream::default(),
-            stops: StopScanner::new(&sampling.stop),
-            text: String::new(),
-            generated: 0,
-            max_tokens: sampling.max_tokens.max(1),
-            ignore_eos: job.request.ignore_eos,
-            pending: None,
+        self.activate(
+            index,
+            job,
+            &sampling,
+            prompt,
+            admitted,
             // The logits of the last prompt position, left by mtmd's last decode; sampled
             // before the next batch replaces them.
-            logits_at: Some(-1),
-            admitted,
-            prompt_done: None,
-            last_token: None,
-            job,
-        });
+            Some(-1),
+        );
         if let Some(end) = self.sample(index) {
             self.finish(index, end);
         }
     }
 
     /// Renders the conversation with a media marker per image, tokenises it with mtmd and
-    /// evaluates it into the least recently used free slot. Returns the slot, the positions
-    /// used, the prompt tokens and the dropped turns; or the error and the prompt tokens.
+    /// evaluates it into the least recently used free slot. Returns the slot and what it now
+    /// holds; or the error and the prompt tokens.
     fn read_images_into_slot(
         &mut self,
         request: &ChatRequest,
         limit: usize,
-    ) -> std::result::Result<(usize, usize, usize, usize), (Error, usize)> {
+    ) -> std::result::Result<(usize, Prompt), (Error, usize)> {
         let persona = self.persona();
         if self.mtmd.is_none() {
             return Err((
@@ -1000,9 +1023,18 @@ impl Server<'_> {
         let evaluated = chunks.eval_chunks(mtmd, &mut self.ctx, 0, seq, n_batch, true);
         match evaluated {
             Ok(n_past) => {
-                let positions = usize::try_from(n_past).unwrap_or(0);
-                self.slots[index].cache = vec![NO_TOKEN; positions];
-                Ok((index, positions, tokens, dropped))
+                // Image positions have no token: the sentinel keeps them from being reused.
+                let positions = vec![NO_TOKEN; usize::try_from(n_past).unwrap_or(0)];
+                self.slots[index].cache = positions.clone();
+                Ok((
+                    index,
+                    Prompt {
+                        tokens: positions,
+                        counted: tokens,
+                        cached: 0,
+                        dropped_turns: dropped,
+                    },
+                ))
             }
             Err(e) => {
                 let _ = self.ctx.kv_cache_seq_rm(seq, None, None);

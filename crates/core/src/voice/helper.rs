@@ -34,6 +34,19 @@ const STDERR_TAIL: usize = 12;
 /// executable (the installed app, `cargo run`), then one folder up (test binaries live in
 /// `target/<profile>/deps`, the helper in `target/<profile>`).
 pub fn locate_helper() -> Result<PathBuf> {
+    search_helper().map_err(missing_helper)
+}
+
+/// The error for a helper looked for in `searched` and not found.
+pub(crate) fn missing_helper(searched: Vec<PathBuf>) -> Error {
+    Error::SpeechHelperMissing {
+        name: HELPER_NAME.to_owned(),
+        searched,
+    }
+}
+
+/// [`locate_helper`]'s search: the helper, or every place it was looked for.
+pub(crate) fn search_helper() -> std::result::Result<PathBuf, Vec<PathBuf>> {
     let mut searched = Vec::new();
     if let Some(explicit) = std::env::var_os(HELPER_ENV) {
         let path = PathBuf::from(explicit);
@@ -54,10 +67,7 @@ pub fn locate_helper() -> Result<PathBuf> {
             dir = d.parent().map(Path::to_path_buf);
         }
     }
-    Err(Error::SpeechHelperMissing {
-        name: HELPER_NAME.to_owned(),
-        searched,
-    })
+    Err(searched)
 }
 
 /// What the helper returns for one clip.
