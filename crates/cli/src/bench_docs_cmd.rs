@@ -5,6 +5,9 @@
 //!    `xtask/bench-data/documents/SOURCES.md`) imported with the real embedding model; chunks/s
 //!    and MB/min, and, as the baseline measured in the same run, embedding the same chunk texts
 //!    alone (so the ratio is the pipeline's overhead over the model).
+//!    The same for one generated text of `--unbroken-bytes` without a single sentence break (as
+//!    logs, OCR output and text pasted from PDFs come): the case whose chunking was quadratic.
+//!    The target is an import rate of at least 0.8 of the model's own rate.
 //! 2. **Retrieval quality**: each labeled question searched hybrid, keyword-only and
 //!    vector-only; a passage is relevant when it comes from the question's file and contains its
 //!    evidence string (or at least half of it, where a chunk boundary cuts it). recall@5 and MRR
@@ -41,6 +44,80 @@ pub struct BenchDocsArgs {
     /// Queries per scale measure
     #[arg(long, default_value_t = 200)]
     queries: usize,
+    /// Size of the generated text without sentence breaks
+    #[arg(long, default_value_t = 1_000_000)]
+    unbroken_bytes: usize,
+}
+
+/// Words without a sentence break, Korean and English mixed.
+fn unbroken_text(bytes: usize) -> String {
+    let words = [
+        "분기",
+        "예산",
+        "보고서",
+        "quarterly",
+        "budget",
+        "invoice",
+        "서울",
+        "branch",
+        "meeting",
+        "delivery",
+        "계약",
+        "schedule",
+        "payment",
+        "승인",
+        "report",
+    ];
+    let mut out = String::with_capacity(bytes + 16);
+    let mut i = 0usize;
+    while out.len() < bytes {
+        out.push_str(words[(i * 7 + i / 3) % words.len()]);
+        out.push_str(&(i % 1000).to_string());
+        out.push(' ');
+        i += 1;
+    }
+    out
+}
+
+/// Imports `files` into a fresh library and embeds its chunk texts alone: the import's rate
+/// against the model's raw rate on the same chunks, in one run.
+fn ingest_rate(
+    open: &dyn Fn(&str) -> anyhow::Result<Library>,
+    name: &str,
+    files: &[PathBuf],
+    bytes: u64,
+) -> anyhow::Result<(
+    Library,
+    serde_json::Value,
+    Vec<deskmate_core::documents::JobReport>,
+)> {
+    let library = open(name)?;
+    // The model is loaded before the clock starts, for both measures.
+    library.warm_up().ok();
+    let started = Instant::now();
+    let reports = library.import(files, None, &mut |_| {})?;
+    let ingest_s = started.elapsed().as_secs_f64();
+    let chunks: i64 = reports.iter().map(|r| r.chunks).sum();
+    let failed: usize = reports.iter().map(|r| r.failed).sum();
+    anyhow::ensure!(failed == 0, "{name}: files failed to import: {reports:?}");
+    let texts: Vec<String> = library.chunk_texts()?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let baseline_vectors = library.embed_passages_for_bench(&refs)?;
+    let embed_only_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(baseline_vectors.len() == refs.len());
+    let figures = serde_json::json!({
+        "bytes": bytes,
+        "chunks": chunks,
+        "seconds": ingest_s,
+        "chunks_per_s": chunks as f64 / ingest_s,
+        "mb_per_min": bytes as f64 / 1e6 / (ingest_s / 60.0),
+        "embed_only_seconds": embed_only_s,
+        "embed_only_chunks_per_s": chunks as f64 / embed_only_s,
+        "ratio_ingest_to_embed_only": ingest_s / embed_only_s,
+        "rate_vs_embed_only": embed_only_s / ingest_s,
+    });
+    Ok((library, figures, reports))
 }
 
 #[derive(Debug)]
@@ -140,28 +217,30 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
         Ok(Library::open(&db, &vectors, &config, &args.models)?)
     };
 
-    // 1. Ingest.
-    let library = open("corpus")?;
-    library.warm_up().ok();
+    // 1. Ingest: the corpus, then one long text without sentence breaks.
     let bytes: u64 = std::fs::read_dir(&corpus)?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let started = Instant::now();
-    let reports = library.import(std::slice::from_ref(&corpus), None, &mut |_| {})?;
-    let ingest_s = started.elapsed().as_secs_f64();
+    let (library, ingest, reports) =
+        ingest_rate(&open, "corpus", std::slice::from_ref(&corpus), bytes)?;
     let chunks: i64 = reports.iter().map(|r| r.chunks).sum();
-    let failed: usize = reports.iter().map(|r| r.failed).sum();
-    anyhow::ensure!(failed == 0, "corpus files failed to import: {reports:?}");
+    let unbroken_file = args.work.join("unbroken.txt");
+    std::fs::write(&unbroken_file, unbroken_text(args.unbroken_bytes))?;
+    let (unbroken_library, unbroken, _) = ingest_rate(
+        &open,
+        "unbroken",
+        std::slice::from_ref(&unbroken_file),
+        args.unbroken_bytes as u64,
+    )?;
+    drop(unbroken_library);
+    for ext in ["sqlite3", "sqlite3-wal", "sqlite3-shm", "vectors"] {
+        let _ = std::fs::remove_file(args.work.join(format!("unbroken.{ext}")));
+    }
+    let _ = std::fs::remove_file(&unbroken_file);
     let stored = library.stored_embeddings()?;
-    // The same chunk texts, embedded alone: the baseline.
     let texts: Vec<String> = library.chunk_texts()?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    let baseline_vectors = library.embed_passages_for_bench(&refs)?;
-    let embed_only_s = started.elapsed().as_secs_f64();
-    anyhow::ensure!(baseline_vectors.len() == refs.len());
 
     // 2. Retrieval quality.
     let mut quality = serde_json::Map::new();
@@ -333,13 +412,8 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
             "chunks": chunks,
             "questions": questions.len(),
         },
-        "ingest": {
-            "seconds": ingest_s,
-            "chunks_per_s": chunks as f64 / ingest_s,
-            "mb_per_min": bytes as f64 / 1e6 / (ingest_s / 60.0),
-            "embed_only_seconds": embed_only_s,
-            "ratio_ingest_to_embed_only": ingest_s / embed_only_s,
-        },
+        "ingest": ingest,
+        "ingest_unbroken": unbroken,
         "quality": quality,
         "scale": scale,
         "per_question": per_question,

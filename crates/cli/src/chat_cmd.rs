@@ -54,33 +54,30 @@ pub struct ChatArgs {
 struct Opened {
     startup: Startup,
     store: Option<Arc<Mutex<Store>>>,
+    /// Why there is no store.
+    store_error: Option<ErrorPayload>,
     engine: Engine,
 }
 
 /// Opens config and store, and an engine whose finished requests go to the store's request log.
 fn open(paths: &Paths) -> anyhow::Result<Opened> {
     let mut startup = Startup::open_paths(paths.clone())?;
-    let store = match std::mem::replace(
+    let (store, store_error) = match std::mem::replace(
         &mut startup.store,
         Err(ErrorPayload {
             code: "store",
             message: "moved to the engine".into(),
         }),
     ) {
-        Ok(store) => Some(Arc::new(Mutex::new(store))),
-        Err(e) => {
-            eprintln!(
-                "deskmate: the database cannot be used ({}); nothing will be saved",
-                e.message
-            );
-            None
-        }
+        Ok(store) => (Some(Arc::new(Mutex::new(store))), None),
+        Err(e) => (None, Some(e)),
     };
     let sink = store.clone().map(deskmate_core::engine::store_sink);
     let engine = Engine::new(sink)?;
     Ok(Opened {
         startup,
         store,
+        store_error,
         engine,
     })
 }
@@ -95,6 +92,13 @@ fn persona_config(startup: &Startup, persona: Persona) -> &ModelConfig {
 /// `deskmate models` without a subcommand: load both personas' models and report.
 pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
     let opened = open(paths)?;
+    if let Some(e) = &opened.store_error {
+        // Loading saves nothing but the request log; the report is still worth having.
+        eprintln!(
+            "deskmate: the database cannot be used ({}); the request log is not kept",
+            e.message
+        );
+    }
     let mut all_ok = true;
     let mut out = Vec::new();
     for persona in [Persona::Office, Persona::Character] {
@@ -230,6 +234,14 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
         conversation::validate_user_text(message)?;
     }
     let opened = open(paths)?;
+    if let Some(e) = &opened.store_error {
+        // A chat whose messages cannot be stored would lose them: refuse instead of pretending.
+        anyhow::bail!(
+            "the database cannot be used ({}: {}); the chat was not started, since nothing could be saved",
+            e.code,
+            e.message
+        );
+    }
     let persona: Persona = args.persona.into();
     let config = persona_config(&opened.startup, persona).clone();
     let path = match &args.model {

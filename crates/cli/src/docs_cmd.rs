@@ -182,6 +182,9 @@ pub fn search(paths: &Paths, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         Some(name) => library.search_for_profile(name, &args.query, args.k, mode)?,
         None => library.search_with(&args.query, args.k, mode)?,
     };
+    for w in &result.warnings {
+        eprintln!("warning: {} ({})", w.message, w.code);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);

@@ -1,15 +1,24 @@
-//! Replacing small files (the configuration, model install receipts) so that a crash or a full
-//! disk never leaves half of one under its name: the bytes go to `NAME.tmp` beside it, are synced
-//! to disk, and the temporary file is then renamed over the old one.
+//! Replacing files (the configuration, model install receipts, the vector index) so that a crash
+//! or a full disk never leaves half of one under its name: the bytes go to a temporary file beside
+//! it, are synced to disk, and the temporary file is then renamed over the old one. The temporary
+//! name is unique to the process and the call (`NAME.<pid>-<n>.tmp`), so two processes saving
+//! the same file at once never write into each other's temporary file; the last rename wins
+//! whole.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` atomically; on failure the old file (if any) is unchanged.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut tmp = OsString::from(path.as_os_str());
-    tmp.push(".tmp");
+    tmp.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = PathBuf::from(tmp);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;

@@ -23,6 +23,11 @@ pub enum Error {
         "no home directory could be determined; set DESKMATE_DATA_DIR and DESKMATE_CONFIG_DIR"
     )]
     NoHomeDir,
+    /// `ENOSPC`/`EDQUOT` from a write, or SQLite's `SQLITE_FULL`. What was saved before stays.
+    #[error(
+        "{path}: the disk is full; free some space and try again (what was already saved is kept)"
+    )]
+    DiskFull { path: PathBuf },
 
     // --- configuration ---
     #[error("{} in {}:\n{}", problem_count(.problems), .path.display(), render_problems(.problems))]
@@ -43,6 +48,13 @@ pub enum Error {
         path: PathBuf,
         found: i64,
         supported: i64,
+    },
+    #[error("database {path} stayed locked by another Deskmate process (the window or another command) for {seconds} s; try again when it has finished")]
+    StoreBusy {
+        path: PathBuf,
+        seconds: u64,
+        #[source]
+        source: rusqlite::Error,
     },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: i64 },
@@ -86,6 +98,8 @@ pub enum Error {
     EmbeddingFailed { message: String },
     #[error("vector index {path}: {message}")]
     VectorIndex { path: PathBuf, message: String },
+    #[error("{path}: already imported at a level above this profile's clearance; only a profile that can see it may import it again or change its level")]
+    DocumentAboveClearance { path: PathBuf },
     #[error("an import is already running (job {job}); wait for it or cancel it")]
     ImportInProgress { job: i64 },
     #[error("{path}: cannot be opened: {reason}")]
@@ -238,9 +252,11 @@ impl Error {
         match self {
             Error::Io { .. } => "io",
             Error::NoHomeDir => "no_home_dir",
+            Error::DiskFull { .. } => "disk_full",
             Error::ConfigInvalid { .. } => "config_invalid",
             Error::Store { .. } => "store",
             Error::StoreTooNew { .. } => "store_too_new",
+            Error::StoreBusy { .. } => "store_busy",
             Error::NotFound { .. } => "not_found",
             Error::InvalidInput { .. } => "invalid_input",
             Error::MessageTooLong { .. } => "message_too_long",
@@ -257,6 +273,7 @@ impl Error {
             Error::EmbeddingRuntime { .. } => "embedding_runtime_missing",
             Error::EmbeddingFailed { .. } => "embedding_failed",
             Error::VectorIndex { .. } => "vector_index",
+            Error::DocumentAboveClearance { .. } => "document_above_clearance",
             Error::ImportInProgress { .. } => "import_in_progress",
             Error::OpenFailed { .. } => "open_failed",
             Error::SpeechModelMissing { .. } => "speech_model_missing",
@@ -303,12 +320,28 @@ impl Error {
         }
     }
 
+    /// An I/O error on `path`; a full disk becomes [`Error::DiskFull`] so that every write path
+    /// reports it the same way.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        let path = path.into();
+        if is_disk_full(&source) {
+            return Error::DiskFull { path };
         }
+        Error::Io { path, source }
     }
+
+    /// Whether this error means the disk (or the user's quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::DiskFull { .. })
+    }
+}
+
+/// `ENOSPC` and `EDQUOT` (std maps both to `StorageFull`/`QuotaExceeded`).
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// What the UI receives for a failed command: `{ "code": "...", "message": "..." }`.

@@ -1,9 +1,15 @@
 //! The SQLite store: one file (`deskmate.sqlite3`) in the data directory.
 //!
 //! Owns the schema and every read and write of it. Invariants:
-//! - WAL journal, foreign keys on, a 5 s busy timeout; the schema version is `PRAGMA user_version`
-//!   and [`MIGRATIONS`] is append-only: migration *n* takes a database from version *n* to *n + 1*,
-//!   inside one transaction, so a failed migration leaves the previous version intact.
+//! - WAL journal, foreign keys on. Several processes share the file (the window, `deskmate`
+//!   commands): a writer waits up to [`BUSY_TIMEOUT`] for another's write to finish, and every
+//!   transaction takes the write lock when it begins (`BEGIN IMMEDIATE`), because a read
+//!   transaction that later writes cannot wait (SQLite answers `SQLITE_BUSY` at once). A wait
+//!   that runs out is [`Error::StoreBusy`]; a full disk is [`Error::DiskFull`].
+//! - The schema version is `PRAGMA user_version` and [`MIGRATIONS`] is append-only: migration *n*
+//!   takes a database from version *n* to *n + 1* inside one write transaction that reads the
+//!   version again once it holds the lock, so processes that open a new file at the same moment
+//!   migrate it once, and a failed migration leaves the previous version intact.
 //! - A database written by a newer Deskmate (a higher version) is refused, never modified.
 //! - Writes that belong together (a message and its session's `updated_at`, a card and the copy of
 //!   its text) are one transaction.
@@ -228,7 +234,17 @@ pub const MIGRATIONS: &[&str] = &[
     -- the passages a grounded reply was given, as a JSON array
     ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 4: import jobs belong to the process running them (see documents::job_owner), and keep the
+    // clearance of the profile that created them: the job's checks use it, whoever resumes it.
+    r#"
+    ALTER TABLE import_jobs ADD COLUMN owner TEXT;
+    ALTER TABLE import_jobs ADD COLUMN clearance INTEGER CHECK (clearance BETWEEN 0 AND 3);
+    "#,
 ];
+
+/// How long a write waits for another connection's write (another process's import, say)
+/// before giving up with [`Error::StoreBusy`].
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {
@@ -583,15 +599,20 @@ impl Store {
         store_err(&self.path, e)
     }
 
-    fn configure(&self) -> Result<()> {
+    fn configure(&mut self) -> Result<()> {
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| self.err(e))?;
-        // journal_mode answers with a row, so it is a query, not an execute.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+        self.conn
+            .set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        // journal_mode answers with a row, so it is a query, not an execute. Switching a new
+        // file to WAL while another connection is opening it answers SQLITE_BUSY at once,
+        // without the busy handler: it is retried here within the same bound.
+        let mode: String = retry_busy(|| {
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        })
+        .map_err(|e| self.err(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %self.path.display(), mode, "database is not in WAL mode");
         }
@@ -607,26 +628,40 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let found = self.schema_version()?;
         let latest = latest_version();
-        if found > latest {
-            return Err(Error::StoreTooNew {
-                path: self.path.clone(),
-                found,
-                supported: latest,
-            });
-        }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
-            let path = self.path.clone();
+        let path = self.path.clone();
+        loop {
+            // Checked without the lock first: an up-to-date database (every start but the first)
+            // is not locked at all.
+            let found = self.schema_version()?;
+            if found > latest {
+                return Err(Error::StoreTooNew {
+                    path,
+                    found,
+                    supported: latest,
+                });
+            }
+            if found == latest {
+                return Ok(());
+            }
             let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
+            // Another process may have migrated while this one waited for the lock.
+            let found: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| store_err(&path, e))?;
+            if found >= latest {
+                continue;
+            }
+            let Some(sql) = MIGRATIONS.get(found.max(0) as usize) else {
+                return Ok(());
+            };
             tx.execute_batch(sql).map_err(|e| store_err(&path, e))?;
             // user_version cannot be bound as a parameter; the value is our own integer.
-            tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))
+            tx.execute_batch(&format!("PRAGMA user_version = {}", found.max(0) + 1))
                 .map_err(|e| store_err(&path, e))?;
             tx.commit().map_err(|e| store_err(&path, e))?;
-            tracing::info!(path = %path.display(), version = index + 1, "database migrated");
+            tracing::info!(path = %path.display(), version = found.max(0) + 1, "database migrated");
         }
-        Ok(())
     }
 
     pub fn counts(&self) -> Result<StoreCounts> {
@@ -1302,10 +1337,42 @@ pub(crate) fn found(changed: usize, what: &'static str, id: i64) -> Result<()> {
     }
 }
 
+/// Runs `f` again while SQLite answers `SQLITE_BUSY` without having waited, for at most
+/// [`BUSY_TIMEOUT`] in all.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A SQLite error on the database at `path`. A lock wait that ran out and a full disk get
+/// their own errors: they are the two a user can act on.
 pub(crate) fn store_err(path: &Path, source: rusqlite::Error) -> Error {
-    Error::Store {
-        path: path.to_path_buf(),
-        source,
+    use rusqlite::ErrorCode;
+    match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::StoreBusy {
+            path: path.to_path_buf(),
+            seconds: BUSY_TIMEOUT.as_secs(),
+            source,
+        },
+        Some(ErrorCode::DiskFull) => Error::DiskFull {
+            path: path.to_path_buf(),
+        },
+        _ => Error::Store {
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 
@@ -1493,6 +1560,69 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, 999);
+    }
+
+    #[test]
+    fn connections_opening_a_new_file_at_once_migrate_it_once_and_all_work() {
+        // As the window and several commands starting together on a fresh data folder.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("deskmate.sqlite3");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut store = Store::open(&path).map_err(|e| format!("open: {e:?}"))?;
+                    let s = store
+                        .create_session(Persona::Office, &format!("session {i}"))
+                        .map_err(|e| format!("session: {e:?}"))?;
+                    store
+                        .append_message(s.id, Role::User, "hello", "complete")
+                        .map_err(|e| format!("message: {e:?}"))?;
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_version());
+        assert_eq!(store.sessions(None).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn a_writer_waits_for_another_connections_write_instead_of_failing() {
+        let (dir, _first) = temp_store();
+        let path = dir.path().join("data").join("deskmate.sqlite3");
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let waiter = std::thread::spawn(move || {
+            let mut store = Store::open(&path)?;
+            store.create_session(Persona::Office, "waited")
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        holder.execute_batch("COMMIT").unwrap();
+        let session = waiter.join().unwrap().unwrap();
+        assert_eq!(session.title, "waited");
+    }
+
+    #[test]
+    fn a_lock_wait_that_runs_out_and_a_full_disk_have_their_own_errors() {
+        let failure = |code| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("x".into()))
+        };
+        let path = Path::new("/data/deskmate.sqlite3");
+        let busy = store_err(path, failure(rusqlite::ffi::SQLITE_BUSY));
+        assert_eq!(busy.code(), "store_busy");
+        assert!(busy.to_string().contains("30 s"), "{busy}");
+        let full = store_err(path, failure(rusqlite::ffi::SQLITE_FULL));
+        assert_eq!(full.code(), "disk_full");
+        assert!(full.to_string().contains("disk is full"), "{full}");
+        let io = Error::io(path, std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(io.code(), "disk_full");
     }
 
     #[test]

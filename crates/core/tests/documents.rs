@@ -382,3 +382,109 @@ fn without_the_embedding_model_import_works_and_search_falls_back_to_keywords() 
         .unwrap();
     assert_eq!(r.passages[0].file_name, "memo.docx");
 }
+
+#[test]
+fn a_job_is_run_by_the_library_that_created_it_and_resumed_by_another_only_once_that_one_is_gone() {
+    // Two libraries on one database stand for two processes (the window and `deskmate ingest`).
+    let s = Setup::new();
+    let folder = s.files();
+    let file = write(
+        &folder,
+        "menu.txt",
+        b"The cafeteria serves bibimbap on Tuesdays.",
+    );
+    let mut config = Config::shipped();
+    config.embedding.model = PathBuf::from("no-such-embedding-model");
+    let window = s.library_with(&config);
+    let command = s.library_with(&config);
+    let job = window.create_job(&[file], None).unwrap();
+    assert!(command.unfinished_jobs().unwrap().is_empty());
+    assert!(
+        command.run_jobs(&mut |_| {}).unwrap().is_empty(),
+        "a live owner's job is left to it"
+    );
+    assert_eq!(window.unfinished_jobs().unwrap(), [job]);
+    // The owner ends without running it (as a process killed before it started).
+    drop(window);
+    assert_eq!(command.unfinished_jobs().unwrap(), [job]);
+    let reports = command.run_jobs(&mut |_| {}).unwrap();
+    assert_eq!((reports[0].job_id, reports[0].added), (job, 1));
+    assert!(command.unfinished_jobs().unwrap().is_empty());
+}
+
+#[test]
+fn vector_search_sees_what_another_library_on_the_same_database_imported() {
+    let s = Setup::new();
+    let folder = s.files();
+    let garage = write(
+        &folder,
+        "garage.txt",
+        b"The underground garage closes at ten in the evening.",
+    );
+    let lunch = write(
+        &folder,
+        "lunch.txt",
+        b"The cafeteria serves bibimbap and kimchi stew at noon.",
+    );
+    let trains = write(
+        &folder,
+        "trains.txt",
+        b"Employees book their train tickets two weeks ahead of a trip.",
+    );
+    let a = s.library();
+    let b = s.library();
+    a.import(&[garage], None, &mut |_| {}).unwrap();
+    b.import(&[lunch], None, &mut |_| {}).unwrap();
+    // `a`'s index reflected the database before `b` wrote: it must not carry on as if it knew
+    // `b`'s chunks, nor save a file that claims so.
+    a.import(&[trains], None, &mut |_| {}).unwrap();
+    for (library, name) in [(&a, "a"), (&b, "b")] {
+        for (query, file) in [
+            ("garage closing time", "garage.txt"),
+            ("what is for lunch", "lunch.txt"),
+            ("booking a train", "trains.txt"),
+        ] {
+            let r = library.search_with(query, 1, SearchMode::Vector).unwrap();
+            assert_eq!(r.passages[0].file_name, file, "{name}: {query}");
+        }
+    }
+    drop((a, b));
+    let fresh = s.library();
+    let r = fresh
+        .search_with("what is for lunch", 1, SearchMode::Vector)
+        .unwrap();
+    assert_eq!(
+        r.passages[0].file_name, "lunch.txt",
+        "the saved index is whole"
+    );
+}
+
+#[test]
+fn a_large_file_reports_progress_inside_it() {
+    let s = Setup::new();
+    let folder = s.files();
+    let text: String = (0..1500)
+        .map(|i| {
+            format!(
+                "Line {i} of the warehouse log: pallet {} moved to bay {} ",
+                i * 7,
+                i % 40
+            )
+        })
+        .collect();
+    let file = write(&folder, "warehouse.log.txt", text.as_bytes());
+    let library = s.library();
+    let mut inside = Vec::new();
+    library
+        .import(&[file], None, &mut |p| {
+            if p.current.is_some() && p.current_chunks_total > 0 {
+                inside.push((p.current_chunks_done, p.current_chunks_total));
+            }
+        })
+        .unwrap();
+    let total = inside.last().unwrap().1;
+    assert!(total > 20, "{total} chunks");
+    assert!(inside.len() > 3, "{inside:?}");
+    assert!(inside.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(inside.last().unwrap().0, total);
+}

@@ -247,6 +247,12 @@ export function describeChatError(code: string): { key: MessageKey; action: Toas
       return { key: 'chat.error.reply_in_progress', action: null };
     case 'attachment_missing':
       return { key: 'chat.error.attachment_missing', action: null };
+    // Any chat command can meet these (listing, renaming, saving a reply), and "retry" would
+    // regenerate the last reply, so no action is offered: the user tries the same thing again.
+    case 'disk_full':
+      return { key: 'chat.error.disk_full', action: null };
+    case 'store_busy':
+      return { key: 'chat.error.store_busy', action: null };
     default:
       return { key: 'chat.error.other', action: null };
   }

@@ -91,7 +91,10 @@ describe('highlight', () => {
 });
 
 function progress(overrides: Partial<ImportProgress> = {}): ImportProgress {
-  return { job_id: 1, files_total: 4, files_done: 1, chunks_done: 12, current: '/docs/a.pdf', finished_file: null, done: false, ...overrides };
+  return {
+    job_id: 1, files_total: 4, files_done: 1, chunks_done: 12, current_chunks_done: 0, current_chunks_total: 0,
+    current: '/docs/a.pdf', finished_file: null, done: false, ...overrides,
+  };
 }
 
 describe('import progress', () => {
@@ -111,6 +114,32 @@ describe('import progress', () => {
     const done = progressLabel(progress({ files_done: 4, chunks_done: 50, done: true }));
     expect(t(done.key, done.vars)).toBe('Preparing search for 4 files · 50 passages…');
     expect(progressLabel(null).key).toBe('documents.progress.starting');
+  });
+
+  it('counts the share of the current file already stored, so the bar moves inside a file', () => {
+    // 1 of 4 files done, and half of the second file's 200 passages: (1 + 0.5) / 4.
+    expect(progressPercent(progress({ current_chunks_done: 100, current_chunks_total: 200 }))).toBe(38);
+    expect(progressPercent(progress({ files_done: 0, files_total: 1, current_chunks_done: 1, current_chunks_total: 3 }))).toBe(33);
+    expect(progressPercent(progress({ files_done: 0, files_total: 1, current_chunks_done: 0, current_chunks_total: 50 }))).toBe(0);
+    // Not yet cut into passages: only whole files count.
+    expect(progressPercent(progress({ current_chunks_done: 0, current_chunks_total: 0 }))).toBe(25);
+    // A count past the total never takes the bar beyond the next file, nor past 100.
+    expect(progressPercent(progress({ current_chunks_done: 9, current_chunks_total: 3 }))).toBe(50);
+    expect(progressPercent(progress({ files_done: 4, current_chunks_done: 3, current_chunks_total: 3 }))).toBe(100);
+    expect(progressPercent(progress({ files_total: 0, files_done: 0, current_chunks_done: 1, current_chunks_total: 2 }))).toBeNull();
+  });
+
+  it('says how far the current file is once it has been cut into passages', () => {
+    const line = progressLabel(progress({ current_chunks_done: 40, current_chunks_total: 120 }));
+    expect(line.key).toBe('documents.progress.file_chunks');
+    expect(line.vars).toMatchObject({ done: 1, total: 4, chunk_done: 40, chunk_total: 120 });
+    expect(t(line.key, line.vars)).toBe('Importing 1 of 4 files · this file: 40 of 120 passages');
+    expect(tKo(line.key, line.vars)).toBe('파일 4개 중 1개 가져옴 · 이 파일: 구절 120개 중 40개');
+    // Before the file is cut up, and once the job is done, the plain lines stay.
+    expect(progressLabel(progress({ current_chunks_done: 0, current_chunks_total: 0 })).key).toBe('documents.progress.files');
+    expect(progressLabel(progress({ done: true, current_chunks_done: 5, current_chunks_total: 9 })).key).toBe(
+      'documents.progress.finishing',
+    );
   });
 
   it('names files from Unix and Windows paths', () => {
@@ -174,6 +203,20 @@ describe('describeDocumentError', () => {
       expect(ko[key], code).toBeTruthy();
     }
     expect(t(describeDocumentError('open_failed'))).toContain('no longer there');
+  });
+
+  it('knows the codes of a higher-level file, a full disk, a busy database and an unsaved index', () => {
+    for (const code of ['document_above_clearance', 'disk_full', 'store_busy', 'vector_index_unsaved']) {
+      expect(DOCUMENT_ERROR_CODES, code).toContain(code);
+      expect(describeDocumentError(code)).toBe(`documents.error.${code}`);
+    }
+    expect(t(describeDocumentError('document_above_clearance'))).toContain('Only a profile that can see it');
+    expect(t(describeDocumentError('disk_full'))).toBe(
+      'The disk is full. Free some space and try again; nothing already saved was lost.',
+    );
+    expect(t(describeDocumentError('store_busy'))).toContain('Another Deskmate process');
+    expect(t(describeDocumentError('vector_index_unsaved'))).toContain('rebuilt each time Deskmate starts');
+    expect(tKo(describeDocumentError('disk_full'))).toContain('디스크 공간이 부족합니다');
   });
 
   it('falls back to a generic message for other codes', () => {

@@ -51,6 +51,13 @@ export interface ImportProgress {
   files_total: number;
   files_done: number;
   chunks_done: number;
+  /**
+   * Progress inside the file being imported: its passages embedded and stored, of its total.
+   * Both 0 until the file has been read and cut into passages, and in the "finished file" and
+   * "done" events.
+   */
+  current_chunks_done: number;
+  current_chunks_total: number;
   /** The file being read now. */
   current: string | null;
   /** The file just finished. */
@@ -90,6 +97,8 @@ export interface SearchResult {
   /** Why vector search was not used, when it was wanted. */
   notice: CommandError | null;
   passages: Passage[];
+  /** Problems that did not stop the search (e.g. `vector_index_unsaved`). */
+  warnings: CommandError[];
 }
 
 export interface Opened {
@@ -223,10 +232,20 @@ export function defaultImportLevel(clearance: AccessLevel): AccessLevel {
 
 // --- import progress ---
 
-/** Files done out of the total, 0–100; null while the total is unknown (indeterminate bar). */
+/** The share of the current file's passages stored, 0–1; 0 until the file has been cut up. */
+function currentFileFraction(progress: ImportProgress): number {
+  const total = progress.current_chunks_total ?? 0;
+  if (!(total > 0)) return 0;
+  return Math.max(0, Math.min(1, (progress.current_chunks_done ?? 0) / total));
+}
+
+/**
+ * Files done out of the total, counting the share of the current file already stored (a large
+ * file can take minutes), 0–100; null while the total is unknown (indeterminate bar).
+ */
 export function progressPercent(progress: ImportProgress | null): number | null {
   if (!progress || progress.files_total <= 0) return null;
-  const ratio = progress.files_done / progress.files_total;
+  const ratio = (progress.files_done + currentFileFraction(progress)) / progress.files_total;
   return Math.max(0, Math.min(100, Math.round(ratio * 100)));
 }
 
@@ -234,7 +253,14 @@ export function progressPercent(progress: ImportProgress | null): number | null 
 export function progressLabel(progress: ImportProgress | null): { key: MessageKey; vars: Vars } {
   if (!progress) return { key: 'documents.progress.starting', vars: {} };
   const vars = { done: progress.files_done, total: progress.files_total, chunks: progress.chunks_done };
-  return { key: progress.done ? 'documents.progress.finishing' : 'documents.progress.files', vars };
+  if (progress.done) return { key: 'documents.progress.finishing', vars };
+  if (progress.current_chunks_total > 0) {
+    return {
+      key: 'documents.progress.file_chunks',
+      vars: { ...vars, chunk_done: progress.current_chunks_done, chunk_total: progress.current_chunks_total },
+    };
+  }
+  return { key: 'documents.progress.files', vars };
 }
 
 /** What one run of imports did, from the finished files reported in its progress. */
@@ -343,6 +369,10 @@ export const DOCUMENT_ERROR_CODES = [
   'open_failed',
   'not_found',
   'invalid_input',
+  'document_above_clearance',
+  'disk_full',
+  'store_busy',
+  'vector_index_unsaved',
 ] as const;
 
 type DocumentErrorCode = (typeof DOCUMENT_ERROR_CODES)[number];

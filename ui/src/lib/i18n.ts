@@ -46,6 +46,7 @@ export const en = {
   'documents.progress.label': 'Import progress',
   'documents.progress.starting': 'Starting the import…',
   'documents.progress.files': 'Importing {done} of {total} files · {chunks} passages',
+  'documents.progress.file_chunks': 'Importing {done} of {total} files · this file: {chunk_done} of {chunk_total} passages',
   'documents.progress.finishing': 'Preparing search for {total} files · {chunks} passages…',
   'documents.progress.current': 'Reading {name}',
   'documents.cancel': 'Cancel',
@@ -104,6 +105,13 @@ export const en = {
   'documents.error.open_failed': 'The file is no longer there, or no program could open it.',
   'documents.error.not_found': 'It no longer exists. Refresh the page.',
   'documents.error.invalid_input': 'That was not accepted.',
+  'documents.error.document_above_clearance':
+    'This file was already imported at a level your profile cannot see. Only a profile that can see it may import it again.',
+  'documents.error.disk_full': 'The disk is full. Free some space and try again; nothing already saved was lost.',
+  'documents.error.store_busy':
+    'Another Deskmate process kept the database busy for too long. Try again when it has finished.',
+  'documents.error.vector_index_unsaved':
+    'The search index file cannot be saved, so it is rebuilt each time Deskmate starts. Check that the data folder is writable.',
   'documents.error.other': 'Something went wrong.',
 
   'profiles.title': 'Profiles',
@@ -303,6 +311,8 @@ export const en = {
   'chat.error.reply_in_progress': "A reply is still being written in this conversation. Stop it first.",
   'chat.error.other': "Something went wrong.",
   'chat.error.attachment_missing': "An attached image is no longer available. Attach it again.",
+  'chat.error.disk_full': "The disk is full. Free some space and try again; nothing already saved was lost.",
+  'chat.error.store_busy': "Another Deskmate process kept the database busy for too long. Try again when it has finished.",
   'voice.mic': 'Hold to talk, or hold {shortcut} in the message box. Esc cancels.',
   'voice.mic.label': 'Push to talk (hold {shortcut})',
   'voice.checking': 'Checking the microphone…',
@@ -461,6 +471,7 @@ export const ko: Messages = {
   'documents.progress.label': '가져오기 진행률',
   'documents.progress.starting': '가져오기를 시작하는 중…',
   'documents.progress.files': '파일 {total}개 중 {done}개 가져옴 · 구절 {chunks}개',
+  'documents.progress.file_chunks': '파일 {total}개 중 {done}개 가져옴 · 이 파일: 구절 {chunk_total}개 중 {chunk_done}개',
   'documents.progress.finishing': '파일 {total}개 · 구절 {chunks}개의 검색을 준비하는 중…',
   'documents.progress.current': '{name} 읽는 중',
   'documents.cancel': '취소',
@@ -519,6 +530,13 @@ export const ko: Messages = {
   'documents.error.open_failed': '파일이 더 이상 그 위치에 없거나 열 수 있는 프로그램이 없습니다.',
   'documents.error.not_found': '더 이상 존재하지 않습니다. 페이지를 새로 고치세요.',
   'documents.error.invalid_input': '입력한 내용을 받아들일 수 없습니다.',
+  'documents.error.document_above_clearance':
+    '이 파일은 현재 프로필이 볼 수 없는 등급으로 이미 가져왔습니다. 이 파일을 볼 수 있는 프로필만 다시 가져올 수 있습니다.',
+  'documents.error.disk_full': '디스크 공간이 부족합니다. 공간을 확보한 뒤 다시 시도하세요. 이미 저장된 내용은 그대로 남아 있습니다.',
+  'documents.error.store_busy':
+    '다른 Deskmate 프로세스가 데이터베이스를 너무 오래 사용하고 있습니다. 그 작업이 끝난 뒤 다시 시도하세요.',
+  'documents.error.vector_index_unsaved':
+    '검색 색인 파일을 저장할 수 없어 Deskmate를 시작할 때마다 다시 만듭니다. 데이터 폴더에 쓰기 권한이 있는지 확인하세요.',
   'documents.error.other': '문제가 발생했습니다.',
 
   'profiles.title': '프로필',
@@ -716,6 +734,8 @@ export const ko: Messages = {
   'chat.error.reply_in_progress': "이 대화에서 아직 답변을 작성하고 있습니다. 먼저 중지하세요.",
   'chat.error.other': "문제가 발생했습니다.",
   'chat.error.attachment_missing': "첨부한 이미지를 더 이상 찾을 수 없습니다. 다시 첨부하세요.",
+  'chat.error.disk_full': "디스크 공간이 부족합니다. 공간을 확보한 뒤 다시 시도하세요. 이미 저장된 내용은 그대로 남아 있습니다.",
+  'chat.error.store_busy': "다른 Deskmate 프로세스가 데이터베이스를 너무 오래 사용하고 있습니다. 그 작업이 끝난 뒤 다시 시도하세요.",
   'voice.mic': '누르고 있는 동안 말하세요. 메시지 입력란에서 {shortcut} 키를 누르고 있어도 됩니다. Esc를 누르면 취소합니다.',
   'voice.mic.label': '눌러서 말하기 ({shortcut} 키를 누르고 있기)',
   'voice.checking': '마이크를 확인하는 중…',

@@ -56,7 +56,7 @@ function fakeApi(
     setLevel: vi.fn((id: number, level: Document['level']) => Promise.resolve(doc(id, { level }))),
     reindex: vi.fn(() => Promise.resolve(10)),
     search: vi.fn((query: string) =>
-      Promise.resolve(opts.search ?? { query, terms: [], mode: 'hybrid' as const, notice: null, passages: [] }),
+      Promise.resolve(opts.search ?? { query, terms: [], mode: 'hybrid' as const, notice: null, passages: [], warnings: [] }),
     ),
     open: vi.fn(() => Promise.resolve({ program: 'evince', at_page: true })),
     onProgress: vi.fn((h) => {
@@ -155,6 +155,7 @@ describe('DocumentsPage', () => {
           passage(11, 'The Budget for 2025 <img src=x onerror=alert(1)> and 예산안.'),
           passage(12, 'Second budget passage', { page: null, section: 'Costs', level: 'confidential', document_id: 2 }),
         ],
+        warnings: [],
       },
     });
     await renderPage(fake);
@@ -219,6 +220,7 @@ describe('DocumentsPage', () => {
       search: {
         query: 'plan', terms: ['plan'], mode: 'keyword',
         notice: { code: 'embedding_runtime_missing', message: 'libonnxruntime.so: not found' }, passages: [passage(5, 'The plan')],
+        warnings: [],
       },
     });
     await renderPage(fake);
@@ -228,6 +230,33 @@ describe('DocumentsPage', () => {
     await waitFor(() => expect(screen.getByTestId('documents-search-mode').dataset.mode).toBe('keyword'));
     expect(screen.getByTestId('documents-search-mode').textContent).toContain('keywords only');
     expect(screen.getByTestId('documents-search-notice').textContent).toContain('ONNX Runtime is missing');
+    expect(screen.queryByTestId('documents-search-warning')).toBeNull();
+  });
+
+  it('shows the warnings of a search that still worked, translated when the code is known', async () => {
+    const fake = fakeApi([doc(1)], {
+      search: {
+        query: 'plan', terms: ['plan'], mode: 'hybrid', notice: null, passages: [passage(5, 'The plan')],
+        warnings: [
+          { code: 'vector_index_unsaved', message: '/data/vectors.bin: Is a directory' },
+          { code: 'something_new', message: 'a problem the UI does not know yet' },
+        ],
+      },
+    });
+    await renderPage(fake);
+    await fireEvent.input(screen.getByTestId('documents-search'), { target: { value: 'plan' } });
+    await fireEvent.keyDown(screen.getByTestId('documents-search'), { key: 'Enter' });
+    await waitFor(() => expect(screen.getAllByTestId('documents-search-warning')).toHaveLength(2));
+    const [unsaved, other] = screen.getAllByTestId('documents-search-warning') as [HTMLElement, HTMLElement];
+    expect(unsaved.getAttribute('role')).toBe('note');
+    expect(unsaved.dataset.code).toBe('vector_index_unsaved');
+    expect(unsaved.textContent?.trim()).toBe(t('documents.error.vector_index_unsaved'));
+    expect(unsaved.textContent).toContain('rebuilt each time Deskmate starts');
+    expect(other.textContent?.trim()).toBe('a problem the UI does not know yet');
+    // The search itself worked: its passages are shown below the warnings.
+    expect(screen.getByTestId('passage-5')).toBeTruthy();
+    const results = screen.getByTestId('documents-results');
+    expect(unsaved.compareDocumentPosition(results) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
   });
 
   it('imports picked files at the chosen level, shows progress, and summarises failures', async () => {
@@ -241,16 +270,24 @@ describe('DocumentsPage', () => {
     expect(fake.api.pick).toHaveBeenCalledWith(false);
     await waitFor(() => expect(screen.getByTestId('documents-progress')).toBeTruthy());
 
-    fake.progress({ job_id: 9, files_total: 2, files_done: 0, chunks_done: 0, current: '/picked/a.pdf', finished_file: null, done: false });
+    const empty = { current_chunks_done: 0, current_chunks_total: 0 };
+    fake.progress({ job_id: 9, files_total: 2, files_done: 0, chunks_done: 0, ...empty, current: '/picked/a.pdf', finished_file: null, done: false });
     await waitFor(() => expect(screen.getByTestId('documents-progress').textContent).toContain('Reading a.pdf'));
+    // Inside the first file: the bar moves with its passages.
     fake.progress({
-      job_id: 9, files_total: 2, files_done: 1, chunks_done: 7, current: null, done: false,
+      job_id: 9, files_total: 2, files_done: 0, chunks_done: 3, current_chunks_done: 3, current_chunks_total: 12,
+      current: '/picked/a.pdf', finished_file: null, done: false,
+    });
+    await waitFor(() => expect(screen.getByTestId('documents-progress-bar').getAttribute('aria-valuenow')).toBe('13'));
+    expect(screen.getByTestId('documents-progress').textContent).toContain('Importing 0 of 2 files · this file: 3 of 12 passages');
+    fake.progress({
+      job_id: 9, files_total: 2, files_done: 1, chunks_done: 7, ...empty, current: null, done: false,
       finished_file: { path: '/picked/a.pdf', status: 'added', chunks: 7, error_code: null, error: null },
     });
     await waitFor(() => expect(screen.getByTestId('documents-progress-bar').getAttribute('aria-valuenow')).toBe('50'));
     expect(screen.getByTestId('documents-progress').textContent).toContain('Importing 1 of 2 files · 7 passages');
     fake.progress({
-      job_id: 9, files_total: 2, files_done: 2, chunks_done: 7, current: null, done: false,
+      job_id: 9, files_total: 2, files_done: 2, chunks_done: 7, ...empty, current: null, done: false,
       finished_file: { path: '/picked/b.docx', status: 'failed', chunks: 0, error_code: 'document_encrypted', error: 'encrypted' },
     });
     await fireEvent.click(screen.getByTestId('documents-cancel'));

@@ -5,6 +5,11 @@
 //! Chunks never cross sections (a PDF page, a heading), so each keeps one page and heading.
 //! Positions are character offsets into the document's text with sections joined by a blank
 //! line, so `char_start..char_end` points back into what the user would see.
+//!
+//! Time is linear in the text's length, whatever its shape: logs, OCR output and text pasted
+//! from PDFs come as megabytes without a sentence break. Each token count covers one piece, an
+//! over-long run is cut with [`TokenCounter::fitting_prefix`] (which reads only about the
+//! prefix it returns), and chunks are sliced from the section by byte offsets.
 
 use std::path::Path;
 
@@ -16,6 +21,11 @@ use crate::error::{Error, Result};
 /// Counts tokens as the embedding model will.
 pub trait TokenCounter {
     fn count(&self, text: &str) -> usize;
+
+    /// The byte length of the longest prefix of `text` that holds at most `max_tokens` tokens
+    /// (on a character boundary; `text.len()` when all of it fits). Its cost grows with the
+    /// prefix, not with `text`, which may be megabytes long.
+    fn fitting_prefix(&self, text: &str, max_tokens: usize) -> usize;
 }
 
 /// The embedding model's own tokenizer (`tokenizer.json` from its folder).
@@ -40,6 +50,44 @@ impl TokenCounter for ModelTokenizer {
             .map(|e| e.len())
             .unwrap_or_else(|_| text.chars().count())
     }
+
+    fn fitting_prefix(&self, text: &str, max_tokens: usize) -> usize {
+        // A window that should hold more than `max_tokens` tokens is encoded, and the cut is
+        // where token `max_tokens` starts; a window that holds fewer is doubled. Tokens before
+        // the window's last word do not depend on what follows it (the pre-tokenizer splits
+        // words first), so the cut is the same as in the whole text.
+        let mut window = (max_tokens + 1).saturating_mul(8).max(64);
+        loop {
+            let end = floor_char_boundary(text, window);
+            let Ok(encoding) = self.0.encode(&text[..end], false) else {
+                return ApproxTokens.fitting_prefix(text, max_tokens);
+            };
+            let offsets = encoding.get_offsets();
+            if offsets.len() > max_tokens {
+                let cut = floor_char_boundary(text, offsets[max_tokens].0);
+                return if cut > 0 {
+                    cut
+                } else {
+                    ApproxTokens.fitting_prefix(text, max_tokens)
+                };
+            }
+            if end == text.len() {
+                return text.len();
+            }
+            window = window.saturating_mul(2);
+        }
+    }
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    if at >= text.len() {
+        return text.len();
+    }
+    (0..=at)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// An estimate for when the model's tokenizer is not installed: it errs high (a word of Latin
@@ -48,16 +96,46 @@ pub struct ApproxTokens;
 
 impl TokenCounter for ApproxTokens {
     fn count(&self, text: &str) -> usize {
-        let wide = text
-            .chars()
-            .filter(|&c| super::keyword::is_hangul_or_cjk(c))
-            .count();
-        let words = text
-            .split(|c: char| !c.is_alphanumeric() || super::keyword::is_hangul_or_cjk(c))
-            .filter(|w| !w.is_empty())
-            .count();
-        let marks = text.chars().filter(|c| c.is_ascii_punctuation()).count();
-        wide + (words * 3).div_ceil(2) + marks
+        let mut tally = ApproxTally::default();
+        text.chars().for_each(|c| tally.push(c));
+        tally.tokens()
+    }
+
+    fn fitting_prefix(&self, text: &str, max_tokens: usize) -> usize {
+        let mut tally = ApproxTally::default();
+        for (at, c) in text.char_indices() {
+            tally.push(c);
+            if tally.tokens() > max_tokens {
+                return at;
+            }
+        }
+        text.len()
+    }
+}
+
+/// [`ApproxTokens`]' count, one character at a time.
+#[derive(Default)]
+struct ApproxTally {
+    wide: usize,
+    words: usize,
+    marks: usize,
+    in_word: bool,
+}
+
+impl ApproxTally {
+    fn push(&mut self, c: char) {
+        let wide = super::keyword::is_hangul_or_cjk(c);
+        let word_char = c.is_alphanumeric() && !wide;
+        if word_char && !self.in_word {
+            self.words += 1;
+        }
+        self.in_word = word_char;
+        self.wide += usize::from(wide);
+        self.marks += usize::from(c.is_ascii_punctuation());
+    }
+
+    fn tokens(&self) -> usize {
+        self.wide + (self.words * 3).div_ceil(2) + self.marks
     }
 }
 
@@ -72,10 +150,13 @@ pub struct Chunk {
     pub token_count: usize,
 }
 
-/// A sentence (or a piece of an over-long one) with its character range in the document.
+/// A sentence (or a piece of an over-long one) with its character range in the document and
+/// its byte range in its section's text.
 struct Piece {
     start: usize,
     end: usize,
+    byte_start: usize,
+    byte_end: usize,
     tokens: usize,
 }
 
@@ -91,13 +172,20 @@ pub fn chunk_sections(
     let mut chunks = Vec::new();
     let mut offset = 0;
     for section in sections {
+        let base = section.text.as_ptr() as usize;
         let pieces: Vec<Piece> = sentences(&section.text)
             .into_iter()
             .flat_map(|(start, text)| split_long(text, start, counter, max_tokens))
-            .map(|(start, text)| Piece {
-                start: offset + start,
-                end: offset + start + text.chars().count(),
-                tokens: counter.count(text),
+            .map(|(start, text)| {
+                // `text` is a slice of the section's text, so its address gives its place.
+                let byte_start = text.as_ptr() as usize - base;
+                Piece {
+                    start: offset + start,
+                    end: offset + start + text.chars().count(),
+                    byte_start,
+                    byte_end: byte_start + text.len(),
+                    tokens: counter.count(text),
+                }
             })
             .collect();
         let mut i = 0;
@@ -108,7 +196,7 @@ pub fn chunk_sections(
                 tokens += pieces[j].tokens;
                 j += 1;
             }
-            let text = join(&section.text, &pieces[i..j], offset);
+            let text = join(&section.text, &pieces[i..j]);
             chunks.push(Chunk {
                 ordinal: chunks.len(),
                 token_count: counter.count(&text),
@@ -137,15 +225,13 @@ pub fn chunk_sections(
 }
 
 /// The document text from the first piece's start to the last piece's end.
-fn join(section_text: &str, pieces: &[Piece], offset: usize) -> String {
+fn join(section_text: &str, pieces: &[Piece]) -> String {
     let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else {
         return String::new();
     };
     section_text
-        .chars()
-        .skip(first.start - offset)
-        .take(last.end - first.start)
-        .collect::<String>()
+        .get(first.byte_start..last.byte_end)
+        .unwrap_or_default()
         .trim()
         .to_owned()
 }
@@ -190,47 +276,38 @@ fn push_trimmed<'a>(
 }
 
 /// A sentence longer than the budget is cut at spaces (or anywhere, for long runs without
-/// them) into pieces that fit.
+/// them) into pieces that fit. Each cut reads about one piece of text, so a sentence of
+/// megabytes costs time in proportion to its length.
 fn split_long<'a>(
     text: &'a str,
     start: usize,
     counter: &dyn TokenCounter,
     max_tokens: usize,
 ) -> Vec<(usize, &'a str)> {
-    if counter.count(text) <= max_tokens {
+    if counter.fitting_prefix(text, max_tokens) >= text.len() {
         return vec![(start, text)];
     }
     let mut out = Vec::new();
     let mut rest = text;
     let mut rest_start = start;
     while !rest.is_empty() {
-        // The longest prefix that fits, found by halving over character counts.
-        let total = rest.chars().count();
-        let (mut lo, mut hi) = (1, total);
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            let prefix: String = rest.chars().take(mid).collect();
-            if counter.count(&prefix) <= max_tokens {
-                lo = mid;
-            } else {
-                hi = mid - 1;
+        let mut take = counter.fitting_prefix(rest, max_tokens);
+        if take == 0 {
+            // Not even one character fits: take it anyway, so the cut always moves forward.
+            take = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        if take < rest.len() {
+            if let Some(space) = rest[..take].rfind(' ').filter(|&b| b > 0) {
+                take = space;
             }
         }
-        let mut take = lo;
-        if take < total {
-            let prefix: String = rest.chars().take(take).collect();
-            if let Some(space) = prefix.rfind(' ').filter(|&b| b > 0) {
-                take = prefix[..space].chars().count();
-            }
-        }
-        let byte = rest.char_indices().nth(take).map_or(rest.len(), |(b, _)| b);
-        let piece = &rest[..byte];
+        let piece = &rest[..take];
         if !piece.trim().is_empty() {
             let lead = piece.len() - piece.trim_start().len();
             out.push((rest_start + piece[..lead].chars().count(), piece.trim()));
         }
-        rest_start += take;
-        rest = &rest[byte..];
+        rest_start += piece.chars().count();
+        rest = &rest[take..];
     }
     out
 }
@@ -245,6 +322,84 @@ mod tests {
     impl TokenCounter for Words {
         fn count(&self, text: &str) -> usize {
             text.split_whitespace().count()
+        }
+
+        fn fitting_prefix(&self, text: &str, max_tokens: usize) -> usize {
+            let mut words = 0;
+            let mut in_word = false;
+            for (at, c) in text.char_indices() {
+                if !c.is_whitespace() && !in_word {
+                    words += 1;
+                    if words > max_tokens {
+                        return at;
+                    }
+                }
+                in_word = !c.is_whitespace();
+            }
+            text.len()
+        }
+    }
+
+    /// Words without a single sentence break, as in logs or OCR output.
+    fn unbroken(bytes: usize) -> String {
+        let mut out = String::with_capacity(bytes + 16);
+        let mut i = 0usize;
+        while out.len() < bytes {
+            out.push_str(["budget", "서울", "invoice", "meeting", "보고서"][i % 5]);
+            out.push_str(&(i % 997).to_string());
+            out.push(' ');
+            i += 1;
+        }
+        out
+    }
+
+    fn seconds(f: impl FnOnce() -> Vec<Chunk>) -> (f64, Vec<Chunk>) {
+        let started = std::time::Instant::now();
+        let chunks = f();
+        (started.elapsed().as_secs_f64(), chunks)
+    }
+
+    #[test]
+    fn the_estimate_cuts_where_its_count_goes_over_the_budget() {
+        for text in ["one two three four", "서울 부산 대구", "a.b,c d", ""] {
+            for max in 0..8 {
+                let cut = ApproxTokens.fitting_prefix(text, max);
+                assert!(ApproxTokens.count(&text[..cut]) <= max, "{text:?} {max}");
+                if cut < text.len() {
+                    let next = cut + text[cut..].chars().next().unwrap().len_utf8();
+                    assert!(ApproxTokens.count(&text[..next]) > max, "{text:?} {max}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_without_sentence_breaks_is_chunked_in_time_linear_in_its_length() {
+        let tokenizer = e5_tokenizer();
+        for counter in [&ApproxTokens as &dyn TokenCounter, &tokenizer] {
+            let small = [section(&unbroken(200_000))];
+            let large = [section(&unbroken(1_000_000))];
+            let (t1, c1) = seconds(|| chunk_sections(&small, counter, 256, 32));
+            let (t5, c5) = seconds(|| chunk_sections(&large, counter, 256, 32));
+            // Linear is 5×; the quadratic cut took 25× (and minutes for 5 MB).
+            assert!(t5 / t1 < 10.0, "{t1:.3} s → {t5:.3} s");
+            assert!(
+                (4..=6).contains(&(c5.len() / c1.len())),
+                "{} {}",
+                c1.len(),
+                c5.len()
+            );
+            for c in &c5 {
+                assert!(c.token_count <= 256 + 2, "{} tokens", c.token_count);
+            }
+            // The pieces cover the text in order, overlapping only by the overlap.
+            let text = &large[0].text;
+            for pair in c5.windows(2) {
+                assert!(pair[0].char_start < pair[1].char_start);
+                assert!(pair[1].char_start <= pair[0].char_end + 1);
+            }
+            assert_eq!(c5[0].char_start, 0);
+            assert_eq!(c5.last().unwrap().char_end, text.trim_end().chars().count());
         }
     }
 

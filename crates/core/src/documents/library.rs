@@ -17,6 +17,16 @@
 //!   search is keyword-only with a `notice`; the embeddings are made later
 //!   ([`Library::embed_missing`], run at the end of every job).
 //!
+//! - **Jobs belong to one process.** Several processes may import into one database at once;
+//!   each runs the jobs it created, and claims a job only when its owner is gone
+//!   ([`super::job_owner`]). A job keeps the clearance of the profile that created it: a file
+//!   already imported at a level above it is refused (never re-levelled nor replaced), a level
+//!   above it is refused, and a new document defaults to `internal` or that clearance if lower.
+//! - **Another writer may change the chunks at any time.** Each transaction that changes chunks
+//!   reads `vector_epoch` before and after its writes; the in-memory index follows only when it
+//!   reflected the "before", otherwise it is dropped and rebuilt from the database when next
+//!   needed. So a saved index never claims an epoch whose chunks it lacks.
+//!
 //! Threading: every method blocks (file parsing, embedding, SQLite); call from a worker thread
 //! or `spawn_blocking`. One job runner at a time ([`Error::ImportInProgress`] otherwise);
 //! searches may run while it works (they share the store and index mutexes, held briefly).
@@ -34,6 +44,7 @@ use sha2::{Digest, Sha256};
 use super::chunk::{chunk_sections, ApproxTokens, Chunk, ModelTokenizer, TokenCounter};
 use super::embed::{from_blob, to_blob, Embedder, OnnxEmbedder};
 use super::extract::{extract_bytes, read_document, DocKind};
+use super::job_owner::JobOwner;
 use super::keyword;
 use super::vectors::{Header, VectorIndex};
 use crate::config::{Config, DocumentsConfig, EmbeddingConfig};
@@ -82,6 +93,10 @@ pub struct ImportProgress {
     pub current: Option<String>,
     /// The file just finished.
     pub finished_file: Option<FileOutcome>,
+    /// Progress inside the current file: chunks embedded and stored of its total (both 0 until
+    /// the file has been read and cut into chunks).
+    pub current_chunks_done: i64,
+    pub current_chunks_total: i64,
     pub done: bool,
 }
 
@@ -134,6 +149,9 @@ pub struct SearchResult {
     pub mode: SearchMode,
     /// Why vector search was not used, when it was wanted.
     pub notice: Option<ErrorPayload>,
+    /// Problems that did not stop the search (the vector index file cannot be saved, so it is
+    /// rebuilt in memory at every start).
+    pub warnings: Vec<ErrorPayload>,
     pub passages: Vec<Passage>,
 }
 
@@ -176,6 +194,17 @@ pub struct Library {
     tokenizer: OnceLock<Box<dyn TokenCounter + Send + Sync>>,
     running: AtomicBool,
     cancel: AtomicBool,
+    owner: JobOwner,
+    /// Why the vector index could not be saved (it works from memory meanwhile).
+    vectors_unsaved: Mutex<Option<ErrorPayload>>,
+}
+
+/// A job as its runner needs it.
+struct JobSpec {
+    /// The level given for its files (`None`: the default for new ones, unchanged for known ones).
+    level: Option<AccessLevel>,
+    /// The clearance of the profile that created it.
+    clearance: AccessLevel,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -221,6 +250,8 @@ impl Library {
             tokenizer: OnceLock::new(),
             running: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
+            owner: JobOwner::new(db_path),
+            vectors_unsaved: Mutex::new(None),
         })
     }
 
@@ -381,15 +412,16 @@ impl Library {
             .conn_mut()
             .transaction()
             .map_err(|e| store_err(&path, e))?;
+        let epoch_before = read_epoch(&tx).map_err(|e| store_err(&path, e))?;
         let chunk_ids = chunk_ids_of(&tx, id).map_err(|e| store_err(&path, e))?;
         let changed = tx
             .execute("DELETE FROM documents WHERE id = ?1", [id])
             .map_err(|e| store_err(&path, e))?;
         found(changed, "document", id)?;
-        let epoch = read_epoch(&tx).map_err(|e| store_err(&path, e))?;
+        let epoch_after = read_epoch(&tx).map_err(|e| store_err(&path, e))?;
         tx.commit().map_err(|e| store_err(&path, e))?;
         drop(store);
-        self.apply_to_vectors(&chunk_ids, &[], None, epoch)?;
+        self.apply_to_vectors(&chunk_ids, &[], None, epoch_before, epoch_after)?;
         self.save_vectors()
     }
 
@@ -430,16 +462,23 @@ impl Library {
     /// files are all `pending`; [`Library::run_jobs`] does the work. In folders only supported
     /// files are taken (hidden files and folders are skipped); a file named explicitly is always
     /// taken, so an unsupported one is reported with its reason.
+    ///
+    /// The job belongs to this library (no other process runs it while this one lives) and
+    /// keeps the active profile's clearance.
     pub fn create_job(&self, paths: &[PathBuf], level: Option<AccessLevel>) -> Result<i64> {
-        if let Some(level) = level {
+        let clearance = {
             let store = lock(&self.store);
-            if level > self.clearance(&store)? {
+            self.clearance(&store)?
+        };
+        if let Some(level) = level {
+            if level > clearance {
                 return Err(Error::InvalidInput {
                     field: "level",
                     message: format!("{} is above this profile's clearance", level.as_str()),
                 });
             }
         }
+        let owner = self.owner.token()?;
         let mut files = Vec::new();
         for path in paths {
             let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -457,8 +496,8 @@ impl Library {
             .transaction()
             .map_err(|e| store_err(&db, e))?;
         tx.execute(
-            "INSERT INTO import_jobs (level, created_at) VALUES (?1, ?2)",
-            params![level.map(|l| l as i64), now_ms()],
+            "INSERT INTO import_jobs (level, created_at, owner, clearance) VALUES (?1, ?2, ?3, ?4)",
+            params![level.map(|l| l as i64), now_ms(), owner, clearance as i64],
         )
         .map_err(|e| store_err(&db, e))?;
         let job = tx.last_insert_rowid();
@@ -473,15 +512,67 @@ impl Library {
         Ok(job)
     }
 
-    /// Jobs that have files left to do (interrupted by an exit or a crash, or not started).
+    /// Jobs this library would run now: its own, and those whose process is gone (interrupted
+    /// by an exit or a crash) that the active profile may see. Jobs another live process runs
+    /// are not listed.
     pub fn unfinished_jobs(&self) -> Result<Vec<i64>> {
         let store = lock(&self.store);
-        self.rows(
-            &store,
-            "SELECT id FROM import_jobs WHERE status = 'running' ORDER BY id",
+        Ok(self
+            .runnable_jobs(&store)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// `(job, its owner when it must be claimed from that owner first)`, oldest first.
+    #[allow(clippy::type_complexity)]
+    fn runnable_jobs(&self, store: &Store) -> Result<Vec<(i64, Option<Option<String>>)>> {
+        let clearance = self.clearance(store)?;
+        let jobs: Vec<(i64, Option<String>, Option<i64>)> = self.rows(
+            store,
+            "SELECT id, owner, clearance FROM import_jobs WHERE status = 'running' ORDER BY id",
             [],
-            |r| r.get(0),
-        )
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|(id, owner, job_clearance)| match owner {
+                Some(o) if self.owner.is_me(&o) => Some((id, None)),
+                Some(o) if self.owner.is_alive(&o) => None,
+                // An orphan is resumed only by a profile that may see what it imports, so its
+                // file names and errors never reach a lower one.
+                _ if job_clearance.is_some_and(|c| AccessLevel::from_i64(c) > clearance) => None,
+                owner => Some((id, Some(owner))),
+            })
+            .collect())
+    }
+
+    /// The next job to run, claimed for this library; `None` when there is none.
+    fn next_job(&self) -> Result<Option<i64>> {
+        let token = self.owner.token()?.to_owned();
+        let store = lock(&self.store);
+        let db = store.path().to_path_buf();
+        loop {
+            let Some((job, claim)) = self.runnable_jobs(&store)?.into_iter().next() else {
+                return Ok(None);
+            };
+            let Some(previous) = claim else {
+                return Ok(Some(job));
+            };
+            // Taken only from the owner it was found with: when two processes find the same
+            // orphan, the second one's update changes nothing and it looks again.
+            let claimed = store
+                .conn()
+                .execute(
+                    "UPDATE import_jobs SET owner = ?2 WHERE id = ?1 AND status = 'running' AND owner IS ?3",
+                    params![job, token, previous],
+                )
+                .map_err(|e| store_err(&db, e))?;
+            if claimed == 1 {
+                tracing::info!(job, "resuming an import whose process has ended");
+                return Ok(Some(job));
+            }
+        }
     }
 
     pub fn is_importing(&self) -> bool {
@@ -530,7 +621,7 @@ impl Library {
                 }
             }
             let mut reports = Vec::new();
-            while let Some(&job) = self.unfinished_jobs()?.first() {
+            while let Some(job) = self.next_job()? {
                 let report = self.run_job(job, progress)?;
                 let cancelled = report.cancelled;
                 reports.push(report);
@@ -541,6 +632,14 @@ impl Library {
             if !self.cancel.load(Ordering::SeqCst) {
                 self.embed_missing()?;
             }
+            if !reports.is_empty() {
+                // Another process's writes may have made this one's index stale mid-job; the
+                // saved file is brought up to the database once, here, instead of by the next
+                // search.
+                if let Ok(Err(e)) = self.ensure_vectors() {
+                    tracing::warn!(error = %e, "vector index not brought up to date");
+                }
+            }
             self.save_vectors()?;
             Ok(reports)
         })();
@@ -549,14 +648,25 @@ impl Library {
     }
 
     fn run_job(&self, job: i64, progress: &mut dyn FnMut(&ImportProgress)) -> Result<JobReport> {
-        let (level, files) = {
+        let (spec, files) = {
             let store = lock(&self.store);
-            let level: Option<i64> = store
+            let (level, clearance): (Option<i64>, Option<i64>) = store
                 .conn()
-                .query_row("SELECT level FROM import_jobs WHERE id = ?1", [job], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT level, clearance FROM import_jobs WHERE id = ?1",
+                    [job],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .map_err(|e| self.err(&store, e))?;
+            // Jobs from before clearances were recorded run under the active profile's.
+            let clearance = match clearance {
+                Some(c) => AccessLevel::from_i64(c),
+                None => self.clearance(&store)?,
+            };
+            let spec = JobSpec {
+                level: level.map(AccessLevel::from_i64),
+                clearance,
+            };
             let mut stmt = store
                 .conn()
                 .prepare("SELECT id, path, status, chunks, error_code, error FROM import_files WHERE job_id = ?1 ORDER BY id")
@@ -576,7 +686,7 @@ impl Library {
                 })
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(|e| self.err(&store, e))?;
-            (level.map(AccessLevel::from_i64), rows)
+            (spec, rows)
         };
         let files_total = files.len() as i64;
         let mut report = JobReport {
@@ -600,16 +710,26 @@ impl Library {
                 report.cancelled = true;
                 break;
             }
-            progress(&ImportProgress {
+            let current = outcome.path.clone();
+            let at = |file_done: i64, file_total: i64| ImportProgress {
                 job_id: job,
                 files_total,
                 files_done,
                 chunks_done,
-                current: Some(outcome.path.clone()),
+                current: Some(current.clone()),
                 finished_file: None,
+                current_chunks_done: file_done,
+                current_chunks_total: file_total,
                 done: false,
-            });
-            let Some(outcome) = self.import_file(file_id, Path::new(&outcome.path), level)? else {
+            };
+            progress(&at(0, 0));
+            let imported = self.import_file(
+                file_id,
+                Path::new(&outcome.path),
+                &spec,
+                &mut |done, total| progress(&at(done, total)),
+            )?;
+            let Some(outcome) = imported else {
                 report.cancelled = true;
                 break;
             };
@@ -622,6 +742,8 @@ impl Library {
                 chunks_done,
                 current: None,
                 finished_file: Some(outcome.clone()),
+                current_chunks_done: 0,
+                current_chunks_total: 0,
                 done: false,
             });
             report.files.push(outcome);
@@ -661,24 +783,40 @@ impl Library {
             chunks_done,
             current: None,
             finished_file: None,
+            current_chunks_done: 0,
+            current_chunks_total: 0,
             done: true,
         });
         Ok(report)
     }
 
     /// Reads, chunks, embeds and stores one file. `Ok(None)`: cancelled before it was stored.
-    /// A file that cannot be read is an outcome (`failed`), not an error; only database and
-    /// index errors end the job.
+    /// A file that cannot be read, or that the job's profile may not import, is an outcome
+    /// (`failed`), not an error; only database and index errors (a full disk among them) end
+    /// the job. `progress(done, total)` follows the file's chunks as they are embedded.
     fn import_file(
         &self,
         file_id: i64,
         path: &Path,
-        level: Option<AccessLevel>,
+        spec: &JobSpec,
+        progress: &mut dyn FnMut(i64, i64),
     ) -> Result<Option<FileOutcome>> {
+        let path_text = path.to_string_lossy().into_owned();
+        // Checked before any work, and again in the write transaction (the level may change
+        // meanwhile), which is the check that counts.
+        let known_level = {
+            let store = lock(&self.store);
+            self.known_level(store.conn(), &path_text)
+                .map_err(|e| self.err(&store, e))?
+        };
+        if let Err(e) = import_level(path, known_level, spec) {
+            self.record_failure(file_id, path, &e, spec)?;
+            return Ok(Some(failed_outcome(path, &e)));
+        }
         let prepared = match self.prepare_file(path) {
             Ok(p) => p,
             Err(e) => {
-                self.record_failure(file_id, path, &e)?;
+                self.record_failure(file_id, path, &e, spec)?;
                 return Ok(Some(failed_outcome(path, &e)));
             }
         };
@@ -689,41 +827,12 @@ impl Library {
             chunks,
         } = prepared
         else {
-            let store = lock(&self.store);
-            let conn = store.conn();
-            if let Some(level) = level {
-                conn.execute(
-                    "UPDATE documents SET access_level = ?2 WHERE path = ?1",
-                    params![path.to_string_lossy(), level as i64],
-                )
-                .map_err(|e| self.err(&store, e))?;
-            }
-            let chunks: i64 = conn
-                .query_row(
-                    "SELECT chunk_count FROM documents WHERE path = ?1",
-                    [path.to_string_lossy()],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.err(&store, e))?;
-            conn.execute(
-                "UPDATE import_files SET status = 'unchanged', chunks = 0 WHERE id = ?1",
-                [file_id],
-            )
-            .map_err(|e| self.err(&store, e))?;
-            drop(store);
-            if level.is_some() {
-                self.invalidate_levels();
-            }
-            return Ok(Some(FileOutcome {
-                path: path.to_string_lossy().into_owned(),
-                status: "unchanged".to_owned(),
-                chunks,
-                error_code: None,
-                error: None,
-            }));
+            return self.record_unchanged(file_id, path, spec).map(Some);
         };
 
         // Embeddings are made before the transaction, so the database is locked only briefly.
+        let total = chunks.len() as i64;
+        progress(0, total);
         let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
         let mut embeddings: Option<Vec<Vec<f32>>> = None;
         let batch = self.embedding.batch_size.max(1) as usize;
@@ -734,6 +843,7 @@ impl Library {
                     return Ok(None);
                 }
                 all.extend(embedder.embed_passages(group)?);
+                progress(all.len() as i64, total);
             }
             Ok(Some((all, embedder.model_id().to_owned())))
         });
@@ -758,30 +868,39 @@ impl Library {
             .conn_mut()
             .transaction()
             .map_err(|e| store_err(&db, e))?;
-        let path_text = path.to_string_lossy().into_owned();
-        let existing: Option<i64> = tx
+        let epoch_before = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
+        let existing: Option<(i64, i64)> = tx
             .query_row(
-                "SELECT id FROM documents WHERE path = ?1",
+                "SELECT id, access_level FROM documents WHERE path = ?1",
                 [&path_text],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(|e| store_err(&db, e))?;
+        let level = match import_level(path, existing.map(|(_, l)| AccessLevel::from_i64(l)), spec)
+        {
+            Ok(level) => level,
+            Err(e) => {
+                drop(tx);
+                drop(store);
+                self.record_failure(file_id, path, &e, spec)?;
+                return Ok(Some(failed_outcome(path, &e)));
+            }
+        };
         let now = now_ms();
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path_text.clone());
         let (doc_id, removed) = match existing {
-            Some(id) => {
+            Some((id, _)) => {
                 let removed = chunk_ids_of(&tx, id).map_err(|e| store_err(&db, e))?;
                 tx.execute("DELETE FROM chunks WHERE document_id = ?1", [id])
                     .map_err(|e| store_err(&db, e))?;
                 tx.execute(
                     "UPDATE documents SET kind = ?2, content_sha256 = ?3, size_bytes = ?4, status = 'indexed',
-                        error = NULL, chunk_count = ?5, indexed_at = ?6,
-                        access_level = coalesce(?7, access_level) WHERE id = ?1",
-                    params![id, kind.as_str(), sha256, size_bytes, chunks.len() as i64, now, level.map(|l| l as i64)],
+                        error = NULL, chunk_count = ?5, indexed_at = ?6, access_level = ?7 WHERE id = ?1",
+                    params![id, kind.as_str(), sha256, size_bytes, chunks.len() as i64, now, level as i64],
                 )
                 .map_err(|e| store_err(&db, e))?;
                 (id, removed)
@@ -791,7 +910,7 @@ impl Library {
                     "INSERT INTO documents (path, file_name, kind, content_sha256, size_bytes, access_level, status, chunk_count, imported_at, indexed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'indexed', ?7, ?8, ?8)",
                     params![path_text, file_name, kind.as_str(), sha256, size_bytes,
-                        level.unwrap_or(AccessLevel::Internal) as i64, chunks.len() as i64, now],
+                        level as i64, chunks.len() as i64, now],
                 )
                 .map_err(|e| store_err(&db, e))?;
                 (tx.last_insert_rowid(), Vec::new())
@@ -849,22 +968,11 @@ impl Library {
             params![file_id, status, doc_id, chunks.len() as i64],
         )
         .map_err(|e| store_err(&db, e))?;
-        let doc_level: i64 = tx
-            .query_row(
-                "SELECT access_level FROM documents WHERE id = ?1",
-                [doc_id],
-                |r| r.get(0),
-            )
-            .map_err(|e| store_err(&db, e))?;
-        let epoch = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
+        let epoch_after = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
         tx.commit().map_err(|e| store_err(&db, e))?;
         drop(store);
-        self.apply_to_vectors(
-            &removed,
-            &added,
-            Some(AccessLevel::from_i64(doc_level)),
-            epoch,
-        )?;
+        progress(total, total);
+        self.apply_to_vectors(&removed, &added, Some(level), epoch_before, epoch_after)?;
         Ok(Some(FileOutcome {
             path: path_text,
             status: status.to_owned(),
@@ -872,6 +980,76 @@ impl Library {
             error_code: None,
             error: None,
         }))
+    }
+
+    /// The level of the document already imported from `path`, if any.
+    fn known_level(
+        &self,
+        conn: &rusqlite::Connection,
+        path: &str,
+    ) -> rusqlite::Result<Option<AccessLevel>> {
+        conn.query_row(
+            "SELECT access_level FROM documents WHERE path = ?1",
+            [path],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map(|l| l.map(AccessLevel::from_i64))
+    }
+
+    /// A file whose content is already indexed: only its level may change (to the job's).
+    fn record_unchanged(&self, file_id: i64, path: &Path, spec: &JobSpec) -> Result<FileOutcome> {
+        let path_text = path.to_string_lossy().into_owned();
+        let mut store = lock(&self.store);
+        let db = store.path().to_path_buf();
+        let tx = store
+            .conn_mut()
+            .transaction()
+            .map_err(|e| store_err(&db, e))?;
+        let known = self
+            .known_level(&tx, &path_text)
+            .map_err(|e| store_err(&db, e))?;
+        let level = match import_level(path, known, spec) {
+            Ok(level) => level,
+            Err(e) => {
+                drop(tx);
+                drop(store);
+                self.record_failure(file_id, path, &e, spec)?;
+                return Ok(failed_outcome(path, &e));
+            }
+        };
+        let relevelled = known != Some(level);
+        if relevelled {
+            tx.execute(
+                "UPDATE documents SET access_level = ?2 WHERE path = ?1",
+                params![path_text, level as i64],
+            )
+            .map_err(|e| store_err(&db, e))?;
+        }
+        let chunks: i64 = tx
+            .query_row(
+                "SELECT chunk_count FROM documents WHERE path = ?1",
+                [&path_text],
+                |r| r.get(0),
+            )
+            .map_err(|e| store_err(&db, e))?;
+        tx.execute(
+            "UPDATE import_files SET status = 'unchanged', chunks = 0 WHERE id = ?1",
+            [file_id],
+        )
+        .map_err(|e| store_err(&db, e))?;
+        tx.commit().map_err(|e| store_err(&db, e))?;
+        drop(store);
+        if relevelled {
+            self.invalidate_levels();
+        }
+        Ok(FileOutcome {
+            path: path_text,
+            status: "unchanged".to_owned(),
+            chunks,
+            error_code: None,
+            error: None,
+        })
     }
 
     fn prepare_file(&self, path: &Path) -> Result<Prepared> {
@@ -914,8 +1092,10 @@ impl Library {
     }
 
     /// Marks a file failed. A document already indexed from it keeps its chunks and shows the
-    /// error; a new one is listed as failed.
-    fn record_failure(&self, file_id: i64, path: &Path, e: &Error) -> Result<()> {
+    /// error (unless it is above the job's clearance: that one is left alone); a new one is
+    /// listed as failed at the level the job would have given it, so it is seen only by those
+    /// who could have seen the document.
+    fn record_failure(&self, file_id: i64, path: &Path, e: &Error, spec: &JobSpec) -> Result<()> {
         let mut store = lock(&self.store);
         let db = store.path().to_path_buf();
         let tx = store
@@ -924,27 +1104,39 @@ impl Library {
             .map_err(|e| store_err(&db, e))?;
         let path_text = path.to_string_lossy();
         let message = e.to_string();
-        let updated = tx
-            .execute(
-                "UPDATE documents SET error = ?2 WHERE path = ?1",
-                params![path_text, message],
-            )
+        let known = self
+            .known_level(&tx, &path_text)
             .map_err(|e| store_err(&db, e))?;
-        if updated == 0 {
-            let size = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
-            tx.execute(
-                "INSERT INTO documents (path, file_name, kind, content_sha256, size_bytes, status, error, imported_at)
-                 VALUES (?1, ?2, ?3, '', ?4, 'failed', ?5, ?6)",
-                params![
-                    path_text,
-                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                    DocKind::of(path).map(DocKind::as_str).unwrap_or("unknown"),
-                    size,
-                    message,
-                    now_ms()
-                ],
-            )
-            .map_err(|e| store_err(&db, e))?;
+        match known {
+            Some(level) if level <= spec.clearance => {
+                tx.execute(
+                    "UPDATE documents SET error = ?2 WHERE path = ?1",
+                    params![path_text, message],
+                )
+                .map_err(|e| store_err(&db, e))?;
+            }
+            Some(_) => {}
+            None => {
+                let size = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
+                let level = spec
+                    .level
+                    .unwrap_or_else(|| default_level(spec.clearance))
+                    .min(spec.clearance);
+                tx.execute(
+                    "INSERT INTO documents (path, file_name, kind, content_sha256, size_bytes, access_level, status, error, imported_at)
+                     VALUES (?1, ?2, ?3, '', ?4, ?5, 'failed', ?6, ?7)",
+                    params![
+                        path_text,
+                        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        DocKind::of(path).map(DocKind::as_str).unwrap_or("unknown"),
+                        size,
+                        level as i64,
+                        message,
+                        now_ms()
+                    ],
+                )
+                .map_err(|e| store_err(&db, e))?;
+            }
         }
         tx.execute(
             "UPDATE import_files SET status = 'failed', error_code = ?2, error = ?3 WHERE id = ?1",
@@ -1007,6 +1199,7 @@ impl Library {
                 .conn_mut()
                 .transaction()
                 .map_err(|e| store_err(&db, e))?;
+            let epoch_before = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
             for ((id, _, _), v) in pending.iter().zip(&vectors) {
                 tx.execute(
                     "UPDATE chunks SET embedding = ?2 WHERE id = ?1",
@@ -1019,16 +1212,23 @@ impl Library {
                 [&model],
             )
             .map_err(|e| store_err(&db, e))?;
-            let epoch = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
+            let epoch_after = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
             tx.commit().map_err(|e| store_err(&db, e))?;
             drop(store);
             let mut vectors_state = lock(&self.vectors);
+            if vectors_state
+                .as_ref()
+                .is_some_and(|state| state.epoch != epoch_before)
+            {
+                // Another writer changed chunks since this index was built (see the module doc).
+                *vectors_state = None;
+            }
             if let Some(state) = vectors_state.as_mut() {
                 for ((id, _, level), v) in pending.iter().zip(&vectors) {
                     state.index.add(*id, v)?;
                     state.levels.insert(*id, AccessLevel::from_i64(*level));
                 }
-                state.epoch = epoch;
+                state.epoch = epoch_after;
             }
             total += pending.len();
         }
@@ -1158,14 +1358,26 @@ impl Library {
 
     // --- the vector index ---
 
+    /// Applies one committed transaction's chunk changes to the in-memory index. `epoch_before`
+    /// and `epoch_after` are the database's epoch at the start and the end of that transaction:
+    /// when the index does not reflect the start, another writer (another process) changed
+    /// chunks in between, and the index is dropped to be rebuilt from the database.
     fn apply_to_vectors(
         &self,
         removed: &[i64],
         added: &[(i64, Vec<f32>)],
         level: Option<AccessLevel>,
-        epoch: i64,
+        epoch_before: i64,
+        epoch_after: i64,
     ) -> Result<()> {
         let mut guard = lock(&self.vectors);
+        if guard
+            .as_ref()
+            .is_some_and(|state| state.epoch != epoch_before)
+        {
+            tracing::info!("chunks changed by another writer; the vector index will be rebuilt");
+            *guard = None;
+        }
         let Some(state) = guard.as_mut() else {
             return Ok(());
         };
@@ -1179,7 +1391,7 @@ impl Library {
                 .levels
                 .insert(*id, level.unwrap_or(AccessLevel::Restricted));
         }
-        state.epoch = epoch;
+        state.epoch = epoch_after;
         Ok(())
     }
 
@@ -1192,9 +1404,36 @@ impl Library {
     fn save_vectors(&self) -> Result<()> {
         let guard = lock(&self.vectors);
         if let Some(state) = guard.as_ref() {
-            state.index.save(state.epoch)?;
+            self.save_index(&state.index, state.epoch)?;
         }
         Ok(())
+    }
+
+    /// Saves the index. A full disk is an error (the import stops and says so); any other
+    /// failure (the file's place is a directory, or not writable) leaves the index working from
+    /// memory and becomes a warning on every search until a save succeeds.
+    fn save_index(&self, index: &VectorIndex, epoch: i64) -> Result<()> {
+        let outcome = index.save(epoch);
+        let mut unsaved = lock(&self.vectors_unsaved);
+        match outcome {
+            Ok(()) => {
+                *unsaved = None;
+                Ok(())
+            }
+            Err(e) if e.is_disk_full() => Err(e),
+            Err(e) => {
+                if unsaved.is_none() {
+                    tracing::warn!(error = %e, "the vector index cannot be saved; it is kept in memory");
+                }
+                *unsaved = Some(ErrorPayload {
+                    code: "vector_index_unsaved",
+                    message: format!(
+                        "{e}; vector search works from memory, and the index is rebuilt at every start until the file can be written"
+                    ),
+                });
+                Ok(())
+            }
+        }
     }
 
     /// Makes sure the vector index matches the database: opens the saved one or rebuilds it
@@ -1227,17 +1466,28 @@ impl Library {
             // them; `embed_missing` (at the end of the next job) makes new ones.
             tracing::warn!(from = ?stored_model, to = model, "embedding model changed; stored vectors dropped");
             conn.execute_batch(
-                "UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL;
-                 UPDATE documents_state SET embedding_model = NULL WHERE id = 1;",
+                "BEGIN IMMEDIATE;
+                 UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL;
+                 UPDATE documents_state SET embedding_model = NULL WHERE id = 1;
+                 COMMIT;",
             )
-            .map_err(|e| self.err(&store, e))?;
+            .map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                self.err(&store, e)
+            })?;
             drop(store);
             drop(guard);
             return self.load_vectors(model, dimensions);
         }
+        // One read transaction: the epoch, the levels and the embeddings come from one snapshot
+        // even while another process writes.
+        let snapshot =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+                .map_err(|e| self.err(&store, e))?;
+        let epoch: i64 = read_epoch(&snapshot).map_err(|e| self.err(&store, e))?;
         let mut levels = HashMap::new();
         {
-            let mut stmt = conn
+            let mut stmt = snapshot
                 .prepare(
                     "SELECT c.id, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
                      WHERE c.embedding IS NOT NULL",
@@ -1263,7 +1513,7 @@ impl Library {
                 let started = Instant::now();
                 let mut index = VectorIndex::new(&self.vectors_path, model, dimensions)?;
                 index.reserve(levels.len().max(1024))?;
-                let mut stmt = conn
+                let mut stmt = snapshot
                     .prepare("SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL")
                     .map_err(|e| self.err(&store, e))?;
                 let rows = stmt
@@ -1278,7 +1528,8 @@ impl Library {
                         }
                     }
                 }
-                index.save(epoch)?;
+                drop(stmt);
+                self.save_index(&index, epoch)?;
                 tracing::info!(
                     ?why,
                     vectors = index.len(),
@@ -1288,6 +1539,7 @@ impl Library {
                 index
             }
         };
+        drop(snapshot);
         *guard = Some(VectorState {
             index,
             levels,
@@ -1413,11 +1665,17 @@ impl Library {
         for p in &mut passages {
             p.similarity = similarity.get(&p.chunk_id).copied();
         }
+        let warnings = if mode == SearchMode::Keyword {
+            Vec::new()
+        } else {
+            lock(&self.vectors_unsaved).clone().into_iter().collect()
+        };
         Ok(SearchResult {
             query: query.to_owned(),
             terms,
             mode: ran,
             notice,
+            warnings,
             passages,
         })
     }
@@ -1683,6 +1941,33 @@ fn read_epoch(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
     )
 }
 
+/// The level a new document gets when the import names none: `internal`, or the importing
+/// profile's clearance when that is lower (it must be able to see what it imported).
+fn default_level(clearance: AccessLevel) -> AccessLevel {
+    AccessLevel::Internal.min(clearance)
+}
+
+/// The level a file of job `spec` is stored at, given the level of the document already
+/// imported from it (if any); an error when the job's profile may not import it: the document is
+/// above its clearance (it could neither see nor undo the change), or so is the level asked for.
+fn import_level(path: &Path, known: Option<AccessLevel>, spec: &JobSpec) -> Result<AccessLevel> {
+    if known.is_some_and(|level| level > spec.clearance) {
+        return Err(Error::DocumentAboveClearance {
+            path: path.to_path_buf(),
+        });
+    }
+    if let Some(level) = spec.level.filter(|l| *l > spec.clearance) {
+        return Err(Error::InvalidInput {
+            field: "level",
+            message: format!("{} is above this profile's clearance", level.as_str()),
+        });
+    }
+    Ok(spec
+        .level
+        .or(known)
+        .unwrap_or_else(|| default_level(spec.clearance)))
+}
+
 fn failed_outcome(path: &Path, e: &Error) -> FileOutcome {
     FileOutcome {
         path: path.to_string_lossy().into_owned(),
@@ -1727,6 +2012,65 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_never_touches_a_document_above_its_clearance_nor_sets_a_level_above_it() {
+        use AccessLevel::*;
+        let path = Path::new("/docs/secret.txt");
+        let job = |level, clearance| JobSpec { level, clearance };
+        let code = |r: Result<AccessLevel>| r.map_err(|e| e.code());
+        // A public profile: the restricted document is out of reach, with or without a level.
+        assert_eq!(
+            code(import_level(
+                path,
+                Some(Restricted),
+                &job(Some(Public), Public)
+            )),
+            Err("document_above_clearance")
+        );
+        assert_eq!(
+            code(import_level(path, Some(Restricted), &job(None, Public))),
+            Err("document_above_clearance")
+        );
+        assert_eq!(
+            code(import_level(path, None, &job(Some(Confidential), Internal))),
+            Err("invalid_input")
+        );
+        // New documents: the level asked for, else internal, else the clearance if lower.
+        assert_eq!(
+            code(import_level(path, None, &job(None, Restricted))),
+            Ok(Internal)
+        );
+        assert_eq!(
+            code(import_level(path, None, &job(None, Public))),
+            Ok(Public)
+        );
+        assert_eq!(
+            code(import_level(
+                path,
+                None,
+                &job(Some(Confidential), Restricted)
+            )),
+            Ok(Confidential)
+        );
+        // Known documents within reach keep their level unless one is given.
+        assert_eq!(
+            code(import_level(
+                path,
+                Some(Confidential),
+                &job(None, Restricted)
+            )),
+            Ok(Confidential)
+        );
+        assert_eq!(
+            code(import_level(
+                path,
+                Some(Confidential),
+                &job(Some(Public), Confidential)
+            )),
+            Ok(Public)
+        );
+    }
 
     #[test]
     fn fusion_adds_weighted_reciprocal_ranks_and_keeps_both_ranks() {

