@@ -66,8 +66,24 @@ impl JobOwner {
             // Another thread of this library may have won the race; its file is the same one,
             // and a second handle's lock would block on the first, so only one is ever set.
             let _ = self.held.set(file);
+            self.sweep();
         }
         Ok(&self.token)
+    }
+
+    /// Removes the lock files of owners that are gone (a killed process leaves its file; only
+    /// the ones that still own a job are found through the database).
+    fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if let Some(token) = name.to_str().and_then(|n| n.strip_suffix(".lock")) {
+                // Checking removes a dead owner's file.
+                self.is_alive(token);
+            }
+        }
     }
 
     /// Whether `token` is this owner.
@@ -150,5 +166,12 @@ mod tests {
         let b = JobOwner::new(&db);
         assert!(!b.is_alive("99-ff-0"));
         assert!(!owners.join("99-ff-0.lock").exists());
+        // A new owner clears the files of ended ones, and keeps the live ones.
+        std::fs::write(owners.join("98-ee-0.lock"), b"").unwrap();
+        let token = b.token().unwrap().to_owned();
+        let c = JobOwner::new(&db);
+        c.token().unwrap();
+        assert!(!owners.join("98-ee-0.lock").exists());
+        assert!(owners.join(format!("{token}.lock")).exists());
     }
 }
