@@ -239,6 +239,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE import_jobs ADD COLUMN owner TEXT;
     ALTER TABLE import_jobs ADD COLUMN clearance INTEGER CHECK (clearance BETWEEN 0 AND 3);
+    -- Changes with every change of a document's level, so a process's in-memory copy of the
+    -- levels (the vector search filter) notices a change made by another process.
+    ALTER TABLE documents_state ADD COLUMN levels_epoch INTEGER NOT NULL DEFAULT 0;
+    CREATE TRIGGER documents_levels_epoch AFTER UPDATE OF access_level ON documents BEGIN
+        UPDATE documents_state SET levels_epoch = levels_epoch + 1 WHERE id = 1;
+    END;
     "#,
 ];
 

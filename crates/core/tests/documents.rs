@@ -488,3 +488,33 @@ fn a_large_file_reports_progress_inside_it() {
     assert!(inside.windows(2).all(|w| w[0].0 <= w[1].0));
     assert_eq!(inside.last().unwrap().0, total);
 }
+
+#[test]
+fn a_level_changed_by_another_library_reaches_the_vector_filter_of_this_one() {
+    let s = Setup::new();
+    let folder = s.files();
+    let plan = write(
+        &folder,
+        "plan.txt",
+        b"The new branch office in Daegu opens next spring with forty staff.",
+    );
+    Store::open(&s.db())
+        .unwrap()
+        .create_profile("staff", AccessLevel::Internal)
+        .unwrap();
+    let window = s.library();
+    window
+        .import(&[plan], Some(AccessLevel::Restricted), &mut |_| {})
+        .unwrap();
+    let as_staff =
+        |l: &Library| l.search_for_profile("staff", "branch office opening", 3, SearchMode::Vector);
+    assert!(as_staff(&window).unwrap().passages.is_empty());
+
+    // Another process (the CLI) lowers it; the window's filter must follow, and back again.
+    let command = s.library();
+    let id = command.documents().unwrap()[0].id;
+    command.set_level(id, AccessLevel::Internal).unwrap();
+    assert_eq!(as_staff(&window).unwrap().passages.len(), 1);
+    command.set_level(id, AccessLevel::Confidential).unwrap();
+    assert!(as_staff(&window).unwrap().passages.is_empty());
+}

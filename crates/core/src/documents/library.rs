@@ -25,7 +25,8 @@
 //! - **Another writer may change the chunks at any time.** Each transaction that changes chunks
 //!   reads `vector_epoch` before and after its writes; the in-memory index follows only when it
 //!   reflected the "before", otherwise it is dropped and rebuilt from the database when next
-//!   needed. So a saved index never claims an epoch whose chunks it lacks.
+//!   needed. So a saved index never claims an epoch whose chunks it lacks. Level changes bump
+//!   `levels_epoch`, and a search that finds it moved reads the levels again (not the vectors).
 //!
 //! Threading: every method blocks (file parsing, embedding, SQLite); call from a worker thread
 //! or `spawn_blocking`. One job runner at a time ([`Error::ImportInProgress`] otherwise);
@@ -172,6 +173,8 @@ struct VectorState {
     levels: HashMap<i64, AccessLevel>,
     /// The database `vector_epoch` the index reflects.
     epoch: i64,
+    /// The database `levels_epoch` that `levels` reflects.
+    levels_epoch: i64,
 }
 
 /// Words found in more than this share of all chunks are left out of keyword search.
@@ -444,14 +447,8 @@ impl Library {
                     params![id, level as i64],
                 )
                 .map_err(|e| self.err(&store, e))?;
-            let ids = chunk_ids_of(store.conn(), id).map_err(|e| self.err(&store, e))?;
-            if let Some(state) = lock(&self.vectors).as_mut() {
-                for chunk in ids {
-                    if let Some(l) = state.levels.get_mut(&chunk) {
-                        *l = level;
-                    }
-                }
-            }
+            // The vector filter's copy of the levels follows through `levels_epoch`, which the
+            // update bumped, at the next search.
         }
         self.document(id)
     }
@@ -1040,9 +1037,6 @@ impl Library {
         .map_err(|e| store_err(&db, e))?;
         tx.commit().map_err(|e| store_err(&db, e))?;
         drop(store);
-        if relevelled {
-            self.invalidate_levels();
-        }
         Ok(FileOutcome {
             path: path_text,
             status: "unchanged".to_owned(),
@@ -1395,12 +1389,6 @@ impl Library {
         Ok(())
     }
 
-    /// Drops the in-memory level map's view after levels changed in bulk; it is rebuilt from the
-    /// database on the next search.
-    fn invalidate_levels(&self) {
-        *lock(&self.vectors) = None;
-    }
-
     fn save_vectors(&self) -> Result<()> {
         let guard = lock(&self.vectors);
         if let Some(state) = guard.as_ref() {
@@ -1449,15 +1437,29 @@ impl Library {
         let mut guard = lock(&self.vectors);
         let store = lock(&self.store);
         let conn = store.conn();
-        let (epoch, stored_model): (i64, Option<String>) = conn
+        let (epoch, levels_epoch, stored_model): (i64, i64, Option<String>) = conn
             .query_row(
-                "SELECT vector_epoch, embedding_model FROM documents_state WHERE id = 1",
+                "SELECT vector_epoch, levels_epoch, embedding_model FROM documents_state WHERE id = 1",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(|e| self.err(&store, e))?;
-        if let Some(state) = guard.as_ref() {
+        if let Some(state) = guard.as_mut() {
             if state.epoch == epoch && state.index.model() == model {
+                if state.levels_epoch != levels_epoch {
+                    // Levels changed (here, or in another process): the vectors are still
+                    // right, only the filter's copy of the levels is read again.
+                    let snapshot = rusqlite::Transaction::new_unchecked(
+                        conn,
+                        rusqlite::TransactionBehavior::Deferred,
+                    )
+                    .map_err(|e| self.err(&store, e))?;
+                    let (levels, levels_epoch) =
+                        read_levels(&snapshot).map_err(|e| self.err(&store, e))?;
+                    drop(snapshot);
+                    state.levels = levels;
+                    state.levels_epoch = levels_epoch;
+                }
                 return Ok(());
             }
         }
@@ -1485,22 +1487,7 @@ impl Library {
             rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
                 .map_err(|e| self.err(&store, e))?;
         let epoch: i64 = read_epoch(&snapshot).map_err(|e| self.err(&store, e))?;
-        let mut levels = HashMap::new();
-        {
-            let mut stmt = snapshot
-                .prepare(
-                    "SELECT c.id, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
-                     WHERE c.embedding IS NOT NULL",
-                )
-                .map_err(|e| self.err(&store, e))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(|e| self.err(&store, e))?;
-            for row in rows {
-                let (id, level) = row.map_err(|e| self.err(&store, e))?;
-                levels.insert(id, AccessLevel::from_i64(level));
-            }
-        }
+        let (mut levels, levels_epoch) = read_levels(&snapshot).map_err(|e| self.err(&store, e))?;
         let wanted = Header {
             model: model.to_owned(),
             dimensions,
@@ -1544,6 +1531,7 @@ impl Library {
             index,
             levels,
             epoch,
+            levels_epoch,
         });
         Ok(())
     }
@@ -1931,6 +1919,26 @@ fn chunk_ids_of(conn: &rusqlite::Connection, document: i64) -> rusqlite::Result<
     let mut stmt = conn.prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?;
     let rows = stmt.query_map([document], |r| r.get(0))?;
     rows.collect()
+}
+
+/// Every embedded chunk's document level, and the `levels_epoch` they reflect (read in the
+/// caller's transaction, so both come from one snapshot).
+fn read_levels(conn: &rusqlite::Connection) -> rusqlite::Result<(HashMap<i64, AccessLevel>, i64)> {
+    let levels_epoch: i64 = conn.query_row(
+        "SELECT levels_epoch FROM documents_state WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT c.id, d.access_level FROM chunks c JOIN documents d ON d.id = c.document_id
+         WHERE c.embedding IS NOT NULL",
+    )?;
+    let levels = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, AccessLevel::from_i64(r.get(1)?)))
+        })?
+        .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+    Ok((levels, levels_epoch))
 }
 
 fn read_epoch(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
