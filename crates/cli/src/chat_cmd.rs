@@ -419,6 +419,7 @@ impl Chat<'_> {
         );
         let stdin = std::io::stdin();
         let mut line = String::new();
+        let mut failed = 0usize;
         loop {
             eprint!("> ");
             line.clear();
@@ -439,11 +440,20 @@ impl Chat<'_> {
                     }
                     print_session_hint(&turn);
                 }
-                Err(e) => eprintln!("\ndeskmate: {e:#}"),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("\ndeskmate: {e:#}");
+                }
             }
         }
         if let Some(id) = self.session {
             eprintln!("Session {id} is saved; continue it with --session {id}.");
+        }
+        // A chat in which some messages were not answered or not stored does not end as a
+        // success, so a script driving it can tell.
+        if failed > 0 {
+            eprintln!("deskmate: {failed} message(s) failed (see above)");
+            return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
     }

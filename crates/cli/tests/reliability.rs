@@ -520,3 +520,34 @@ fn a_directory_in_place_of_the_vector_file_gives_a_warning_and_results() {
     );
     assert!(text(&out.stdout).contains("memo.txt"));
 }
+
+#[test]
+fn an_interactive_chat_whose_messages_were_not_stored_does_not_exit_0() {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let model = repo_models().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let persona = serde_json::json!({"path": model, "n_ctx": 512, "parallel": 1, "threads": 1,
+        "sampling": {"max_tokens": 8}});
+    write_config(
+        home.path(),
+        serde_json::json!({"models": {"office": persona, "character": persona}}),
+    );
+    // Session 999 does not exist: every message is refused before anything is stored.
+    let mut child = command(home.path(), &["chat", "--session", "999"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nanyone there?\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("session 999 not found"), "{err}");
+    assert!(err.contains("2 message(s) failed"), "{err}");
+}
