@@ -1,22 +1,26 @@
-//! `deskmate models` (load the configured models, print their load reports) and `deskmate chat`
-//! (one message, or an interactive terminal chat), over `deskmate_core::engine`.
+//! `deskmate models` (load the configured models, print their load reports, over
+//! `deskmate_core::engine`) and `deskmate chat` (one message, or an interactive terminal chat,
+//! over the app layer `deskmate_core::app` and the window's own chat turn).
 //!
 //! Sessions and messages go to the same store as the app's, and every finished request to its
-//! request log. Ctrl-C cancels the reply being written (the text so far is kept, marked
+//! request log. The office persona is grounded in the user's documents and prints the passages
+//! it was given. Ctrl-C cancels the reply being written (the text so far is kept, marked
 //! interrupted); Ctrl-D at the prompt quits.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
+use deskmate_core::app::App;
+use deskmate_core::chat::{check_message, ChatEvent};
 use deskmate_core::config::ModelConfig;
 use deskmate_core::conversation;
-use deskmate_core::engine::{CancelToken, Completion, Engine, GenerationEvent, LoadReport};
+use deskmate_core::engine::{Engine, FinishReason, LoadReport, Timings};
 use deskmate_core::paths::Paths;
 use deskmate_core::startup::Startup;
-use deskmate_core::store::{Persona, Role, SessionSetup, Store};
+use deskmate_core::store::{MessageSource, Persona, SessionSetup};
 use deskmate_core::ErrorPayload;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -53,8 +57,7 @@ pub struct ChatArgs {
 
 struct Opened {
     startup: Startup,
-    store: Option<Arc<Mutex<Store>>>,
-    /// Why there is no store.
+    /// Why there is no store (then the request log is not kept).
     store_error: Option<ErrorPayload>,
     engine: Engine,
 }
@@ -72,11 +75,10 @@ fn open(paths: &Paths) -> anyhow::Result<Opened> {
         Ok(store) => (Some(Arc::new(Mutex::new(store))), None),
         Err(e) => (None, Some(e)),
     };
-    let sink = store.clone().map(deskmate_core::engine::store_sink);
+    let sink = store.map(deskmate_core::engine::store_sink);
     let engine = Engine::new(sink)?;
     Ok(Opened {
         startup,
-        store,
         store_error,
         engine,
     })
@@ -213,47 +215,44 @@ fn print_attempts(attempts: &[deskmate_core::engine::fit::Attempt]) {
     }
 }
 
-/// The reply being written, for the Ctrl-C handler.
-type Current = Arc<Mutex<Option<CancelToken>>>;
+/// The session whose reply is being written, for the Ctrl-C handler.
+type Current = Arc<Mutex<Option<i64>>>;
 
-fn install_ctrl_c(current: &Current) -> anyhow::Result<()> {
+fn install_ctrl_c(app: &Arc<App>, current: &Current) -> anyhow::Result<()> {
+    let app = Arc::clone(app);
     let current = Arc::clone(current);
     ctrlc::set_handler(move || {
-        let token = current.lock().unwrap_or_else(PoisonError::into_inner);
-        match token.as_ref() {
-            Some(token) => token.cancel(),
+        let session = *current.lock().unwrap_or_else(PoisonError::into_inner);
+        match session {
+            Some(session) => {
+                app.chat().stop(session);
+            }
             None => eprint!("\n(Ctrl-D quits)\n> "),
         }
     })
     .context("installing the Ctrl-C handler")
 }
 
+/// `deskmate chat`: the window's own chat turn (`deskmate_core::chat`), through the app layer,
+/// so the same limits, grounding, titles and one-reply-per-session guard apply.
 pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
     if let Some(message) = &args.message {
-        // Refuse a bad message before spending seconds on loading the model.
+        // An empty message needs nothing opened to be refused.
         conversation::validate_user_text(message)?;
     }
-    let opened = open(paths)?;
-    if let Some(e) = &opened.store_error {
-        // A chat whose messages cannot be stored would lose them: refuse instead of pretending.
-        anyhow::bail!(
-            "the database cannot be used ({}: {}); the chat was not started, since nothing could be saved",
-            e.code,
-            e.message
-        );
+    // A chat whose messages cannot be stored would lose them: no database, no chat.
+    let app = Arc::new(App::open(paths.clone())?);
+    if let Some(message) = &args.message {
+        // Refused as the window refuses it, before spending seconds on loading the model.
+        check_message(message, &app.turn_options(None))?;
     }
     let persona: Persona = args.persona.into();
-    let config = persona_config(&opened.startup, persona).clone();
-    let path = match &args.model {
-        Some(p) => p.clone(),
-        None => paths.model_path(&config.path),
-    };
+    let path = app.model_path(persona, args.model.as_deref());
     if !args.json {
         eprintln!("loading {} …", path.display());
     }
-    let report = opened
-        .engine
-        .load(persona, &path, &config)
+    let report = app
+        .load_persona(persona, args.model.as_deref())
         .with_context(|| format!("loading the {} model", persona.as_str()))?;
     if !args.json {
         let placement = if report.layers_on_gpu > 0 {
@@ -272,13 +271,12 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let current: Current = Arc::default();
-    install_ctrl_c(&current)?;
-    let mut chat = Chat {
-        engine: &opened.engine,
-        store: opened.store.as_deref(),
+    install_ctrl_c(&app, &current)?;
+    let mut chat = TerminalChat {
+        app: &app,
         persona,
         session: args.session,
-        model_file: &path,
+        model_file: path,
         current,
     };
     match &args.message {
@@ -288,6 +286,7 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&turn.to_json())?);
             } else {
                 println!();
+                print_sources(&turn);
                 print_session_hint(&turn);
             }
             Ok(ExitCode::SUCCESS)
@@ -296,120 +295,151 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-struct Chat<'a> {
-    engine: &'a Engine,
-    store: Option<&'a Mutex<Store>>,
+struct TerminalChat<'a> {
+    app: &'a App,
     persona: Persona,
     session: Option<i64>,
-    model_file: &'a Path,
+    model_file: PathBuf,
     current: Current,
 }
 
-struct Turn {
-    session: Option<i64>,
-    completion: Completion,
+/// What one turn produced, gathered from its events.
+#[derive(Default)]
+struct TurnSummary {
+    session: i64,
+    text: String,
+    sources: Vec<MessageSource>,
+    prompt_tokens: usize,
+    cached_tokens: usize,
+    dropped_turns: usize,
+    completion_tokens: usize,
+    finish_reason: Option<FinishReason>,
+    timings: Option<Timings>,
+    reply_status: Option<String>,
+    related: Vec<String>,
+    title: Option<String>,
     model_file: PathBuf,
 }
 
-impl Turn {
+impl TurnSummary {
     fn to_json(&self) -> serde_json::Value {
-        let c = &self.completion;
         serde_json::json!({
             "session": self.session,
+            "title": self.title,
             "model": self.model_file,
-            "text": c.text,
-            "finish_reason": c.finish_reason,
-            "prompt_tokens": c.prompt_tokens,
-            "cached_tokens": c.cached_tokens,
-            "completion_tokens": c.completion_tokens,
-            "dropped_turns": c.dropped_turns,
-            "timings": c.timings,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "reply_status": self.reply_status,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "dropped_turns": self.dropped_turns,
+            "timings": self.timings,
+            "sources": self.sources,
+            "related": self.related,
         })
     }
 }
 
-fn print_session_hint(turn: &Turn) {
-    let c = &turn.completion;
+fn print_sources(turn: &TurnSummary) {
+    for s in &turn.sources {
+        let place = match (&s.page, &s.section) {
+            (Some(page), _) => format!(", page {page}"),
+            (None, Some(section)) => format!(", § {section}"),
+            _ => String::new(),
+        };
+        println!("[{}] {}{place}", s.n, s.file_name);
+    }
+}
+
+fn print_session_hint(turn: &TurnSummary) {
     let mut line = format!(
         "[{} prompt tokens ({} cached), {} generated",
-        c.prompt_tokens, c.cached_tokens, c.completion_tokens
+        turn.prompt_tokens, turn.cached_tokens, turn.completion_tokens
     );
-    if let Some(tps) = c.timings.generation_tokens_per_s {
+    if let Some(tps) = turn
+        .timings
+        .as_ref()
+        .and_then(|t| t.generation_tokens_per_s)
+    {
         line.push_str(&format!(", {tps:.1} tokens/s"));
     }
-    if c.dropped_turns > 0 {
+    if turn.dropped_turns > 0 {
         line.push_str(&format!(
             "; {} oldest turns left out to fit the context",
-            c.dropped_turns
+            turn.dropped_turns
         ));
     }
-    if let Some(id) = turn.session {
-        line.push_str(&format!("; session {id}"));
-    }
+    line.push_str(&format!("; session {}", turn.session));
     eprintln!("{line}]");
 }
 
-impl Chat<'_> {
-    fn lock_store(&self) -> Option<std::sync::MutexGuard<'_, Store>> {
-        self.store
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Sends one message and streams the reply (to stdout when `stream`).
-    fn turn(&mut self, message: &str, stream: bool) -> anyhow::Result<Turn> {
-        let text = conversation::validate_user_text(message)?;
-        // History and the user's message are stored before the model is asked.
-        let (setup, history) = match self.store {
-            Some(store) => {
-                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                let session =
-                    conversation::open_session(&mut store, self.persona, self.session, text)?;
-                self.session = Some(session.id);
-                let history = store.messages(session.id)?;
-                store.append_message(session.id, Role::User, text, "complete")?;
-                (session.setup(), history)
-            }
-            None => (SessionSetup::of(self.persona), Vec::new()),
+impl TerminalChat<'_> {
+    /// Sends one message and streams the reply (to stdout when `stream`), then waits for the
+    /// turn's extras (the session's title, follow-up questions) as the window does.
+    fn turn(&mut self, message: &str, stream: bool) -> anyhow::Result<TurnSummary> {
+        let setup = SessionSetup::of(self.persona);
+        let turn =
+            self.app
+                .chat()
+                .send(self.session, &setup, message, self.app.turn_options(None))?;
+        let session = turn.start().session.id;
+        self.session = Some(session);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
+        let mut summary = TurnSummary {
+            session,
+            model_file: self.model_file.clone(),
+            ..TurnSummary::default()
         };
-        let request = conversation::request_for(&setup, &history, text, None);
-        let mut generation = self.engine.submit(self.persona, request)?;
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(generation.cancel_token());
-        let mut partial = String::new();
-        let mut outcome = None;
-        while let Some(event) = generation.blocking_next() {
-            match event {
-                GenerationEvent::Started { .. } => {}
-                GenerationEvent::Text(piece) => {
-                    if stream {
-                        print!("{piece}");
-                        let _ = std::io::stdout().flush();
-                    }
-                    partial.push_str(&piece);
+        let mut failure = None;
+        turn.run(|event| match event {
+            ChatEvent::Started {
+                prompt_tokens,
+                cached_tokens,
+                dropped_turns,
+                ..
+            } => {
+                summary.prompt_tokens = prompt_tokens;
+                summary.cached_tokens = cached_tokens;
+                summary.dropped_turns = dropped_turns;
+            }
+            ChatEvent::Sources { sources, .. } => summary.sources = sources,
+            ChatEvent::Text { text, .. } => {
+                if stream {
+                    print!("{text}");
+                    let _ = std::io::stdout().flush();
                 }
-                GenerationEvent::Finished(c) => outcome = Some(Ok(c)),
-                GenerationEvent::Failed(e) => outcome = Some(Err(e)),
+                summary.text.push_str(&text);
             }
-        }
+            ChatEvent::Finished {
+                reply,
+                completion_tokens,
+                finish_reason,
+                timings,
+            } => {
+                summary.completion_tokens = completion_tokens;
+                summary.finish_reason = Some(finish_reason);
+                summary.timings = Some(timings);
+                summary.reply_status = Some(reply.status);
+            }
+            ChatEvent::Failed { error, reply, .. } => {
+                if error.code == "cancelled" {
+                    // Stopped before any text: nothing was kept.
+                    summary.finish_reason = Some(FinishReason::Cancelled);
+                } else {
+                    summary.reply_status = reply.map(|r| r.status);
+                    failure = Some(error);
+                }
+            }
+            ChatEvent::Related { questions, .. } => summary.related = questions,
+            ChatEvent::Title { session } => summary.title = Some(session.title),
+            ChatEvent::Done { .. } => {}
+        });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        let outcome = outcome.unwrap_or(Err(deskmate_core::Error::WorkerCrashed {
-            persona: self.persona.as_str(),
-        }));
-        if let (Some(mut store), Some(session)) = (self.lock_store(), self.session) {
-            let status = match &outcome {
-                Ok(c) => conversation::reply_status(c),
-                Err(_) => conversation::FAILED_REPLY_STATUS,
-            };
-            if !(partial.is_empty() && outcome.is_err()) {
-                store.append_message(session, Role::Assistant, &partial, status)?;
-            }
+        if let Some(e) = failure {
+            anyhow::bail!("{} ({})", e.message, e.code);
         }
-        let completion = outcome?;
-        Ok(Turn {
-            session: self.session,
-            completion,
-            model_file: self.model_file.to_path_buf(),
-        })
+        Ok(summary)
     }
 
     fn interactive(&mut self) -> anyhow::Result<ExitCode> {
@@ -433,11 +463,10 @@ impl Chat<'_> {
             match self.turn(&line, true) {
                 Ok(turn) => {
                     println!();
-                    if turn.completion.finish_reason
-                        == deskmate_core::engine::FinishReason::Cancelled
-                    {
+                    if turn.finish_reason == Some(FinishReason::Cancelled) {
                         eprintln!("[stopped]");
                     }
+                    print_sources(&turn);
                     print_session_hint(&turn);
                 }
                 Err(e) => {

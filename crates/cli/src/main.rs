@@ -122,7 +122,15 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("deskmate: {e:#}");
+            // The core's stable code too, as the window's messages are keyed by it.
+            let code = e
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<deskmate_core::Error>())
+                .map(deskmate_core::Error::code);
+            match code {
+                Some(code) => eprintln!("deskmate: {e:#} [{code}]"),
+                None => eprintln!("deskmate: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

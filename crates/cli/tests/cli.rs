@@ -609,3 +609,57 @@ fn image_check_says_how_an_image_would_be_scaled_or_why_it_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("photo.jpg"), "{err}");
 }
+
+#[test]
+fn a_message_over_the_limit_is_refused_as_the_window_refuses_it_and_nothing_is_stored() {
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path().join("config.json")).unwrap())
+            .unwrap();
+    config["chat"] = serde_json::json!({"max_message_chars": 100});
+    std::fs::write(home.path().join("config.json"), config.to_string()).unwrap();
+    let long = "a".repeat(200);
+    let out = deskmate(home.path(), &["chat", "--json", &long]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("200 characters is over the limit of 100 (chat.max_message_chars)")
+            && err.contains("[message_too_long]"),
+        "{err}"
+    );
+    let store =
+        deskmate_core::store::Store::open(&home.path().join("data/deskmate.sqlite3")).unwrap();
+    assert!(store.sessions(None).unwrap().is_empty(), "nothing stored");
+}
+
+#[test]
+fn an_office_question_about_an_imported_document_prints_the_passages_it_used() {
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let doc = home.path().join("parking.txt");
+    std::fs::write(
+        &doc,
+        "The Deskmate office garage closes at ten in the evening. Visitors park on level B2.",
+    )
+    .unwrap();
+    assert!(deskmate(home.path(), &["ingest", doc.to_str().unwrap()])
+        .status
+        .success());
+    let out = deskmate(
+        home.path(),
+        &["chat", "--json", "When does the office garage close?"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["sources"][0]["file_name"], "parking.txt", "{reply}");
+    assert_eq!(reply["reply_status"], "complete", "{reply}");
+
+    let out = deskmate(home.path(), &["chat", "When does the garage close?"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("[1] parking.txt"), "{}", stdout(&out));
+}

@@ -372,8 +372,9 @@ fn text_without_sentence_breaks_imports_in_time_linear_in_its_size() {
         (4..=6).contains(&(chunks5 / chunks1.max(1))),
         "{chunks1} {chunks5}"
     );
-    // Linear is 5; quadratic would be 25. The bound leaves room for a busy machine.
-    assert!(ratio < 9.0, "5 MB took {ratio:.1}× the time of 1 MB");
+    // Linear is 5 (less, with the fixed cost of starting); quadratic would be 25. The bound
+    // leaves room for the other tests that share the machine.
+    assert!(ratio < 12.0, "5 MB took {ratio:.1}× the time of 1 MB");
     assert!(t5 < Duration::from_secs(120), "5 MB took {t5:?}");
 }
 

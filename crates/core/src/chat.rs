@@ -100,6 +100,8 @@ pub enum ChatEvent {
     Finished {
         reply: Message,
         completion_tokens: usize,
+        /// Why the model stopped (`stop`, `length`, `cancelled`).
+        finish_reason: FinishReason,
         timings: Timings,
     },
     /// The request failed, or was stopped before any text (code `cancelled`); `reply` is the
@@ -148,6 +150,21 @@ pub struct Turn {
 
 fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
     store.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The message as it will be stored (trimmed), or why it cannot be sent: empty, or over
+/// `chat.max_message_chars`. [`Chat::send`] checks it; a front end may check first, before
+/// spending seconds on loading a model.
+pub fn check_message<'t>(text: &'t str, options: &TurnOptions) -> Result<&'t str> {
+    let text = conversation::validate_user_text(text)?;
+    let got = text.chars().count();
+    if got > options.max_message_chars {
+        return Err(Error::MessageTooLong {
+            limit: options.max_message_chars,
+            got,
+        });
+    }
+    Ok(text)
 }
 
 /// Checks and normalises a session setup: the tone belongs to the office persona, the
@@ -262,14 +279,7 @@ impl Chat {
         attachments: Vec<NewAttachment>,
         options: TurnOptions,
     ) -> Result<Turn> {
-        let text = conversation::validate_user_text(text)?;
-        let got = text.chars().count();
-        if got > options.max_message_chars {
-            return Err(Error::MessageTooLong {
-                limit: options.max_message_chars,
-                got,
-            });
-        }
+        let text = check_message(text, &options)?;
         let mut store = lock(&self.store);
         let session = match session_id {
             Some(id) => store.session(id)?,
@@ -530,6 +540,7 @@ impl Turn {
                 emit(ChatEvent::Finished {
                     reply,
                     completion_tokens: completion.completion_tokens,
+                    finish_reason: completion.finish_reason,
                     timings: completion.timings,
                 });
                 done_well.then_some(text)

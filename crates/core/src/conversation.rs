@@ -6,9 +6,9 @@
 //! whatever happens next; the reply is saved with status `complete`, or `interrupted` (cancelled
 //! or failed, with the text so far).
 
-use crate::engine::{ChatMessage, ChatRequest, Completion, FinishReason};
+use crate::engine::{ChatMessage, ChatRequest};
 use crate::error::{Error, Result};
-use crate::store::{Message, Persona, Role, Session, SessionSetup, Store, Tone};
+use crate::store::{Message, Persona, Role, SessionSetup, Tone};
 
 /// Longest automatic title taken from the first message, in characters.
 const TITLE_CHARS: usize = 60;
@@ -182,27 +182,6 @@ pub fn title_from(text: &str) -> String {
     format!("{}…", &cut[..at_word.unwrap_or(cut.len())])
 }
 
-/// The session to continue, or a new one titled after the first message.
-pub fn open_session(
-    store: &mut Store,
-    persona: Persona,
-    session: Option<i64>,
-    first_text: &str,
-) -> Result<Session> {
-    match session {
-        Some(id) => store.session(id),
-        None => store.create_session(persona, &title_from(first_text)),
-    }
-}
-
-/// The status a stored reply gets from how it ended.
-pub fn reply_status(completion: &Completion) -> &'static str {
-    match completion.finish_reason {
-        FinishReason::Cancelled => "interrupted",
-        _ => "complete",
-    }
-}
-
 /// The status of a reply whose request failed.
 pub const FAILED_REPLY_STATUS: &str = "interrupted";
 
@@ -319,18 +298,6 @@ mod tests {
         assert!(long.starts_with(t.trim_end_matches('…')));
         let korean = "분기 예산 보고서를 요약해 주세요. ".repeat(5);
         assert!(title_from(&korean).chars().count() <= TITLE_CHARS + 1);
-    }
-
-    #[test]
-    fn a_session_is_created_once_and_continued_by_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("d.sqlite")).unwrap();
-        let s = open_session(&mut store, Persona::Office, None, "Budget question").unwrap();
-        assert_eq!(s.title, "Budget question");
-        let again = open_session(&mut store, Persona::Office, Some(s.id), "x").unwrap();
-        assert_eq!(again.id, s.id);
-        let missing = open_session(&mut store, Persona::Office, Some(999), "x").unwrap_err();
-        assert_eq!(missing.code(), "not_found");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The desktop shell (`src-tauri`) and the CLI (`crates/cli`) are thin layers over this crate.
 //! See ARCHITECTURE.md for the map of modules, data flow and threads.
 
+pub mod app;
 mod atomic_file;
 pub mod attachments;
 pub mod chat;
