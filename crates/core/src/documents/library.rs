@@ -175,6 +175,9 @@ struct VectorState {
     epoch: i64,
     /// The database `levels_epoch` that `levels` reflects.
     levels_epoch: i64,
+    /// The epoch of the index as last read from or written to `deskmate.vectors`, so an index
+    /// that is already on disk is not written again.
+    saved_epoch: Option<i64>,
 }
 
 /// Words found in more than this share of all chunks are left out of keyword search.
@@ -807,14 +810,12 @@ impl Library {
                 .map_err(|e| self.err(&store, e))?
         };
         if let Err(e) = import_level(path, known_level, spec) {
-            self.record_failure(file_id, path, &e, spec)?;
-            return Ok(Some(failed_outcome(path, &e)));
+            return self.record_failure(file_id, path, &e, spec).map(Some);
         }
         let prepared = match self.prepare_file(path) {
             Ok(p) => p,
             Err(e) => {
-                self.record_failure(file_id, path, &e, spec)?;
-                return Ok(Some(failed_outcome(path, &e)));
+                return self.record_failure(file_id, path, &e, spec).map(Some);
             }
         };
         let Prepared::Changed {
@@ -880,8 +881,7 @@ impl Library {
             Err(e) => {
                 drop(tx);
                 drop(store);
-                self.record_failure(file_id, path, &e, spec)?;
-                return Ok(Some(failed_outcome(path, &e)));
+                return self.record_failure(file_id, path, &e, spec).map(Some);
             }
         };
         let now = now_ms();
@@ -1011,8 +1011,7 @@ impl Library {
             Err(e) => {
                 drop(tx);
                 drop(store);
-                self.record_failure(file_id, path, &e, spec)?;
-                return Ok(failed_outcome(path, &e));
+                return self.record_failure(file_id, path, &e, spec);
             }
         };
         let relevelled = known != Some(level);
@@ -1088,8 +1087,14 @@ impl Library {
     /// Marks a file failed. A document already indexed from it keeps its chunks and shows the
     /// error (unless it is above the job's clearance: that one is left alone); a new one is
     /// listed as failed at the level the job would have given it, so it is seen only by those
-    /// who could have seen the document.
-    fn record_failure(&self, file_id: i64, path: &Path, e: &Error, spec: &JobSpec) -> Result<()> {
+    /// who could have seen the document. Returns the file's outcome.
+    fn record_failure(
+        &self,
+        file_id: i64,
+        path: &Path,
+        e: &Error,
+        spec: &JobSpec,
+    ) -> Result<FileOutcome> {
         let mut store = lock(&self.store);
         let db = store.path().to_path_buf();
         let tx = store
@@ -1137,7 +1142,8 @@ impl Library {
             params![file_id, e.code(), message],
         )
         .map_err(|e| store_err(&db, e))?;
-        tx.commit().map_err(|e| store_err(&db, e))
+        tx.commit().map_err(|e| store_err(&db, e))?;
+        Ok(failed_outcome(path, e))
     }
 
     /// Imports one document's file again even if it has not changed (after a new embedding
@@ -1210,14 +1216,7 @@ impl Library {
             tx.commit().map_err(|e| store_err(&db, e))?;
             drop(store);
             let mut vectors_state = lock(&self.vectors);
-            if vectors_state
-                .as_ref()
-                .is_some_and(|state| state.epoch != epoch_before)
-            {
-                // Another writer changed chunks since this index was built (see the module doc).
-                *vectors_state = None;
-            }
-            if let Some(state) = vectors_state.as_mut() {
+            if let Some(state) = index_at(&mut vectors_state, epoch_before) {
                 for ((id, _, level), v) in pending.iter().zip(&vectors) {
                     state.index.add(*id, v)?;
                     state.levels.insert(*id, AccessLevel::from_i64(*level));
@@ -1365,14 +1364,7 @@ impl Library {
         epoch_after: i64,
     ) -> Result<()> {
         let mut guard = lock(&self.vectors);
-        if guard
-            .as_ref()
-            .is_some_and(|state| state.epoch != epoch_before)
-        {
-            tracing::info!("chunks changed by another writer; the vector index will be rebuilt");
-            *guard = None;
-        }
-        let Some(state) = guard.as_mut() else {
+        let Some(state) = index_at(&mut guard, epoch_before) else {
             return Ok(());
         };
         for id in removed {
@@ -1390,23 +1382,28 @@ impl Library {
     }
 
     fn save_vectors(&self) -> Result<()> {
-        let guard = lock(&self.vectors);
-        if let Some(state) = guard.as_ref() {
-            self.save_index(&state.index, state.epoch)?;
+        let mut guard = lock(&self.vectors);
+        if let Some(state) = guard.as_mut() {
+            if state.saved_epoch != Some(state.epoch)
+                && self.save_index(&state.index, state.epoch)?
+            {
+                state.saved_epoch = Some(state.epoch);
+            }
         }
         Ok(())
     }
 
     /// Saves the index. A full disk is an error (the import stops and says so); any other
     /// failure (the file's place is a directory, or not writable) leaves the index working from
-    /// memory and becomes a warning on every search until a save succeeds.
-    fn save_index(&self, index: &VectorIndex, epoch: i64) -> Result<()> {
+    /// memory and becomes a warning on every search until a save succeeds. Returns whether the
+    /// file was written.
+    fn save_index(&self, index: &VectorIndex, epoch: i64) -> Result<bool> {
         let outcome = index.save(epoch);
         let mut unsaved = lock(&self.vectors_unsaved);
         match outcome {
             Ok(()) => {
                 *unsaved = None;
-                Ok(())
+                Ok(true)
             }
             Err(e) if e.is_disk_full() => Err(e),
             Err(e) => {
@@ -1419,7 +1416,7 @@ impl Library {
                         "{e}; vector search works from memory, and the index is rebuilt at every start until the file can be written"
                     ),
                 });
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -1494,8 +1491,8 @@ impl Library {
             epoch,
             count: levels.len(),
         };
-        let index = match VectorIndex::open(&self.vectors_path, &wanted)? {
-            Ok(index) => index,
+        let (index, saved) = match VectorIndex::open(&self.vectors_path, &wanted)? {
+            Ok(index) => (index, true),
             Err(why) => {
                 let started = Instant::now();
                 let mut index = VectorIndex::new(&self.vectors_path, model, dimensions)?;
@@ -1516,14 +1513,14 @@ impl Library {
                     }
                 }
                 drop(stmt);
-                self.save_index(&index, epoch)?;
+                let saved = self.save_index(&index, epoch)?;
                 tracing::info!(
                     ?why,
                     vectors = index.len(),
                     ms = started.elapsed().as_millis() as u64,
                     "vector index rebuilt from stored embeddings"
                 );
-                index
+                (index, saved)
             }
         };
         drop(snapshot);
@@ -1532,6 +1529,7 @@ impl Library {
             levels,
             epoch,
             levels_epoch,
+            saved_epoch: saved.then_some(epoch),
         });
         Ok(())
     }
@@ -1919,6 +1917,20 @@ fn chunk_ids_of(conn: &rusqlite::Connection, document: i64) -> rusqlite::Result<
     let mut stmt = conn.prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?;
     let rows = stmt.query_map([document], |r| r.get(0))?;
     rows.collect()
+}
+
+/// The in-memory index, if it reflects `epoch_before` (the database's epoch before a transaction
+/// that changed chunks). Otherwise another writer changed chunks in between (see the module
+/// doc): the index is dropped and rebuilt from the database when next needed.
+fn index_at(guard: &mut Option<VectorState>, epoch_before: i64) -> Option<&mut VectorState> {
+    if guard
+        .as_ref()
+        .is_some_and(|state| state.epoch != epoch_before)
+    {
+        tracing::info!("chunks changed by another writer; the vector index will be rebuilt");
+        *guard = None;
+    }
+    guard.as_mut()
 }
 
 /// Every embedded chunk's document level, and the `levels_epoch` they reflect (read in the

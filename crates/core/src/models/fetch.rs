@@ -122,26 +122,18 @@ impl<'m> Fetcher<'m> {
                         attempts,
                     }
                 }
-                Err(SourceError::DiskFull(reason)) => {
-                    progress.event(ProgressEvent::SourceFailed {
-                        label: &label,
-                        reason: &reason,
-                    });
-                    attempts.push(Attempt {
-                        source: label,
-                        reason,
-                    });
-                    return failed(attempts);
-                }
-                Err(
-                    SourceError::Reason(reason)
-                    | SourceError::Mismatch {
-                        message: reason, ..
-                    },
-                ) => {
-                    // A source that failed before its first byte leaves nothing worth resuming.
+                Err(e) => {
+                    let (reason, disk_full) = match e {
+                        SourceError::DiskFull(reason) => (reason, true),
+                        SourceError::Reason(reason)
+                        | SourceError::Mismatch {
+                            message: reason, ..
+                        } => (reason, false),
+                    };
+                    // A source that failed before its first byte leaves nothing worth resuming;
+                    // a full disk keeps its part for the next fetch.
                     let (part, _) = part_paths(&final_path);
-                    if fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
+                    if !disk_full && fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
                         discard_part(&final_path);
                     }
                     progress.event(ProgressEvent::SourceFailed {
@@ -152,6 +144,10 @@ impl<'m> Fetcher<'m> {
                         source: label,
                         reason,
                     });
+                    if disk_full {
+                        // No other source can do better.
+                        return failed(attempts);
+                    }
                 }
             }
         }
