@@ -154,10 +154,7 @@ fn load_in_background(engine: Arc<Engine>, paths: &Paths, config: &Config, perso
     let jobs: Vec<_> = personas
         .iter()
         .map(|&persona| {
-            let config = match persona {
-                Persona::Office => config.models.office.clone(),
-                Persona::Character => config.models.character.clone(),
-            };
+            let config = config.models.persona(persona).clone();
             (persona, paths.model_path(&config.path), config)
         })
         .collect();

@@ -1,20 +1,13 @@
 //! Commands of the Settings and Models pages: the engine settings in `config.json` (written
 //! back only when valid) and reloading a persona's model, or picking its file.
 
-use deskmate_core::config::{Config, ConfigSource, ModelConfig};
+use deskmate_core::config::{Config, ConfigSource};
 use deskmate_core::store::Persona;
 use deskmate_core::ErrorPayload;
 use tauri::State;
 use tauri_plugin_dialog::DialogExt;
 
 use crate::{internal, load_in_background, AppState};
-
-fn model_of(config: &Config, persona: Persona) -> &ModelConfig {
-    match persona {
-        Persona::Office => &config.models.office,
-        Persona::Character => &config.models.character,
-    }
-}
 
 /// The configuration in use.
 #[tauri::command]
@@ -45,7 +38,7 @@ pub async fn config_save(
     }
     let changed: Vec<Persona> = [Persona::Office, Persona::Character]
         .into_iter()
-        .filter(|&p| model_of(&old, p) != model_of(&config, p))
+        .filter(|&p| old.models.persona(p) != config.models.persona(p))
         .collect();
     if !changed.is_empty() {
         load_in_background(state.engine()?, &paths, &config, &changed);

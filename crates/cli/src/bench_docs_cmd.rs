@@ -24,6 +24,7 @@ use std::time::Instant;
 use anyhow::Context;
 use deskmate_core::config::Config;
 use deskmate_core::documents::embed::dot;
+use deskmate_core::documents::samples::unbroken_text;
 use deskmate_core::documents::{Library, SearchMode};
 use deskmate_core::store::AccessLevel;
 
@@ -47,36 +48,6 @@ pub struct BenchDocsArgs {
     /// Size of the generated text without sentence breaks
     #[arg(long, default_value_t = 1_000_000)]
     unbroken_bytes: usize,
-}
-
-/// Words without a sentence break, Korean and English mixed.
-fn unbroken_text(bytes: usize) -> String {
-    let words = [
-        "분기",
-        "예산",
-        "보고서",
-        "quarterly",
-        "budget",
-        "invoice",
-        "서울",
-        "branch",
-        "meeting",
-        "delivery",
-        "계약",
-        "schedule",
-        "payment",
-        "승인",
-        "report",
-    ];
-    let mut out = String::with_capacity(bytes + 16);
-    let mut i = 0usize;
-    while out.len() < bytes {
-        out.push_str(words[(i * 7 + i / 3) % words.len()]);
-        out.push_str(&(i % 1000).to_string());
-        out.push(' ');
-        i += 1;
-    }
-    out
 }
 
 /// Imports `files` into a fresh library and embeds its chunk texts alone: the import's rate

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Context;
 use deskmate_core::app::App;
 use deskmate_core::chat::{check_message, ChatEvent};
-use deskmate_core::config::ModelConfig;
 use deskmate_core::conversation;
 use deskmate_core::engine::{Engine, FinishReason, LoadReport, Timings};
 use deskmate_core::paths::Paths;
@@ -84,13 +83,6 @@ fn open(paths: &Paths) -> anyhow::Result<Opened> {
     })
 }
 
-fn persona_config(startup: &Startup, persona: Persona) -> &ModelConfig {
-    match persona {
-        Persona::Office => &startup.config.config.models.office,
-        Persona::Character => &startup.config.config.models.character,
-    }
-}
-
 /// `deskmate models` without a subcommand: load both personas' models and report.
 pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
     let opened = open(paths)?;
@@ -104,7 +96,7 @@ pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
     let mut all_ok = true;
     let mut out = Vec::new();
     for persona in [Persona::Office, Persona::Character] {
-        let config = persona_config(&opened.startup, persona);
+        let config = opened.startup.config.config.models.persona(persona);
         let path = paths.model_path(&config.path);
         if !json {
             eprintln!(

@@ -1,19 +1,12 @@
 //! The `deskmate` binary as a user runs it: exit codes and what it prints.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn deskmate(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deskmate"))
-        .args(args)
-        .env("DESKMATE_CONFIG", home.join("config.json"))
-        .env("DESKMATE_DATA_DIR", home.join("data"))
-        .env("DESKMATE_MODELS_DIR", home.join("models"))
-        .env_remove("DESKMATE_MODEL_MIRROR")
-        .output()
-        .expect("the deskmate binary runs")
-}
+use common::{deskmate, documents_json, repo_models};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -376,16 +369,6 @@ fn embedding_config(home: &Path) {
     std::fs::write(home.join("config.json"), body.to_string()).unwrap();
 }
 
-fn documents_json(home: &Path) -> Vec<serde_json::Value> {
-    let out = deskmate(home, &["documents", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
-}
-
 #[test]
 fn an_import_killed_mid_job_resumes_where_it_stopped_and_leaves_no_half_file() {
     use std::io::BufRead;
@@ -509,13 +492,6 @@ fn search_as_a_lower_profile_never_shows_a_restricted_document() {
     let unknown = deskmate(home.path(), &["search", "x", "--profile", "nobody"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
-}
-
-fn repo_models() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .canonicalize()
-        .expect("models/ exists (cargo xtask models --set test)")
 }
 
 #[test]

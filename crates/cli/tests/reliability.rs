@@ -3,25 +3,14 @@
 //! clearance, files that take chunking to its worst case, a full disk and a broken vector file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn command(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deskmate"));
-    cmd.args(args)
-        .env("DESKMATE_CONFIG", home.join("config.json"))
-        .env("DESKMATE_DATA_DIR", home.join("data"))
-        .env("DESKMATE_MODELS_DIR", home.join("models"))
-        .env_remove("DESKMATE_MODEL_MIRROR");
-    cmd
-}
-
-fn deskmate(home: &Path, args: &[&str]) -> Output {
-    command(home, args)
-        .output()
-        .expect("the deskmate binary runs")
-}
+use common::{command, deskmate, documents_json, repo_models};
+use deskmate_core::documents::samples::unbroken_text;
 
 fn spawn(home: &Path, args: &[&str]) -> Child {
     command(home, args)
@@ -33,13 +22,6 @@ fn spawn(home: &Path, args: &[&str]) -> Child {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn repo_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .canonicalize()
-        .expect("models/ exists (cargo xtask models --set test)")
 }
 
 /// The embedding model and ONNX Runtime from the repository's models/.
@@ -57,12 +39,6 @@ fn write_config(home: &Path, config: serde_json::Value) {
 
 fn database(home: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(home.join("data").join("deskmate.sqlite3")).unwrap()
-}
-
-fn documents_json(home: &Path) -> Vec<serde_json::Value> {
-    let out = deskmate(home, &["documents", "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `ingest --json` prints progress lines and then one report line.
@@ -300,37 +276,6 @@ fn a_failed_restricted_import_is_invisible_below_its_level() {
         let seen = documents_json(home.path());
         assert!(seen.is_empty(), "{name} sees {seen:?}");
     }
-}
-
-/// `words` space-separated words of varied length with no sentence punctuation at all, as in
-/// logs, OCR output or text pasted from a PDF.
-fn unbroken_text(bytes: usize) -> String {
-    let vocabulary = [
-        "quarterly",
-        "budget",
-        "office",
-        "supply",
-        "invoice",
-        "Seoul",
-        "branch",
-        "meeting",
-        "report",
-        "figure",
-        "delivery",
-        "contract",
-        "schedule",
-        "payment",
-        "approval",
-    ];
-    let mut out = String::with_capacity(bytes + 16);
-    let mut i = 0usize;
-    while out.len() < bytes {
-        out.push_str(vocabulary[(i * 7 + i / 3) % vocabulary.len()]);
-        out.push_str(&(i % 1000).to_string());
-        out.push(' ');
-        i += 1;
-    }
-    out
 }
 
 fn timed_ingest(home: &Path, file: &Path) -> (Duration, serde_json::Value) {

@@ -90,10 +90,7 @@ impl App {
 
     /// The configuration of the model behind `persona`.
     pub fn model_config(&self, persona: Persona) -> &ModelConfig {
-        match persona {
-            Persona::Office => &self.config.models.office,
-            Persona::Character => &self.config.models.character,
-        }
+        self.config.models.persona(persona)
     }
 
     /// The model file `persona` loads: `model` when given, else its configured one.

@@ -68,6 +68,16 @@ pub struct ModelsConfig {
     pub character: ModelConfig,
 }
 
+impl ModelsConfig {
+    /// The model behind `persona`.
+    pub fn persona(&self, persona: crate::store::Persona) -> &ModelConfig {
+        match persona {
+            crate::store::Persona::Office => &self.office,
+            crate::store::Persona::Character => &self.character,
+        }
+    }
+}
+
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {

@@ -315,6 +315,7 @@ fn split_long<'a>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::samples::unbroken_text;
     use super::*;
 
     /// One token per whitespace-separated word (Korean words included), for exact budgets.
@@ -338,19 +339,6 @@ mod tests {
             }
             text.len()
         }
-    }
-
-    /// Words without a single sentence break, as in logs or OCR output.
-    fn unbroken(bytes: usize) -> String {
-        let mut out = String::with_capacity(bytes + 16);
-        let mut i = 0usize;
-        while out.len() < bytes {
-            out.push_str(["budget", "서울", "invoice", "meeting", "보고서"][i % 5]);
-            out.push_str(&(i % 997).to_string());
-            out.push(' ');
-            i += 1;
-        }
-        out
     }
 
     /// The best of three runs: the other tests share the machine.
@@ -383,8 +371,8 @@ mod tests {
     fn text_without_sentence_breaks_is_chunked_in_time_linear_in_its_length() {
         let tokenizer = e5_tokenizer();
         for counter in [&ApproxTokens as &dyn TokenCounter, &tokenizer] {
-            let small = [section(&unbroken(200_000))];
-            let large = [section(&unbroken(1_000_000))];
+            let small = [section(&unbroken_text(200_000))];
+            let large = [section(&unbroken_text(1_000_000))];
             let (t1, c1) = seconds(|| chunk_sections(&small, counter, 256, 32));
             let (t5, c5) = seconds(|| chunk_sections(&large, counter, 256, 32));
             // Linear is 5×; the quadratic cut took 25× (and minutes for 5 MB).

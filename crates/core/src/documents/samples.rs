@@ -1,5 +1,6 @@
-//! Small generated PDF and DOCX files, for the tests, the benchmark and the e2e fixtures (no
-//! binary fixtures in the repository). Not used by the app itself.
+//! Small generated PDF and DOCX files, and long text without sentence breaks, for the tests, the
+//! benchmark and the e2e fixtures (no binary fixtures in the repository). Not used by the app
+//! itself.
 
 use std::io::Write;
 
@@ -78,4 +79,35 @@ pub fn docx_with(paragraphs: &[(&str, Option<&str>)]) -> Result<Vec<u8>, String>
         zip.finish().map_err(|x| e(&x))?;
     }
     Ok(out)
+}
+
+/// About `bytes` bytes of numbered Korean and English words without a single sentence break, as
+/// logs, OCR output and text pasted from PDFs come: the worst case for cutting text into chunks.
+pub fn unbroken_text(bytes: usize) -> String {
+    let words = [
+        "분기",
+        "예산",
+        "보고서",
+        "quarterly",
+        "budget",
+        "invoice",
+        "서울",
+        "branch",
+        "meeting",
+        "delivery",
+        "계약",
+        "schedule",
+        "payment",
+        "승인",
+        "report",
+    ];
+    let mut out = String::with_capacity(bytes + 16);
+    let mut i = 0usize;
+    while out.len() < bytes {
+        out.push_str(words[(i * 7 + i / 3) % words.len()]);
+        out.push_str(&(i % 1000).to_string());
+        out.push(' ');
+        i += 1;
+    }
+    out
 }
