@@ -1,51 +1,33 @@
 //! Commands of the Chat and Cards pages: sessions, turns (streamed over a `Channel`), cards.
 //!
-//! Each command calls `deskmate_core::chat` or the store; blocking work runs on the blocking
-//! pool, and a turn's reply is written on a thread of its own so the command answers at once.
+//! Each command calls one `App` method; blocking work runs on the blocking pool. A turn is
+//! started by the core on a thread of its own; its events are forwarded to the page's channel.
 
-use deskmate_core::chat::{self, ChatEvent, TurnOptions, TurnStart};
-use deskmate_core::store::{Card, Message, Session, SessionSetup};
-use deskmate_core::ErrorPayload;
-use serde::Serialize;
+use std::sync::Arc;
+
+use deskmate_core::app::{OpenSession, SendMessage};
+use deskmate_core::chat::{ChatEvent, TurnStart};
+use deskmate_core::store::{Card, Session, SessionSetup};
+use deskmate_core::Error;
 use tauri::ipc::Channel;
 use tauri::State;
 use tauri_plugin_dialog::DialogExt;
 
-use crate::{blocking, internal, lock_store, AppState};
-
-/// A session with its messages, as the chat page shows it.
-#[derive(Debug, Serialize)]
-pub struct OpenSession {
-    session: Session,
-    messages: Vec<Message>,
-    /// A reply is being written in it now (by a turn started earlier).
-    replying: bool,
-}
+use crate::{blocking, AppState};
 
 #[tauri::command]
 pub async fn sessions_list(
     state: State<'_, AppState>,
     search: Option<String>,
-) -> Result<Vec<Session>, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).sessions(search.as_deref())).await
+) -> Result<Vec<Session>, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.sessions(search.as_deref())).await
 }
 
 #[tauri::command]
-pub async fn session_open(
-    state: State<'_, AppState>,
-    id: i64,
-) -> Result<OpenSession, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || {
-        let store = lock_store(chat.store());
-        Ok(OpenSession {
-            session: store.session(id)?,
-            messages: store.messages(id)?,
-            replying: chat.is_replying(id),
-        })
-    })
-    .await
+pub async fn session_open(state: State<'_, AppState>, id: i64) -> Result<OpenSession, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.open_session(id)).await
 }
 
 /// A new, empty session (a character's greeting is its first message).
@@ -53,17 +35,9 @@ pub async fn session_open(
 pub async fn session_create(
     state: State<'_, AppState>,
     setup: SessionSetup,
-) -> Result<OpenSession, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || {
-        let (session, messages) = chat::create_session(&mut lock_store(chat.store()), &setup)?;
-        Ok(OpenSession {
-            session,
-            messages,
-            replying: false,
-        })
-    })
-    .await
+) -> Result<OpenSession, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.create_session(&setup)).await
 }
 
 #[tauri::command]
@@ -71,13 +45,9 @@ pub async fn session_set_setup(
     state: State<'_, AppState>,
     id: i64,
     setup: SessionSetup,
-) -> Result<Session, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || {
-        let setup = chat::validate_setup(&setup)?;
-        lock_store(chat.store()).set_session_setup(id, &setup)
-    })
-    .await
+) -> Result<Session, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.set_session_setup(id, &setup)).await
 }
 
 #[tauri::command]
@@ -85,102 +55,66 @@ pub async fn session_rename(
     state: State<'_, AppState>,
     id: i64,
     title: String,
-) -> Result<Session, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).rename_session(id, &title)).await
+) -> Result<Session, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.rename_session(id, &title)).await
 }
 
 /// Deletes a session and its messages (a running reply is stopped first); its cards stay.
 #[tauri::command]
-pub async fn session_delete(state: State<'_, AppState>, id: i64) -> Result<(), ErrorPayload> {
-    let chat = state.chat()?;
-    chat.stop(id);
-    let files = state.media.attachments();
-    blocking(move || chat.delete_session(id, &files)).await
+pub async fn session_delete(state: State<'_, AppState>, id: i64) -> Result<(), Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.delete_session(id)).await
 }
 
 /// Asks where to save the session (Markdown or JSON) and writes it; `None` when the user
 /// cancelled the dialog.
 #[tauri::command]
 pub async fn session_export(
-    app: tauri::AppHandle,
+    window: tauri::AppHandle,
     state: State<'_, AppState>,
     id: i64,
     format: String,
-) -> Result<Option<String>, ErrorPayload> {
-    let chat = state.chat()?;
-    let (extension, filter) = match format.as_str() {
-        "markdown" => ("md", "Markdown"),
-        "json" => ("json", "JSON"),
-        other => {
-            return Err(ErrorPayload {
-                code: "invalid_input",
-                message: format!("format: expected markdown or json, got {other:?}"),
-            })
-        }
-    };
-    let (session, messages) = blocking({
-        let chat = chat.clone();
-        move || {
-            let store = lock_store(chat.store());
-            Ok((store.session(id)?, store.messages(id)?))
-        }
-    })
-    .await?;
-    let text = match extension {
-        "md" => chat::export_markdown(&session, &messages),
-        _ => chat::export_json(&session, &messages).map_err(|e| ErrorPayload::from(&e))?,
-    };
-    let file_name = chat::export_file_name(&session, extension);
+) -> Result<Option<String>, Error> {
+    let app = Arc::clone(&state);
+    let export = blocking(move || app.export_session(id, &format)).await?;
+    let (file_name, kind, extension) = (export.file_name.clone(), export.kind, export.extension);
     let picked = tauri::async_runtime::spawn_blocking(move || {
-        app.dialog()
+        window
+            .dialog()
             .file()
             .set_file_name(file_name)
-            .add_filter(filter, &[extension])
+            .add_filter(kind, &[extension])
             .blocking_save_file()
     })
     .await
-    .map_err(|_| internal("the save dialog"))?;
+    .map_err(|e| Error::Internal {
+        what: "the save dialog",
+        reason: e.to_string(),
+    })?;
     let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
         return Ok(None);
     };
-    std::fs::write(&path, text).map_err(|e| ErrorPayload {
-        code: "io",
-        message: format!("{}: {e}", path.display()),
-    })?;
-    Ok(Some(path.display().to_string()))
-}
-
-fn turn_options(state: &AppState, history_turns: Option<u32>) -> Result<TurnOptions, ErrorPayload> {
-    let max = state.startup()?.config.config.chat.max_message_chars;
-    Ok(TurnOptions {
-        history_turns: history_turns.map(|t| t as usize),
-        max_message_chars: max as usize,
+    blocking(move || {
+        export.save(&path)?;
+        Ok(Some(path.display().to_string()))
     })
+    .await
 }
 
-/// Runs a stored turn on its own thread, sending every event to the page.
-fn run_turn(turn: chat::Turn, on_event: Channel<ChatEvent>) -> Result<TurnStart, ErrorPayload> {
-    let start = turn.start().clone();
-    std::thread::Builder::new()
-        .name("deskmate-chat-turn".into())
-        .spawn(move || {
-            turn.run(|event| {
-                if let Err(e) = on_event.send(event) {
-                    tracing::debug!(error = %e, "chat event not delivered (page closed?)");
-                }
-            })
-        })
-        .map_err(|e| ErrorPayload {
-            code: "internal",
-            message: format!("the reply thread could not start: {e}"),
-        })?;
-    Ok(start)
+/// Forwards a turn's events to the page (which may have been closed meanwhile).
+fn forward(on_event: Channel<ChatEvent>) -> impl FnMut(ChatEvent) + Send + 'static {
+    move |event| {
+        if let Err(e) = on_event.send(event) {
+            tracing::debug!(error = %e, "chat event not delivered (page closed?)");
+        }
+    }
 }
 
 /// Stores the message (in a new session when `session_id` is null) and starts the reply; its
 /// events arrive on `on_event`.
 #[tauri::command]
+#[allow(clippy::too_many_arguments)]
 pub async fn chat_send(
     state: State<'_, AppState>,
     session_id: Option<i64>,
@@ -189,16 +123,16 @@ pub async fn chat_send(
     attachments: Option<Vec<String>>,
     history_turns: Option<u32>,
     on_event: Channel<ChatEvent>,
-) -> Result<TurnStart, ErrorPayload> {
-    let chat = state.chat()?;
-    let options = turn_options(&state, history_turns)?;
-    let files = state.media.attachments();
-    let turn = blocking(move || {
-        let images = files.resolve(&attachments.unwrap_or_default())?;
-        chat.send_with_attachments(session_id, &setup, &text, images, options)
-    })
-    .await?;
-    run_turn(turn, on_event)
+) -> Result<TurnStart, Error> {
+    let app = Arc::clone(&state);
+    let message = SendMessage {
+        session_id,
+        setup,
+        text,
+        attachments: attachments.unwrap_or_default(),
+        history_turns: history_turns.map(|t| t as usize),
+    };
+    blocking(move || app.send(message, forward(on_event))).await
 }
 
 /// Writes the session's last reply again.
@@ -208,26 +142,25 @@ pub async fn chat_retry(
     session_id: i64,
     history_turns: Option<u32>,
     on_event: Channel<ChatEvent>,
-) -> Result<TurnStart, ErrorPayload> {
-    let chat = state.chat()?;
-    let options = turn_options(&state, history_turns)?;
-    let turn = blocking(move || chat.retry(session_id, options)).await?;
-    run_turn(turn, on_event)
+) -> Result<TurnStart, Error> {
+    let app = Arc::clone(&state);
+    let history_turns = history_turns.map(|t| t as usize);
+    blocking(move || app.retry(session_id, history_turns, forward(on_event))).await
 }
 
 /// Stops the reply being written in a session; false when none was.
 #[tauri::command]
-pub fn chat_stop(state: State<'_, AppState>, session_id: i64) -> Result<bool, ErrorPayload> {
-    Ok(state.chat()?.stop(session_id))
+pub fn chat_stop(state: State<'_, AppState>, session_id: i64) -> bool {
+    state.stop(session_id)
 }
 
 #[tauri::command]
 pub async fn cards_list(
     state: State<'_, AppState>,
     search: Option<String>,
-) -> Result<Vec<Card>, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).cards(search.as_deref())).await
+) -> Result<Vec<Card>, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.cards(search.as_deref())).await
 }
 
 #[tauri::command]
@@ -235,13 +168,13 @@ pub async fn card_save(
     state: State<'_, AppState>,
     message_id: i64,
     note: String,
-) -> Result<Card, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).save_card(message_id, &note)).await
+) -> Result<Card, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.save_card(message_id, &note)).await
 }
 
 #[tauri::command]
-pub async fn card_delete(state: State<'_, AppState>, id: i64) -> Result<(), ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).delete_card(id)).await
+pub async fn card_delete(state: State<'_, AppState>, id: i64) -> Result<(), Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.delete_card(id)).await
 }

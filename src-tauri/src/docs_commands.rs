@@ -1,116 +1,74 @@
-//! Commands of the Documents page and of the profiles in Settings, over
-//! `deskmate_core::documents::Library` and the store.
+//! Commands of the Documents page and of the profiles in Settings, over the core's document and
+//! profile use cases.
 //!
-//! Imports run on one background thread ([`run_imports`]); its progress goes to every window as
-//! the `documents://progress` event, so a page opened mid-import (or an import resumed at start)
-//! shows it too. The active profile's clearance is applied by the core, never here.
+//! The core's import runner reports on its own thread; [`forward_import_events`] sends its
+//! progress to every window as the `documents://progress` event, so a page opened mid-import
+//! (or an import resumed at start) shows it too. The active profile's clearance is applied by
+//! the core, never here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use deskmate_core::app::{App, DocumentsStatus, ImportEvent, Profiles};
 use deskmate_core::documents::open::Opened;
-use deskmate_core::documents::{Document, Library, SearchResult};
+use deskmate_core::documents::{Document, SearchResult};
 use deskmate_core::store::{AccessLevel, Profile};
-use deskmate_core::ErrorPayload;
-use serde::Serialize;
+use deskmate_core::Error;
 use tauri::{AppHandle, Emitter, State};
 use tauri_plugin_dialog::DialogExt;
 
-use crate::{blocking, internal, lock_store, AppState};
+use crate::{blocking, AppState};
 
 /// The event with each [`deskmate_core::documents::ImportProgress`].
 pub const PROGRESS_EVENT: &str = "documents://progress";
 /// Sent when a run of imports ends: `{ "error": null | {code, message} }`.
 pub const FINISHED_EVENT: &str = "documents://finished";
 
-#[derive(Debug, Serialize)]
-pub struct DocumentsStatus {
-    importing: bool,
-    /// Why search is keyword-only (no embedding model or ONNX Runtime), if it is.
-    vector_notice: Option<ErrorPayload>,
-}
-
-/// Runs every unfinished import job on a thread of its own, unless one is running (it picks up
-/// new jobs before it ends).
-pub fn run_imports(app: AppHandle, library: Arc<Library>) {
-    if library.is_importing() {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("deskmate-import".into())
-        .spawn(move || {
-            let result = library.run_jobs(&mut |p| {
-                if let Err(e) = app.emit(PROGRESS_EVENT, p) {
-                    tracing::debug!(error = %e, "import progress not delivered");
-                }
-            });
-            let error = match result {
-                Ok(_) => None,
-                // Another runner got there first: it will do the job.
-                Err(e) if e.code() == "import_in_progress" => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "import stopped");
-                    Some(ErrorPayload::from(&e))
-                }
-            };
-            let _ = app.emit(FINISHED_EVENT, serde_json::json!({ "error": error }));
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "the import thread could not be started");
-    }
+/// Sends the import runner's events to the window.
+pub fn forward_import_events(app: &App, window: AppHandle) {
+    app.on_import_events(move |event| {
+        let sent = match event {
+            ImportEvent::Progress(progress) => window.emit(PROGRESS_EVENT, progress),
+            ImportEvent::Finished { error } => {
+                window.emit(FINISHED_EVENT, serde_json::json!({ "error": error }))
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "import event not delivered");
+        }
+    });
 }
 
 #[tauri::command]
-pub async fn documents_list(state: State<'_, AppState>) -> Result<Vec<Document>, ErrorPayload> {
-    let library = state.library()?;
-    blocking(move || library.documents()).await
+pub async fn documents_list(state: State<'_, AppState>) -> Result<Vec<Document>, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.documents()).await
 }
 
 #[tauri::command]
-pub async fn documents_status(state: State<'_, AppState>) -> Result<DocumentsStatus, ErrorPayload> {
-    let library = state.library()?;
-    blocking(move || {
-        Ok(DocumentsStatus {
-            importing: library.is_importing(),
-            vector_notice: library.vector_notice(),
-        })
-    })
-    .await
+pub async fn documents_status(state: State<'_, AppState>) -> Result<DocumentsStatus, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.documents_status()).await
 }
 
 /// Records an import of files and folders (from the dialog or dropped on the page) and starts
 /// it; returns the job id. Progress arrives as events.
 #[tauri::command]
 pub async fn documents_import(
-    app: AppHandle,
     state: State<'_, AppState>,
     paths: Vec<String>,
     level: Option<AccessLevel>,
-) -> Result<i64, ErrorPayload> {
-    if paths.is_empty() {
-        return Err(ErrorPayload {
-            code: "invalid_input",
-            message: "paths: choose at least one file or folder".into(),
-        });
-    }
-    let library = state.library()?;
-    let job = blocking({
-        let library = Arc::clone(&library);
-        move || {
-            let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-            library.create_job(&paths, level)
-        }
-    })
-    .await?;
-    run_imports(app, library);
-    Ok(job)
+) -> Result<i64, Error> {
+    let app = Arc::clone(&state);
+    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+    blocking(move || app.import_documents(&paths, level)).await
 }
 
 /// Asks for files (or a folder) to import; `[]` when the user cancelled.
 #[tauri::command]
-pub async fn documents_pick(app: AppHandle, folder: bool) -> Result<Vec<String>, ErrorPayload> {
+pub async fn documents_pick(window: AppHandle, folder: bool) -> Result<Vec<String>, Error> {
     let picked = tauri::async_runtime::spawn_blocking(move || {
-        let dialog = app.dialog().file();
+        let dialog = window.dialog().file();
         if folder {
             dialog
                 .blocking_pick_folder()
@@ -127,7 +85,10 @@ pub async fn documents_pick(app: AppHandle, folder: bool) -> Result<Vec<String>,
         }
     })
     .await
-    .map_err(|_| internal("the file dialog"))?;
+    .map_err(|e| Error::Internal {
+        what: "the file dialog",
+        reason: e.to_string(),
+    })?;
     Ok(picked
         .into_iter()
         .filter_map(|p| p.into_path().ok())
@@ -136,15 +97,14 @@ pub async fn documents_pick(app: AppHandle, folder: bool) -> Result<Vec<String>,
 }
 
 #[tauri::command]
-pub fn documents_cancel(state: State<'_, AppState>) -> Result<(), ErrorPayload> {
-    state.library()?.cancel_import();
-    Ok(())
+pub fn documents_cancel(state: State<'_, AppState>) -> Result<(), Error> {
+    state.cancel_import()
 }
 
 #[tauri::command]
-pub async fn documents_delete(state: State<'_, AppState>, id: i64) -> Result<(), ErrorPayload> {
-    let library = state.library()?;
-    blocking(move || library.delete_document(id)).await
+pub async fn documents_delete(state: State<'_, AppState>, id: i64) -> Result<(), Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.delete_document(id)).await
 }
 
 #[tauri::command]
@@ -152,25 +112,15 @@ pub async fn documents_set_level(
     state: State<'_, AppState>,
     id: i64,
     level: AccessLevel,
-) -> Result<Document, ErrorPayload> {
-    let library = state.library()?;
-    blocking(move || library.set_level(id, level)).await
+) -> Result<Document, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.set_document_level(id, level)).await
 }
 
 #[tauri::command]
-pub async fn documents_reindex(
-    app: AppHandle,
-    state: State<'_, AppState>,
-    id: i64,
-) -> Result<i64, ErrorPayload> {
-    let library = state.library()?;
-    let job = blocking({
-        let library = Arc::clone(&library);
-        move || library.reindex_document(id)
-    })
-    .await?;
-    run_imports(app, library);
-    Ok(job)
+pub async fn documents_reindex(state: State<'_, AppState>, id: i64) -> Result<i64, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.reindex_document(id)).await
 }
 
 #[tauri::command]
@@ -178,9 +128,9 @@ pub async fn documents_search(
     state: State<'_, AppState>,
     query: String,
     k: Option<usize>,
-) -> Result<SearchResult, ErrorPayload> {
-    let library = state.library()?;
-    blocking(move || library.search(&query, k.unwrap_or(10))).await
+) -> Result<SearchResult, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.search_documents(&query, k)).await
 }
 
 /// Opens a document's original file in the system viewer, at `page` for PDFs where it can.
@@ -189,28 +139,15 @@ pub async fn documents_open(
     state: State<'_, AppState>,
     id: i64,
     page: Option<u32>,
-) -> Result<Opened, ErrorPayload> {
-    let library = state.library()?;
-    blocking(move || library.open_original(id, page)).await
-}
-
-#[derive(Debug, Serialize)]
-pub struct Profiles {
-    active: i64,
-    profiles: Vec<Profile>,
+) -> Result<Opened, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.open_document(id, page)).await
 }
 
 #[tauri::command]
-pub async fn profiles_list(state: State<'_, AppState>) -> Result<Profiles, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || {
-        let store = lock_store(chat.store());
-        Ok(Profiles {
-            active: store.active_profile_id()?,
-            profiles: store.profiles()?,
-        })
-    })
-    .await
+pub async fn profiles_list(state: State<'_, AppState>) -> Result<Profiles, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.profiles()).await
 }
 
 #[tauri::command]
@@ -218,23 +155,20 @@ pub async fn profile_create(
     state: State<'_, AppState>,
     name: String,
     clearance: AccessLevel,
-) -> Result<Profile, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).create_profile(&name, clearance)).await
+) -> Result<Profile, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.create_profile(&name, clearance)).await
 }
 
 /// Switches the active profile: its sessions, cards and document clearance.
 #[tauri::command]
-pub async fn profile_activate(
-    state: State<'_, AppState>,
-    id: i64,
-) -> Result<Profile, ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).set_active_profile(id)).await
+pub async fn profile_activate(state: State<'_, AppState>, id: i64) -> Result<Profile, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.activate_profile(id)).await
 }
 
 #[tauri::command]
-pub async fn profile_delete(state: State<'_, AppState>, id: i64) -> Result<(), ErrorPayload> {
-    let chat = state.chat()?;
-    blocking(move || lock_store(chat.store()).delete_profile(id)).await
+pub async fn profile_delete(state: State<'_, AppState>, id: i64) -> Result<(), Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.delete_profile(id)).await
 }

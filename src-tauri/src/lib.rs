@@ -1,199 +1,70 @@
 //! The Deskmate desktop shell: a thin layer of Tauri commands over `deskmate-core`.
 //!
-//! No business logic lives here. A command locks the shared [`AppState`], calls the core and maps
-//! a core error to its `{code, message}` payload, which the UI turns into a translated message.
-//! Start-up never fails on a bad configuration, a missing model or an unreadable database: those
-//! are reported through `app_status` and shown as banners.
+//! No business logic lives here. The core's application layer ([`App`]) is opened once and
+//! managed as Tauri state; a command marshals its arguments, calls one `App` method (off the
+//! async runtime when it blocks) and returns the result or the core error, which reaches the UI
+//! as `{code, message}` and is turned into a translated message there. The shell forwards what
+//! the core reports on its own threads (monitor samples, import progress, a turn's events) to
+//! the window. Start-up never fails on a bad configuration, a missing model or an unreadable
+//! database: those are reported through `app_status` and shown as banners.
 
 mod chat_commands;
 mod docs_commands;
 mod media_commands;
 mod settings_commands;
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use deskmate_core::chat::Chat;
-use deskmate_core::config::Config;
-use deskmate_core::documents::Library;
-use deskmate_core::engine::{Engine, PersonaState};
-use deskmate_core::paths::Paths;
-use deskmate_core::store::{Persona, Store};
-
-use deskmate_core::gpu::{self, Monitor, MonitorSample, MonitorSnapshot, Sampler};
-use deskmate_core::paths::PathOverrides;
-use deskmate_core::startup::{AppStatus, Startup};
-use deskmate_core::ErrorPayload;
+use deskmate_core::app::App;
+use deskmate_core::engine::PersonaState;
+use deskmate_core::gpu::{MonitorSample, MonitorSnapshot};
+use deskmate_core::paths::{PathOverrides, Paths};
+use deskmate_core::startup::AppStatus;
+use deskmate_core::Error;
 use tauri::{Emitter, Manager};
 
 /// The event that carries one [`MonitorSample`] to the UI, about once a second.
 pub const MONITOR_EVENT: &str = "monitor://sample";
 
-pub struct AppState {
-    startup: Mutex<Startup>,
-    /// `None` when the sampling thread could not be started (reported by `monitor_snapshot`).
-    monitor: Option<Monitor>,
-    /// The model host, or why llama.cpp could not start (reported by `engine_status`).
-    engine: Result<Arc<Engine>, ErrorPayload>,
-    /// Chat turns, sessions and cards on their own store connection, or why there is none.
-    chat: Result<Arc<Chat>, ErrorPayload>,
-    /// The document library on its own store connection, or why there is none.
-    library: Result<Arc<Library>, ErrorPayload>,
-    /// Voice input and image attachments.
-    media: media_commands::Media,
-}
+/// The app, as Tauri state.
+type AppState = Arc<App>;
 
-impl AppState {
-    fn startup(&self) -> Result<std::sync::MutexGuard<'_, Startup>, ErrorPayload> {
-        self.startup
-            .lock()
-            .map_err(|_| internal("application state"))
-    }
-
-    fn chat(&self) -> Result<Arc<Chat>, ErrorPayload> {
-        self.chat.clone()
-    }
-
-    fn library(&self) -> Result<Arc<Library>, ErrorPayload> {
-        self.library.clone()
-    }
-
-    fn engine(&self) -> Result<Arc<Engine>, ErrorPayload> {
-        self.engine.clone()
-    }
-
-    /// The paths and the current configuration, copied out of the lock.
-    fn paths_and_config(&self) -> Result<(Paths, Config), ErrorPayload> {
-        let startup = self.startup()?;
-        Ok((startup.paths.clone(), startup.config.config.clone()))
-    }
-}
-
-/// Runs blocking core work off the async runtime and flattens its result.
+/// Runs blocking core work off the async runtime.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> deskmate_core::Result<T> + Send + 'static,
-) -> Result<T, ErrorPayload> {
+) -> Result<T, Error> {
     tauri::async_runtime::spawn_blocking(work)
         .await
-        .map_err(|_| internal("a background task"))?
-        .map_err(|e| ErrorPayload::from(&e))
-}
-
-fn lock_store(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn internal(what: &str) -> ErrorPayload {
-    ErrorPayload {
-        code: "internal",
-        message: format!("{what} is unavailable after an earlier failure"),
-    }
+        .map_err(|e| Error::Internal {
+            what: "a background task",
+            reason: e.to_string(),
+        })?
 }
 
 /// The start-up snapshot: paths, configuration problems, store health and model files.
 #[tauri::command]
-fn app_status(state: tauri::State<'_, AppState>) -> Result<AppStatus, ErrorPayload> {
-    let startup = state
-        .startup
-        .lock()
-        .map_err(|_| internal("application state"))?;
-    Ok(startup.status())
+async fn app_status(state: tauri::State<'_, AppState>) -> Result<AppStatus, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || Ok(app.status())).await
 }
 
 /// The monitor's history so far and where the models sit, for the Monitor page and the gauge.
 #[tauri::command]
-fn monitor_snapshot(state: tauri::State<'_, AppState>) -> Result<MonitorSnapshot, ErrorPayload> {
-    let placements = {
-        let startup = state
-            .startup
-            .lock()
-            .map_err(|_| internal("application state"))?;
-        gpu::configured_placements(&startup.config.config)
-    };
-    state
-        .monitor
-        .as_ref()
-        .map(|m| m.snapshot(placements))
-        .ok_or(ErrorPayload {
-            code: "monitor_unavailable",
-            message: "the GPU monitor thread could not be started".to_owned(),
-        })
+fn monitor_snapshot(state: tauri::State<'_, AppState>) -> Result<MonitorSnapshot, Error> {
+    state.monitor_snapshot()
 }
 
 /// Pauses sampling while the window is hidden.
 #[tauri::command]
 fn monitor_set_visible(state: tauri::State<'_, AppState>, visible: bool) {
-    if let Some(monitor) = &state.monitor {
-        monitor.set_visible(visible);
-    }
+    state.monitor_set_visible(visible);
 }
 
 /// Each persona's model: loading, loaded (load report and live statistics), failed (the error
 /// and every load attempt) or not loaded.
 #[tauri::command]
-fn engine_status(state: tauri::State<'_, AppState>) -> Result<Vec<PersonaState>, ErrorPayload> {
-    match &state.engine {
-        Ok(engine) => Ok(engine.persona_states()),
-        Err(e) => Err(e.clone()),
-    }
-}
-
-/// Loads both personas' models off the async runtime (loading takes seconds), one after the
-/// other so the second sees the VRAM the first took.
-fn load_models_in_background(engine: Arc<Engine>, startup: &Startup) {
-    load_in_background(
-        engine,
-        &startup.paths,
-        &startup.config.config,
-        &[Persona::Office, Persona::Character],
-    );
-}
-
-/// Loads (or reloads) the given personas' models on a thread of their own, in order.
-fn load_in_background(engine: Arc<Engine>, paths: &Paths, config: &Config, personas: &[Persona]) {
-    let jobs: Vec<_> = personas
-        .iter()
-        .map(|&persona| {
-            let config = config.models.persona(persona).clone();
-            (persona, paths.model_path(&config.path), config)
-        })
-        .collect();
-    let spawned = std::thread::Builder::new()
-        .name("deskmate-model-loader".into())
-        .spawn(move || {
-            for (persona, path, config) in jobs {
-                if let Err(e) = engine.load(persona, &path, &config) {
-                    tracing::warn!(persona = persona.as_str(), error = %e, "model not loaded");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "the model loading thread could not be started");
-    }
-}
-
-/// The chat service on a store connection of its own; replies left `streaming` by a previous
-/// run that ended mid-reply are marked interrupted first.
-fn open_chat(
-    startup: &Startup,
-    engine: &Result<Arc<Engine>, ErrorPayload>,
-    library: &Result<Arc<Library>, ErrorPayload>,
-) -> Result<Arc<Chat>, ErrorPayload> {
-    let engine = engine.clone()?;
-    let mut store = Store::open(&startup.paths.database).map_err(|e| ErrorPayload::from(&e))?;
-    match store.interrupt_unfinished_replies() {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            replies = n,
-            "replies cut off by the last exit marked interrupted"
-        ),
-        Err(e) => tracing::warn!(error = %e, "unfinished replies not marked"),
-    }
-    let chat = Chat::new(Arc::new(Mutex::new(store)), engine);
-    Ok(Arc::new(match library {
-        Ok(library) => chat.with_library(Arc::clone(library)),
-        Err(_) => chat,
-    }))
+fn engine_status(state: tauri::State<'_, AppState>) -> Result<Vec<PersonaState>, Error> {
+    state.engine_status()
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -206,68 +77,38 @@ pub fn run() -> anyhow::Result<()> {
         .with(filter)
         .init();
 
-    let startup = Startup::open(&PathOverrides::default())?;
+    let paths = Paths::resolve(&PathOverrides::default())?;
     tracing::info!(
-        config = %startup.paths.config_file.display(),
-        data = %startup.paths.data_dir.display(),
-        models = %startup.paths.models_dir.display(),
+        config = %paths.config_file.display(),
+        data = %paths.data_dir.display(),
+        models = %paths.models_dir.display(),
         "starting Deskmate"
     );
+    let app = Arc::new(App::open(paths)?);
 
     tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_dialog::init())
-        .setup(move |app| {
-            let monitor_config = startup.config.config.monitor.clone();
-            let interval = Duration::from_millis(u64::from(monitor_config.interval_ms));
-            let handle = app.handle().clone();
-            let monitor = Monitor::start(
-                Sampler::nvml(monitor_config),
-                interval,
-                move |sample: &MonitorSample| {
-                    if let Err(e) = handle.emit(MONITOR_EVENT, sample) {
-                        tracing::debug!(error = %e, "monitor sample not delivered");
-                    }
-                },
-            )
-            .map_err(|e| tracing::error!(error = %e, "the GPU monitor thread could not be started"))
-            .ok();
-            // Finished requests go to the request log through a connection of their own.
-            let sink = deskmate_core::store::Store::open(&startup.paths.database)
-                .ok()
-                .map(|store| deskmate_core::engine::store_sink(Arc::new(Mutex::new(store))));
-            let engine = Engine::new(sink)
-                .map(Arc::new)
-                .map_err(|e| ErrorPayload::from(&e));
-            if let Ok(engine) = &engine {
-                load_models_in_background(Arc::clone(engine), &startup);
-            }
-            let library = Library::open(
-                &startup.paths.database,
-                &startup.paths.vector_index,
-                &startup.config.config,
-                &startup.paths.models_dir,
-            )
-            .map(Arc::new)
-            .map_err(|e| {
-                tracing::error!(error = %e, "the document library could not be opened");
-                ErrorPayload::from(&e)
+        .setup(move |tauri_app| {
+            let handle = tauri_app.handle().clone();
+            app.start_monitor(move |sample: &MonitorSample| {
+                if let Err(e) = handle.emit(MONITOR_EVENT, sample) {
+                    tracing::debug!(error = %e, "monitor sample not delivered");
+                }
             });
+            if let Err(e) = app.load_in_background(&[
+                deskmate_core::store::Persona::Office,
+                deskmate_core::store::Persona::Character,
+            ]) {
+                tracing::warn!(error = %e, "models not loaded");
+            }
+            docs_commands::forward_import_events(&app, tauri_app.handle().clone());
             // An import cut off by the last exit carries on (and embeddings missing since the
             // model was absent are made), in the background.
-            if let Ok(library) = &library {
-                docs_commands::run_imports(app.handle().clone(), Arc::clone(library));
+            if let Err(e) = app.resume_imports() {
+                tracing::warn!(error = %e, "imports not resumed");
             }
-            let chat = open_chat(&startup, &engine, &library);
-            let media = media_commands::Media::new(&startup.paths, &startup.config.config);
-            app.manage(AppState {
-                startup: Mutex::new(startup),
-                monitor,
-                engine,
-                chat,
-                library,
-                media,
-            });
+            tauri_app.manage(app);
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![

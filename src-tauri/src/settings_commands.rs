@@ -1,86 +1,64 @@
-//! Commands of the Settings and Models pages: the engine settings in `config.json` (written
-//! back only when valid) and reloading a persona's model, or picking its file.
+//! Commands of the Settings and Models pages: the configuration (saved only when valid, then
+//! applied by the core's reload rules), reloading a persona's model, or picking its file.
 
-use deskmate_core::config::{Config, ConfigSource};
+use std::sync::Arc;
+
+use deskmate_core::config::Config;
 use deskmate_core::store::Persona;
-use deskmate_core::ErrorPayload;
+use deskmate_core::Error;
 use tauri::State;
 use tauri_plugin_dialog::DialogExt;
 
-use crate::{internal, load_in_background, AppState};
+use crate::{blocking, AppState};
 
 /// The configuration in use.
 #[tauri::command]
-pub fn config_get(state: State<'_, AppState>) -> Result<Config, ErrorPayload> {
-    Ok(state.startup()?.config.config.clone())
+pub fn config_get(state: State<'_, AppState>) -> Config {
+    state.config()
 }
 
-/// Validates and saves the configuration (atomically; an invalid one is refused with every
-/// problem named and the file is left as it was), then reloads each persona whose model
-/// settings changed.
+/// Validates and saves the configuration (an invalid one is refused with every problem named
+/// and the file is left as it was), then applies it (see `App::save_config`).
 #[tauri::command]
-pub async fn config_save(
-    state: State<'_, AppState>,
-    config: Config,
-) -> Result<Config, ErrorPayload> {
-    let (paths, old) = state.paths_and_config()?;
-    let to_save = config.clone();
-    let file = paths.config_file.clone();
-    crate::blocking(move || to_save.save(&file)).await?;
-    {
-        let mut startup = state.startup()?;
-        startup.config.config = config.clone();
-        startup.config.source = ConfigSource::User;
-        startup.config.problems.clear();
-    }
-    if old.speech != config.speech {
-        state.media.reconfigure(&paths, &config);
-    }
-    let changed: Vec<Persona> = [Persona::Office, Persona::Character]
-        .into_iter()
-        .filter(|&p| old.models.persona(p) != config.models.persona(p))
-        .collect();
-    if !changed.is_empty() {
-        load_in_background(state.engine()?, &paths, &config, &changed);
-    }
-    Ok(config)
+pub async fn config_save(state: State<'_, AppState>, config: Config) -> Result<Config, Error> {
+    let app = Arc::clone(&state);
+    blocking(move || app.save_config(config)).await
 }
 
 /// Loads a persona's model again with the current configuration (in the background; the
 /// Models page follows it through `engine_status`).
 #[tauri::command]
-pub fn engine_reload(state: State<'_, AppState>, persona: Persona) -> Result<(), ErrorPayload> {
-    let (paths, config) = state.paths_and_config()?;
-    load_in_background(state.engine()?, &paths, &config, &[persona]);
-    Ok(())
+pub fn engine_reload(state: State<'_, AppState>, persona: Persona) -> Result<(), Error> {
+    state.load_in_background(&[persona])
 }
 
 /// Asks for a GGUF file, makes it the persona's model in `config.json` and loads it; `None`
 /// when the user cancelled the dialog.
 #[tauri::command]
 pub async fn model_pick(
-    app: tauri::AppHandle,
+    window: tauri::AppHandle,
     state: State<'_, AppState>,
     persona: Persona,
-) -> Result<Option<String>, ErrorPayload> {
-    let (paths, mut config) = state.paths_and_config()?;
-    let start_dir = paths.models_dir.clone();
+) -> Result<Option<String>, Error> {
+    let start_dir = state.paths().models_dir.clone();
     let picked = tauri::async_runtime::spawn_blocking(move || {
-        app.dialog()
+        window
+            .dialog()
             .file()
             .set_directory(start_dir)
             .add_filter("GGUF model", &["gguf"])
             .blocking_pick_file()
     })
     .await
-    .map_err(|_| internal("the file dialog"))?;
+    .map_err(|e| Error::Internal {
+        what: "the file dialog",
+        reason: e.to_string(),
+    })?;
     let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
         return Ok(None);
     };
-    match persona {
-        Persona::Office => config.models.office.path = path.clone(),
-        Persona::Character => config.models.character.path = path.clone(),
-    }
-    config_save(state, config).await?;
-    Ok(Some(path.display().to_string()))
+    let app = Arc::clone(&state);
+    let shown = path.display().to_string();
+    blocking(move || app.set_model_file(persona, path)).await?;
+    Ok(Some(shown))
 }

@@ -13,14 +13,13 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
-use deskmate_core::app::App;
+use deskmate_core::app::{App, SendMessage};
 use deskmate_core::chat::{check_message, ChatEvent};
 use deskmate_core::conversation;
-use deskmate_core::engine::{Engine, FinishReason, LoadReport, Timings};
+use deskmate_core::engine::{FinishReason, LoadReport, Timings};
+use deskmate_core::error::ErrorCode;
 use deskmate_core::paths::Paths;
-use deskmate_core::startup::Startup;
 use deskmate_core::store::{MessageSource, Persona, SessionSetup};
-use deskmate_core::ErrorPayload;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PersonaArg {
@@ -54,50 +53,17 @@ pub struct ChatArgs {
     message: Option<String>,
 }
 
-struct Opened {
-    startup: Startup,
-    /// Why there is no store (then the request log is not kept).
-    store_error: Option<ErrorPayload>,
-    engine: Engine,
-}
-
-/// Opens config and store, and an engine whose finished requests go to the store's request log.
-fn open(paths: &Paths) -> anyhow::Result<Opened> {
-    let mut startup = Startup::open_paths(paths.clone())?;
-    let (store, store_error) = match std::mem::replace(
-        &mut startup.store,
-        Err(ErrorPayload {
-            code: "store",
-            message: "moved to the engine".into(),
-        }),
-    ) {
-        Ok(store) => (Some(Arc::new(Mutex::new(store))), None),
-        Err(e) => (None, Some(e)),
-    };
-    let sink = store.map(deskmate_core::engine::store_sink);
-    let engine = Engine::new(sink)?;
-    Ok(Opened {
-        startup,
-        store_error,
-        engine,
-    })
-}
-
 /// `deskmate models` without a subcommand: load both personas' models and report.
 pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
-    let opened = open(paths)?;
-    if let Some(e) = &opened.store_error {
+    let app = App::open(paths.clone())?;
+    if let Some(e) = app.store_error() {
         // Loading saves nothing but the request log; the report is still worth having.
-        eprintln!(
-            "deskmate: the database cannot be used ({}); the request log is not kept",
-            e.message
-        );
+        eprintln!("deskmate: the database cannot be used ({e}); the request log is not kept");
     }
     let mut all_ok = true;
     let mut out = Vec::new();
     for persona in [Persona::Office, Persona::Character] {
-        let config = opened.startup.config.config.models.persona(persona);
-        let path = paths.model_path(&config.path);
+        let path = app.model_path(persona, None);
         if !json {
             eprintln!(
                 "loading the {} model ({}) …",
@@ -105,7 +71,7 @@ pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        let result = opened.engine.load(persona, &path, config);
+        let result = app.load_persona(persona, None);
         all_ok &= result.is_ok();
         match (&result, json) {
             (Ok(report), false) => print_report(report),
@@ -130,7 +96,7 @@ pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
                     "persona": persona,
                     "ok": false,
                     "path": path,
-                    "error": ErrorPayload::from(&e),
+                    "error": e,
                     "attempts": attempts,
                 })
             }
@@ -217,7 +183,7 @@ fn install_ctrl_c(app: &Arc<App>, current: &Current) -> anyhow::Result<()> {
         let session = *current.lock().unwrap_or_else(PoisonError::into_inner);
         match session {
             Some(session) => {
-                app.chat().stop(session);
+                app.stop(session);
             }
             None => eprint!("\n(Ctrl-D quits)\n> "),
         }
@@ -232,11 +198,15 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
         // An empty message needs nothing opened to be refused.
         conversation::validate_user_text(message)?;
     }
-    // A chat whose messages cannot be stored would lose them: no database, no chat.
     let app = Arc::new(App::open(paths.clone())?);
+    // A chat whose messages cannot be stored would lose them: no database, no chat.
+    let chat = app.chat()?;
+    // Refused as the window refuses them, before spending seconds on loading the model.
     if let Some(message) = &args.message {
-        // Refused as the window refuses it, before spending seconds on loading the model.
         check_message(message, &app.turn_options(None))?;
+    }
+    if let Some(session) = args.session {
+        chat.check_not_replying(session)?;
     }
     let persona: Persona = args.persona.into();
     let path = app.model_path(persona, args.model.as_deref());
@@ -370,12 +340,20 @@ impl TerminalChat<'_> {
     /// Sends one message and streams the reply (to stdout when `stream`), then waits for the
     /// turn's extras (the session's title, follow-up questions) as the window does.
     fn turn(&mut self, message: &str, stream: bool) -> anyhow::Result<TurnSummary> {
-        let setup = SessionSetup::of(self.persona);
-        let turn =
-            self.app
-                .chat()
-                .send(self.session, &setup, message, self.app.turn_options(None))?;
-        let session = turn.start().session.id;
+        let (events, received) = std::sync::mpsc::channel();
+        let start = self.app.send(
+            SendMessage {
+                session_id: self.session,
+                setup: SessionSetup::of(self.persona),
+                text: message.to_owned(),
+                attachments: Vec::new(),
+                history_turns: None,
+            },
+            move |event| {
+                let _ = events.send(event);
+            },
+        )?;
+        let session = start.session.id;
         self.session = Some(session);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
         let mut summary = TurnSummary {
@@ -384,49 +362,52 @@ impl TerminalChat<'_> {
             ..TurnSummary::default()
         };
         let mut failure = None;
-        turn.run(|event| match event {
-            ChatEvent::Started {
-                prompt_tokens,
-                cached_tokens,
-                dropped_turns,
-                ..
-            } => {
-                summary.prompt_tokens = prompt_tokens;
-                summary.cached_tokens = cached_tokens;
-                summary.dropped_turns = dropped_turns;
-            }
-            ChatEvent::Sources { sources, .. } => summary.sources = sources,
-            ChatEvent::Text { text, .. } => {
-                if stream {
-                    print!("{text}");
-                    let _ = std::io::stdout().flush();
+        // The turn runs on the core's thread; its events arrive here until it ends.
+        for event in received {
+            match event {
+                ChatEvent::Started {
+                    prompt_tokens,
+                    cached_tokens,
+                    dropped_turns,
+                    ..
+                } => {
+                    summary.prompt_tokens = prompt_tokens;
+                    summary.cached_tokens = cached_tokens;
+                    summary.dropped_turns = dropped_turns;
                 }
-                summary.text.push_str(&text);
-            }
-            ChatEvent::Finished {
-                reply,
-                completion_tokens,
-                finish_reason,
-                timings,
-            } => {
-                summary.completion_tokens = completion_tokens;
-                summary.finish_reason = Some(finish_reason);
-                summary.timings = Some(timings);
-                summary.reply_status = Some(reply.status);
-            }
-            ChatEvent::Failed { error, reply, .. } => {
-                if error.code == "cancelled" {
-                    // Stopped before any text: nothing was kept.
-                    summary.finish_reason = Some(FinishReason::Cancelled);
-                } else {
-                    summary.reply_status = reply.map(|r| r.status);
-                    failure = Some(error);
+                ChatEvent::Sources { sources, .. } => summary.sources = sources,
+                ChatEvent::Text { text, .. } => {
+                    if stream {
+                        print!("{text}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    summary.text.push_str(&text);
                 }
+                ChatEvent::Finished {
+                    reply,
+                    completion_tokens,
+                    finish_reason,
+                    timings,
+                } => {
+                    summary.completion_tokens = completion_tokens;
+                    summary.finish_reason = Some(finish_reason);
+                    summary.timings = Some(timings);
+                    summary.reply_status = Some(reply.status);
+                }
+                ChatEvent::Failed { error, reply, .. } => {
+                    if error.code == ErrorCode::Cancelled {
+                        // Stopped before any text: nothing was kept.
+                        summary.finish_reason = Some(FinishReason::Cancelled);
+                    } else {
+                        summary.reply_status = reply.map(|r| r.status);
+                        failure = Some(error);
+                    }
+                }
+                ChatEvent::Related { questions, .. } => summary.related = questions,
+                ChatEvent::Title { session } => summary.title = Some(session.title),
+                ChatEvent::Done { .. } => break,
             }
-            ChatEvent::Related { questions, .. } => summary.related = questions,
-            ChatEvent::Title { session } => summary.title = Some(session.title),
-            ChatEvent::Done { .. } => {}
-        });
+        }
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
         if let Some(e) = failure {
             anyhow::bail!("{} ({})", e.message, e.code);

@@ -1,5 +1,5 @@
-//! `deskmate ingest`, `deskmate search`, `deskmate documents` and `deskmate profile`, over
-//! `deskmate_core::documents::Library` and the store's profiles.
+//! `deskmate ingest`, `deskmate search`, `deskmate documents` and `deskmate profile`, over the
+//! app layer (`deskmate_core::app`): its document library and profiles.
 //!
 //! `ingest` first finishes any import an earlier run left unfinished (killed, crashed), then
 //! imports the given paths. With `--json`, progress is one JSON object per line on stdout
@@ -8,11 +8,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use deskmate_core::config;
-use deskmate_core::documents::{ImportProgress, JobReport, Library, SearchMode};
+use deskmate_core::app::App;
+use deskmate_core::documents::{ImportProgress, JobReport, SearchMode};
 use deskmate_core::paths::Paths;
-use deskmate_core::store::{AccessLevel, Store};
+use deskmate_core::store::AccessLevel;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LevelArg {
@@ -84,19 +83,9 @@ pub enum ProfileCommand {
     Use { name: String },
 }
 
-fn open_library(paths: &Paths) -> anyhow::Result<Library> {
-    paths.ensure_dirs()?;
-    let loaded = config::load_or_init(&paths.config_file)?;
-    Ok(Library::open(
-        &paths.database,
-        &paths.vector_index,
-        &loaded.config,
-        &paths.models_dir,
-    )?)
-}
-
 pub fn ingest(paths: &Paths, args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let library = open_library(paths)?;
+    let app = App::open(paths.clone())?;
+    let library = app.library()?;
     let resuming = library.unfinished_jobs()?;
     if !resuming.is_empty() && !args.json {
         eprintln!(
@@ -142,7 +131,7 @@ pub fn ingest(paths: &Paths, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_reports(&reports);
         if let Some(n) = &notice {
-            println!("note: documents are searchable by keyword only until the embedding model works ({}: {})", n.code, n.message);
+            println!("note: documents are searchable by keyword only until the embedding model works ({}: {})", n.code(), n);
         }
     }
     let failed = reports.iter().any(|r| r.failed > 0);
@@ -172,7 +161,8 @@ fn print_reports(reports: &[JobReport]) {
 }
 
 pub fn search(paths: &Paths, args: &SearchArgs) -> anyhow::Result<ExitCode> {
-    let library = open_library(paths)?;
+    let app = App::open(paths.clone())?;
+    let library = app.library()?;
     let mode = match args.mode {
         ModeArg::Hybrid => SearchMode::Hybrid,
         ModeArg::Keyword => SearchMode::Keyword,
@@ -183,14 +173,14 @@ pub fn search(paths: &Paths, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         None => library.search_with(&args.query, args.k, mode)?,
     };
     for w in &result.warnings {
-        eprintln!("warning: {} ({})", w.message, w.code);
+        eprintln!("warning: {} ({})", w, w.code());
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(n) = &result.notice {
-        eprintln!("note: keyword search only ({}: {})", n.code, n.message);
+        eprintln!("note: keyword search only ({}: {})", n.code(), n);
     }
     if result.passages.is_empty() {
         println!("no passages found for \"{}\"", result.query);
@@ -215,8 +205,7 @@ pub fn search(paths: &Paths, args: &SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn documents(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
-    let library = open_library(paths)?;
-    let docs = library.documents()?;
+    let docs = App::open(paths.clone())?.documents()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&docs)?);
         return Ok(ExitCode::SUCCESS);
@@ -242,25 +231,21 @@ pub fn documents(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub fn profile(paths: &Paths, cmd: &ProfileCommand) -> anyhow::Result<ExitCode> {
-    paths.ensure_dirs()?;
-    let mut store = Store::open(&paths.database)
-        .with_context(|| format!("opening {}", paths.database.display()))?;
+    let app = App::open(paths.clone())?;
     match cmd {
         ProfileCommand::List { json } => {
-            let active = store.active_profile_id()?;
-            let profiles = store.profiles()?;
+            let list = app.profiles()?;
             if *json {
-                let list = serde_json::json!({ "active": active, "profiles": profiles });
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                for p in profiles {
-                    let mark = if p.id == active { "*" } else { " " };
+                for p in list.profiles {
+                    let mark = if p.id == list.active { "*" } else { " " };
                     println!("{mark} {:<20} {}", p.name, p.clearance.as_str());
                 }
             }
         }
         ProfileCommand::Add { name, clearance } => {
-            let p = store.create_profile(name, AccessLevel::from(*clearance))?;
+            let p = app.create_profile(name, AccessLevel::from(*clearance))?;
             println!(
                 "profile {} added (clearance {})",
                 p.name,
@@ -268,10 +253,15 @@ pub fn profile(paths: &Paths, cmd: &ProfileCommand) -> anyhow::Result<ExitCode> 
             );
         }
         ProfileCommand::Use { name } => {
-            let Some(p) = store.profiles()?.into_iter().find(|p| &p.name == name) else {
+            let Some(p) = app
+                .profiles()?
+                .profiles
+                .into_iter()
+                .find(|p| &p.name == name)
+            else {
                 anyhow::bail!("no profile named \"{name}\" (see `deskmate profile list`)");
             };
-            let p = store.set_active_profile(p.id)?;
+            let p = app.activate_profile(p.id)?;
             println!(
                 "active profile: {} (clearance {})",
                 p.name,

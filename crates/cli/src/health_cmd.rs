@@ -192,7 +192,7 @@ pub fn info(paths: &Paths, json: bool) -> anyhow::Result<()> {
         (Some(e), _) => println!(
             "database     {} (cannot open: {})",
             status.paths.database.display(),
-            e.message
+            e
         ),
         (None, Some(v)) => println!(
             "database     {} (schema {v})",

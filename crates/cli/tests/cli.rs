@@ -604,9 +604,10 @@ fn a_message_over_the_limit_is_refused_as_the_window_refuses_it_and_nothing_is_s
             && err.contains("[message_too_long]"),
         "{err}"
     );
-    let store =
-        deskmate_core::store::Store::open(&home.path().join("data/deskmate.sqlite3")).unwrap();
-    assert!(store.sessions(None).unwrap().is_empty(), "nothing stored");
+    assert!(
+        common::app(home.path()).sessions(None).unwrap().is_empty(),
+        "nothing stored"
+    );
 }
 
 #[test]
@@ -638,4 +639,93 @@ fn an_office_question_about_an_imported_document_prints_the_passages_it_used() {
     let out = deskmate(home.path(), &["chat", "When does the garage close?"]);
     assert!(out.status.success());
     assert!(stdout(&out).contains("[1] parking.txt"), "{}", stdout(&out));
+}
+
+/// One reply at a time per session, across processes: a second `deskmate chat --session` while
+/// the first one is writing its reply is refused with the busy code, and stores nothing; the
+/// first is answered in full.
+#[test]
+fn two_chats_on_one_session_at_once_answer_one_and_refuse_the_other_storing_nothing_of_it() {
+    let home = tempfile::tempdir().unwrap();
+    smol_config(home.path());
+    let out = deskmate(home.path(), &["chat", "--json", "Hello!"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let session = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["session"]
+        .as_i64()
+        .unwrap();
+    // A reply long enough for the second command to start while it is written.
+    let persona = serde_json::json!({
+        "path": smol(), "n_ctx": 2048, "parallel": 2, "threads": 2,
+        "sampling": {"temperature": 0.8, "seed": 7, "max_tokens": 400}
+    });
+    std::fs::write(
+        home.path().join("config.json"),
+        serde_json::json!({"models": {"office": persona, "character": persona}}).to_string(),
+    )
+    .unwrap();
+    let id = session.to_string();
+    let first_text = "Write a very long story about a dragon who works in an office.";
+    let first = common::command(
+        home.path(),
+        &["chat", "--json", "--session", &id, first_text],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let app = common::app(home.path());
+    let started = std::time::Instant::now();
+    while !app
+        .open_session(session)
+        .unwrap()
+        .messages
+        .iter()
+        .any(|m| m.status == "streaming")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the first reply never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second_text = "And now a poem, please.";
+    let second = deskmate(
+        home.path(),
+        &["chat", "--json", "--session", &id, second_text],
+    );
+    let first = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("a reply is already being written") && err.contains("[reply_in_progress]"),
+        "{err}"
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(reply["reply_status"], "complete", "{reply}");
+    // Both messages are accounted for: the first asked and answered, nothing of the second.
+    let messages = app.open_session(session).unwrap().messages;
+    let texts: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m.role.as_str(), m.status.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("user", "complete"),
+            ("assistant", "complete"),
+            ("user", "complete"),
+            ("assistant", "complete"),
+        ]
+    );
+    assert_eq!(messages[2].content, first_text);
+    assert!(messages.iter().all(|m| m.content != second_text));
 }

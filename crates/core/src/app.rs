@@ -1,70 +1,119 @@
 //! The application layer: the core wired once, for every front end.
 //!
-//! [`App`] owns what a running Deskmate needs: the store connection, the engine (whose finished
-//! requests go to the store's request log), the document library and the chat service. Front
-//! ends marshal arguments and results around its methods instead of wiring the core themselves,
-//! so the window, the CLI and the coming local API run the same chat turn with the same limits,
-//! grounding, titles and one-reply-per-session guard.
+//! [`App`] owns what a running Deskmate needs: the configuration, the store connection, the
+//! engine (whose finished requests go to the store's request log), the document library, the
+//! chat service, speech and image input, and the GPU monitor. It offers one method per use case
+//! (send, retry and stop a message; sessions; cards; profiles; import and search documents;
+//! load and reload models; save the configuration with its reload rules; voice; images). The
+//! window's Tauri commands, the CLI's subcommands and the coming local API only marshal
+//! arguments and results around these methods, so they run the same chat turn with the same
+//! limits, grounding, titles and one-reply-per-session guard.
 //!
-//! Today `deskmate chat` goes through it; the window's shell (`src-tauri`) still wires the core by
-//! hand and moves here next (issue 14).
+//! Opening never fails on a bad configuration, a missing model or an unusable database: each
+//! part that could not start keeps its error (errors are `Clone`), and every use case that
+//! needs that part returns it. Only an unusable data directory fails [`App::open`].
 //!
-//! Threading: `App` is `Sync`; its methods block (loading a model, SQLite) and are called from
-//! worker threads or `spawn_blocking`. A chat turn is run by its caller ([`crate::chat::Turn::run`]).
+//! Connections: one store connection for sessions, cards, profiles, turns and the request log
+//! (behind a mutex), and the library's own (imports write for minutes).
+//!
+//! Threading: `App` is `Sync` and meant to live in an `Arc`. Its methods block (SQLite, loading a
+//! model, decoding audio): call them from worker threads or `spawn_blocking`. The long-running
+//! work starts threads of its own and reports through the callback it was given: a chat turn
+//! ([`App::send`], one thread per turn), model loading ([`App::load_in_background`]), imports
+//! ([`App::import_documents`], one runner at a time), the monitor ([`App::start_monitor`]).
+
+mod conversations;
+mod documents;
+mod media;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+pub use conversations::{OpenSession, Profiles, SendMessage, SessionExport};
+pub use documents::{DocumentsStatus, ImportEvent};
+pub use media::{VisionSupport, VoiceStatus};
 
 use crate::chat::{Chat, TurnOptions};
-use crate::config::{Config, ModelConfig};
+use crate::config::{Config, ConfigSource, LoadedConfig, ModelConfig};
 use crate::documents::Library;
-use crate::engine::{store_sink, Engine, LoadReport};
+use crate::engine::{store_sink, Engine, LoadReport, PersonaState};
+use crate::gpu::{self, Monitor, MonitorSample, MonitorSnapshot, Sampler};
 use crate::paths::Paths;
-use crate::startup::Startup;
+use crate::startup::{self, AppStatus, StoreStatus};
 use crate::store::{Persona, Store};
-use crate::Result;
+use crate::{Error, Result};
+
+/// A part of the app, or why it could not start.
+type Part<T> = std::result::Result<T, Error>;
 
 pub struct App {
     paths: Paths,
-    config: Config,
-    engine: Arc<Engine>,
-    library: Arc<Library>,
-    chat: Chat,
+    locale: String,
+    config: RwLock<LoadedConfig>,
+    store: Part<Arc<Mutex<Store>>>,
+    engine: Part<Arc<Engine>>,
+    library: Part<Arc<Library>>,
+    chat: Part<Chat>,
+    media: media::Media,
+    imports: documents::ImportRunner,
+    monitor: OnceLock<Part<Monitor>>,
 }
 
 impl App {
-    /// Opens the configuration, the store, the engine and the library at `paths`. A database
-    /// that cannot be used is an error here: every use case of the app stores something.
+    /// Opens the configuration (a bad one runs on the default, its problems reported by
+    /// [`App::status`]), the store, the engine, the library and the chat at `paths`. Replies
+    /// that a process which has ended was writing are marked interrupted.
     pub fn open(paths: Paths) -> Result<App> {
-        let startup = Startup::open_paths(paths)?;
-        let Startup {
-            paths,
-            config,
-            store,
-            ..
-        } = startup;
-        let store = match store {
-            Ok(store) => store,
-            // The startup keeps only the payload for the UI; opening again gives the error
-            // itself (or the store, if what stood in the way is gone).
-            Err(_) => Store::open(&paths.database)?,
-        };
-        let store = Arc::new(Mutex::new(store));
-        let engine = Arc::new(Engine::new(Some(store_sink(Arc::clone(&store))))?);
-        let config = config.config;
-        let library = Arc::new(Library::open(
+        paths.ensure_dirs()?;
+        let loaded = crate::config::load_or_init(&paths.config_file)?;
+        for problem in &loaded.problems {
+            tracing::warn!(file = %paths.config_file.display(), %problem, "configuration problem");
+        }
+        let store = Store::open(&paths.database)
+            .map(|store| Arc::new(Mutex::new(store)))
+            .inspect_err(|e| tracing::error!(error = %e, "the database could not be opened"));
+        let engine = Engine::new(store.as_ref().ok().map(|s| store_sink(Arc::clone(s))))
+            .map(Arc::new)
+            .inspect_err(|e| tracing::error!(error = %e, "the inference engine could not start"));
+        let config = &loaded.config;
+        let library = Library::open(
             &paths.database,
             &paths.vector_index,
-            &config,
-            &paths.models_dir,
-        )?);
-        let chat = Chat::new(store, Arc::clone(&engine)).with_library(Arc::clone(&library));
-        Ok(App {
-            paths,
             config,
+            &paths.models_dir,
+        )
+        .map(Arc::new)
+        .inspect_err(|e| tracing::error!(error = %e, "the document library could not be opened"));
+        let chat = match (&store, &engine) {
+            (Ok(store), Ok(engine)) => {
+                let chat = Chat::new(Arc::clone(store), Arc::clone(engine));
+                match chat.interrupt_abandoned_replies() {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(replies = n, "replies cut off by an exit marked interrupted")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unfinished replies not marked"),
+                }
+                Ok(match &library {
+                    Ok(library) => chat.with_library(Arc::clone(library)),
+                    Err(_) => chat,
+                })
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        let media = media::Media::new(&paths, config);
+        Ok(App {
+            locale: crate::locale::system_locale(),
+            config: RwLock::new(loaded),
+            store,
             engine,
             library,
             chat,
+            media,
+            imports: documents::ImportRunner::default(),
+            monitor: OnceLock::new(),
+            paths,
         })
     }
 
@@ -72,25 +121,67 @@ impl App {
         &self.paths
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration in use.
+    pub fn config(&self) -> Config {
+        self.loaded_config().config.clone()
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    fn loaded_config(&self) -> std::sync::RwLockReadGuard<'_, LoadedConfig> {
+        self.config.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn library(&self) -> &Arc<Library> {
-        &self.library
+    pub fn engine(&self) -> Result<&Arc<Engine>> {
+        self.engine.as_ref().map_err(Clone::clone)
     }
 
-    pub fn chat(&self) -> &Chat {
-        &self.chat
+    pub fn library(&self) -> Result<&Arc<Library>> {
+        self.library.as_ref().map_err(Clone::clone)
     }
+
+    pub fn chat(&self) -> Result<&Chat> {
+        self.chat.as_ref().map_err(Clone::clone)
+    }
+
+    /// The store connection shared by the chat, the cards, the profiles and the request log.
+    fn store(&self) -> Result<MutexGuard<'_, Store>> {
+        let store = self.store.as_ref().map_err(Clone::clone)?;
+        Ok(store.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Why the database cannot be used, if it cannot.
+    pub fn store_error(&self) -> Option<&Error> {
+        self.store.as_ref().err()
+    }
+
+    /// The snapshot the window shows at start (banners, the Models and Settings pages).
+    pub fn status(&self) -> AppStatus {
+        let store = match self.store() {
+            Ok(store) => match store
+                .schema_version()
+                .and_then(|v| Ok((v, store.counts()?)))
+            {
+                Ok((version, counts)) => StoreStatus::ok(version, &counts),
+                Err(e) => StoreStatus::failed(&e),
+            },
+            Err(e) => StoreStatus::failed(&e),
+        };
+        let loaded = self.loaded_config();
+        AppStatus {
+            version: env!("CARGO_PKG_VERSION"),
+            locale: self.locale.clone(),
+            paths: self.paths.clone(),
+            config_problems: loaded.problems.clone(),
+            config_source: loaded.source,
+            store,
+            models: startup::model_statuses(&self.paths, &loaded.config),
+        }
+    }
+
+    // --- configuration and models ---
 
     /// The configuration of the model behind `persona`.
-    pub fn model_config(&self, persona: Persona) -> &ModelConfig {
-        self.config.models.persona(persona)
+    pub fn model_config(&self, persona: Persona) -> ModelConfig {
+        self.loaded_config().config.models.persona(persona).clone()
     }
 
     /// The model file `persona` loads: `model` when given, else its configured one.
@@ -101,10 +192,85 @@ impl App {
         }
     }
 
-    /// Loads `persona`'s model (or `model` instead of the configured file), with the back-off.
+    /// Loads `persona`'s model (or `model` instead of the configured file), with the back-off;
+    /// blocks for the seconds it takes.
     pub fn load_persona(&self, persona: Persona, model: Option<&Path>) -> Result<LoadReport> {
         let path = self.model_path(persona, model);
-        self.engine.load(persona, &path, self.model_config(persona))
+        self.engine()?
+            .load(persona, &path, &self.model_config(persona))
+    }
+
+    /// Loads (or reloads) the personas' models on a thread of their own, one after the other so
+    /// the second sees the VRAM the first took. The Models page follows them through
+    /// [`App::engine_status`].
+    pub fn load_in_background(&self, personas: &[Persona]) -> Result<()> {
+        let engine = Arc::clone(self.engine()?);
+        let jobs: Vec<_> = personas
+            .iter()
+            .map(|&persona| {
+                let config = self.model_config(persona);
+                (persona, self.paths.model_path(&config.path), config)
+            })
+            .collect();
+        std::thread::Builder::new()
+            .name("deskmate-model-loader".into())
+            .spawn(move || {
+                for (persona, path, config) in jobs {
+                    if let Err(e) = engine.load(persona, &path, &config) {
+                        tracing::warn!(persona = persona.as_str(), error = %e, "model not loaded");
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal {
+                what: "the model loading thread",
+                reason: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Each persona's model: loading, loaded (load report and live statistics), failed (the
+    /// error and every load attempt) or not loaded.
+    pub fn engine_status(&self) -> Result<Vec<PersonaState>> {
+        Ok(self.engine()?.persona_states())
+    }
+
+    /// Validates and saves the configuration (atomically; an invalid one is refused with every
+    /// problem named, and the file is left as it was), then applies it:
+    /// - a persona whose model settings changed is reloaded, in the background;
+    /// - a changed speech model or language is used from the next recording on.
+    ///
+    /// Settings read when a part starts (the document library's embedding model and limits,
+    /// the monitor's interval and thresholds) apply at the next start.
+    pub fn save_config(&self, config: Config) -> Result<Config> {
+        config.save(&self.paths.config_file)?;
+        let old = {
+            let mut loaded = self.config.write().unwrap_or_else(PoisonError::into_inner);
+            let old = std::mem::replace(&mut loaded.config, config.clone());
+            loaded.source = ConfigSource::User;
+            loaded.problems.clear();
+            old
+        };
+        if old.speech != config.speech {
+            self.media.reconfigure(&self.paths, &config);
+        }
+        let changed: Vec<Persona> = [Persona::Office, Persona::Character]
+            .into_iter()
+            .filter(|&p| old.models.persona(p) != config.models.persona(p))
+            .collect();
+        if !changed.is_empty() {
+            self.load_in_background(&changed)?;
+        }
+        Ok(config)
+    }
+
+    /// Makes `path` the persona's model file in the configuration, saves it and loads it.
+    pub fn set_model_file(&self, persona: Persona, path: PathBuf) -> Result<Config> {
+        let mut config = self.config();
+        match persona {
+            Persona::Office => config.models.office.path = path,
+            Persona::Character => config.models.character.path = path,
+        }
+        self.save_config(config)
     }
 
     /// The limits a turn is held to. `history_turns` is a preference of the front end (the
@@ -112,7 +278,91 @@ impl App {
     pub fn turn_options(&self, history_turns: Option<usize>) -> TurnOptions {
         TurnOptions {
             history_turns,
-            max_message_chars: self.config.chat.max_message_chars as usize,
+            max_message_chars: self.loaded_config().config.chat.max_message_chars as usize,
         }
+    }
+
+    // --- GPU monitor ---
+
+    /// Starts sampling the GPUs and the system once per `monitor.interval_ms`, calling
+    /// `on_sample` on the sampling thread. Only the first call starts it.
+    pub fn start_monitor(&self, on_sample: impl Fn(&MonitorSample) + Send + 'static) {
+        self.monitor.get_or_init(|| {
+            let config = self.loaded_config().config.monitor.clone();
+            let interval = Duration::from_millis(u64::from(config.interval_ms));
+            Monitor::start(Sampler::nvml(config), interval, on_sample).map_err(|e| {
+                tracing::error!(error = %e, "the GPU monitor thread could not be started");
+                Error::MonitorUnavailable {
+                    reason: e.to_string(),
+                }
+            })
+        });
+    }
+
+    fn monitor(&self) -> Result<&Monitor> {
+        match self.monitor.get() {
+            Some(part) => part.as_ref().map_err(Clone::clone),
+            None => Err(Error::MonitorUnavailable {
+                reason: "it has not been started".to_owned(),
+            }),
+        }
+    }
+
+    /// The monitor's history so far and where the models sit.
+    pub fn monitor_snapshot(&self) -> Result<MonitorSnapshot> {
+        let placements = gpu::configured_placements(&self.loaded_config().config);
+        Ok(self.monitor()?.snapshot(placements))
+    }
+
+    /// Pauses sampling while the window is hidden.
+    pub fn monitor_set_visible(&self, visible: bool) {
+        if let Ok(monitor) = self.monitor() {
+            monitor.set_visible(visible);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_that_cannot_be_opened_leaves_the_rest_running_and_every_use_of_it_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        paths.ensure_dirs().unwrap();
+        // A directory where the database file should be.
+        std::fs::create_dir_all(&paths.database).unwrap();
+        let app = App::open(paths).unwrap();
+        let status = app.status();
+        assert!(!status.store.ok);
+        let code = status.store.error.as_ref().unwrap().code();
+        assert_eq!(app.sessions(None).unwrap_err().code(), code);
+        assert_eq!(app.chat().err().unwrap().code(), code);
+        assert!(app.store_error().is_some());
+        // The engine does not need the database (the request log is not kept).
+        assert!(app.engine_status().is_ok());
+        assert_eq!(
+            app.monitor_snapshot().unwrap_err().code(),
+            "monitor_unavailable"
+        );
+    }
+
+    #[test]
+    fn a_saved_configuration_is_used_at_once_and_an_invalid_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(Paths::in_dir(dir.path())).unwrap();
+        let mut config = app.config();
+        config.chat.max_message_chars = 100;
+        app.save_config(config.clone()).unwrap();
+        assert_eq!(app.turn_options(None).max_message_chars, 100);
+        let mut bad = config.clone();
+        bad.chat.max_message_chars = 0;
+        let err = app.save_config(bad).unwrap_err();
+        assert_eq!(err.code(), "config_invalid");
+        assert_eq!(app.config(), config);
+        let reopened = App::open(Paths::in_dir(dir.path())).unwrap();
+        assert_eq!(reopened.config().chat.max_message_chars, 100);
     }
 }

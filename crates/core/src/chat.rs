@@ -15,8 +15,11 @@
 //! ([`Chat::with_library`]; see [`grounding`]): the passages quoted to the model arrive as
 //! [`ChatEvent::Sources`] before the text, and are stored with the reply.
 //!
-//! One reply at a time per session: a second send while one is being written is refused with
-//! [`Error::ReplyInProgress`]; [`Chat::stop`] cancels the running one at once.
+//! One reply at a time per session, across processes: a second send while one is being written
+//! (by this chat, or by another process on the same data folder: the window and `deskmate
+//! chat`) is refused with [`Error::ReplyInProgress`] and stores nothing. The placeholder names
+//! its writer ([`crate::owner`]); the check and the writes are one write transaction
+//! ([`Store::begin_reply`]). [`Chat::stop`] cancels a running reply of this process at once.
 
 pub mod grounding;
 
@@ -35,9 +38,11 @@ use crate::engine::{
     CancelToken, ChatMessage, ChatRequest, Completion, Engine, FinishReason, GenerationEvent,
     ImageInput, PersonaState, Timings,
 };
-use crate::error::{Error, ErrorPayload, Result};
+use crate::error::{Error, ErrorCode, ErrorPayload, Result};
+use crate::owner::Owner;
 use crate::store::{
-    Character, Message, MessageSource, NewAttachment, Persona, Role, Session, SessionSetup, Store,
+    BegunReply, Character, Message, MessageSource, NewAttachment, Persona, ReplyStart, Role,
+    Session, SessionSetup, Store,
 };
 use crate::vision;
 
@@ -129,6 +134,8 @@ pub struct Chat {
     engine: Arc<Engine>,
     library: Option<Arc<Library>>,
     active: Arc<Mutex<HashMap<i64, CancelToken>>>,
+    /// Names this chat as the writer of its replies (`messages.owner`).
+    writer: Arc<Owner>,
 }
 
 /// A stored turn, ready to be run.
@@ -234,12 +241,34 @@ pub fn create_session(store: &mut Store, setup: &SessionSetup) -> Result<(Sessio
 
 impl Chat {
     pub fn new(store: Arc<Mutex<Store>>, engine: Arc<Engine>) -> Chat {
+        let writer = Arc::new(Owner::new(lock(&store).path(), Owner::REPLIES));
         Chat {
             store,
             engine,
             library: None,
             active: Arc::default(),
+            writer,
         }
+    }
+
+    /// Marks replies whose writer is gone (a process that ended mid-reply) as interrupted;
+    /// replies another running process is writing are left alone. Returns how many.
+    pub fn interrupt_abandoned_replies(&self) -> Result<usize> {
+        let writer = Arc::clone(&self.writer);
+        lock(&self.store).interrupt_unfinished_replies(&|owner| writer.is_alive(owner))
+    }
+
+    /// Stores what starts a reply, or refuses when one is being written in the session by any
+    /// process (see the module's doc).
+    fn begin_reply(
+        &self,
+        store: &mut Store,
+        session_id: i64,
+        start: ReplyStart<'_>,
+    ) -> Result<BegunReply> {
+        let token = self.writer.token()?;
+        let writer = &self.writer;
+        store.begin_reply(session_id, start, token, &|owner| writer.is_alive(owner))
     }
 
     /// Grounds office replies in this document library.
@@ -286,20 +315,30 @@ impl Chat {
             None => create_session(&mut store, setup)?.0,
         };
         let cancel = self.claim(session.id)?;
-        let stored = (|| {
-            let history = store.messages(session.id)?;
-            if session.title.is_empty() {
-                store.set_auto_title(session.id, &title_from(text))?;
-            }
-            let user = store.append_message_with_attachments(
+        let title = title_from(text);
+        let title = Some(title.trim()).filter(|t| !t.is_empty());
+        let stored = self
+            .begin_reply(
+                &mut store,
                 session.id,
-                Role::User,
-                text,
-                &attachments,
-            )?;
-            let reply = store.append_message(session.id, Role::Assistant, "", "streaming")?;
-            Ok::<_, Error>((history, user, reply, store.session(session.id)?))
-        })();
+                ReplyStart::Message {
+                    text,
+                    attachments: &attachments,
+                    title,
+                },
+            )
+            .and_then(|begun| {
+                let user = begun.question.ok_or(Error::NotFound {
+                    what: "message",
+                    id: begun.reply.id,
+                })?;
+                let history: Vec<Message> = store
+                    .messages(session.id)?
+                    .into_iter()
+                    .filter(|m| m.id < user.id)
+                    .collect();
+                Ok((history, user, begun.reply, store.session(session.id)?))
+            });
         let (history, user, reply, session) = match stored {
             Ok(v) => v,
             Err(e) => {
@@ -336,28 +375,28 @@ impl Chat {
     pub fn retry(&self, session_id: i64, options: TurnOptions) -> Result<Turn> {
         let mut store = lock(&self.store);
         let session = store.session(session_id)?;
-        let messages = store.messages(session_id)?;
-        let last_user =
-            messages
-                .iter()
-                .rposition(|m| m.role == Role::User)
-                .ok_or(Error::NothingToRetry {
-                    session: session_id,
-                })?;
         let cancel = self.claim(session_id)?;
-        let replaced: Vec<i64> = messages[last_user + 1..].iter().map(|m| m.id).collect();
-        let stored = (|| {
-            for id in &replaced {
-                store.delete_message(*id)?;
-            }
-            store.append_message(session_id, Role::Assistant, "", "streaming")
-        })();
-        let reply = match stored {
-            Ok(reply) => reply,
+        let stored = self
+            .begin_reply(&mut store, session_id, ReplyStart::Retry)
+            .and_then(|begun| Ok((begun, store.messages(session_id)?)));
+        let (
+            BegunReply {
+                reply, replaced, ..
+            },
+            messages,
+        ) = match stored {
+            Ok(v) => v,
             Err(e) => {
                 self.release(session_id);
                 return Err(e);
             }
+        };
+        // The messages up to the last user message (the reply placeholder follows it).
+        let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
+            self.release(session_id);
+            return Err(Error::NothingToRetry {
+                session: session_id,
+            });
         };
         drop(store);
         let setup = session.setup();
@@ -458,6 +497,24 @@ impl Chat {
             }
             None => false,
         }
+    }
+
+    /// Refuses, as a send would, when a reply is being written in the session by this chat or
+    /// by another process; stores nothing. (A front end asks before spending seconds on
+    /// loading a model; the send itself checks again, atomically.)
+    pub fn check_not_replying(&self, session_id: i64) -> Result<()> {
+        let busy = self.is_replying(session_id)
+            || lock(&self.store)
+                .reply_writers(session_id)?
+                .iter()
+                .flatten()
+                .any(|writer| self.writer.is_alive(writer));
+        if busy {
+            return Err(Error::ReplyInProgress {
+                session: session_id,
+            });
+        }
+        Ok(())
     }
 
     /// Whether a reply is being written in the session.
@@ -742,10 +799,14 @@ impl Turn {
         let mut store = lock(&self.store);
         let (text, status, code) = match outcome {
             Outcome::Finished(c, text) if c.finish_reason == FinishReason::Cancelled => {
-                (text, "interrupted", Some("cancelled"))
+                (text, "interrupted", Some(ErrorCode::Cancelled.as_str()))
             }
             Outcome::Finished(_, text) => (text, "complete", None),
-            Outcome::Failed(e, text) => (text, conversation::FAILED_REPLY_STATUS, Some(e.code)),
+            Outcome::Failed(e, text) => (
+                text,
+                conversation::FAILED_REPLY_STATUS,
+                Some(e.code.as_str()),
+            ),
         };
         if text.is_empty() && status != "complete" {
             store.delete_message(id)?;
@@ -821,7 +882,7 @@ fn last_question(history: &[Message]) -> Option<String> {
 
 fn cancelled_payload() -> ErrorPayload {
     ErrorPayload {
-        code: "cancelled",
+        code: ErrorCode::Cancelled,
         message: "stopped before any text was written".to_owned(),
     }
 }

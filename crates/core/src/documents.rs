@@ -16,7 +16,6 @@
 pub mod chunk;
 pub mod embed;
 pub mod extract;
-mod job_owner;
 pub mod keyword;
 pub mod library;
 pub mod open;

@@ -1,23 +1,150 @@
-//! The one error type of `deskmate-core`.
+//! The one error type of `deskmate-core`, and the codes a user can see.
 //!
-//! Every variant has a stable, machine-readable [`Error::code`] that the UI and the CLI map to
-//! human messages (ko/en); the `Display` text is the English developer-facing detail and always
-//! names the field, file or model involved. Codes never change meaning once shipped.
+//! Every variant has a stable, machine-readable [`ErrorCode`] ([`Error::code`]) that the UI and
+//! the CLI map to human messages (ko/en); the `Display` text is the English developer-facing
+//! detail and always names the field, file or model involved. Codes never change meaning once
+//! shipped. [`ErrorCode`] is the whole list: no code is written as a string anywhere else, and
+//! the UI's table of messages (`ui/src/lib/errors.ts`) is checked against it by a test.
+//!
+//! Errors are `Clone` (their I/O and SQLite sources are shared), so state that remembers a
+//! failure (the engine that did not start, the embedding model that did not load) keeps the
+//! error itself, and serialise as the UI's `{code, message}`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::ConfigProblem;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $code:literal,)*) => {
+        /// Every code a user can see, in the UI or the CLI. Serialised as its `snake_case` name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $code)] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// All codes, in the order of their declaration.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            /// The code named `code`, if there is one.
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                match code {
+                    $($code => Some(ErrorCode::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    Io => "io",
+    NoHomeDir => "no_home_dir",
+    DiskFull => "disk_full",
+    ConfigInvalid => "config_invalid",
+    Store => "store",
+    StoreTooNew => "store_too_new",
+    StoreBusy => "store_busy",
+    NotFound => "not_found",
+    InvalidInput => "invalid_input",
+    /// A part of the application that could not start (the window shows why).
+    Internal => "internal",
+    MessageTooLong => "message_too_long",
+    ReplyInProgress => "reply_in_progress",
+    NothingToRetry => "nothing_to_retry",
+    /// A reply cut off because the process writing it ended (stored on the message).
+    AppClosed => "app_closed",
+    AttachmentMissing => "attachment_missing",
+    DocumentUnsupported => "document_unsupported",
+    DocumentTooLarge => "document_too_large",
+    DocumentEncrypted => "document_encrypted",
+    DocumentUnreadable => "document_unreadable",
+    DocumentEmpty => "document_empty",
+    Tokenizer => "tokenizer",
+    EmbeddingModelMissing => "embedding_model_missing",
+    EmbeddingRuntimeMissing => "embedding_runtime_missing",
+    EmbeddingFailed => "embedding_failed",
+    VectorIndex => "vector_index",
+    VectorIndexUnsaved => "vector_index_unsaved",
+    DocumentAboveClearance => "document_above_clearance",
+    ImportInProgress => "import_in_progress",
+    OpenFailed => "open_failed",
+    SpeechModelMissing => "speech_model_missing",
+    SpeechHelperMissing => "speech_helper_missing",
+    SpeechFailed => "speech_failed",
+    SpeechModelInvalid => "speech_model_invalid",
+    SpeechLanguageUnsupported => "speech_language_unsupported",
+    AudioUnsupported => "audio_unsupported",
+    AudioUnreadable => "audio_unreadable",
+    AudioTooLong => "audio_too_long",
+    NoInputDevice => "no_input_device",
+    InputDeviceFailed => "input_device_failed",
+    InputPermissionDenied => "input_permission_denied",
+    NotRecording => "not_recording",
+    Cancelled => "cancelled",
+    ImageUnsupported => "image_unsupported",
+    ImageCorrupt => "image_corrupt",
+    ImageTooLarge => "image_too_large",
+    VisionUnavailable => "vision_unavailable",
+    MonitorUnavailable => "monitor_unavailable",
+    ModelMissing => "model_missing",
+    ModelNotAFile => "model_not_a_file",
+    ModelUnreadable => "model_unreadable",
+    ModelNotGguf => "model_not_gguf",
+    ModelUnsupportedVersion => "model_unsupported_version",
+    ModelTruncated => "model_truncated",
+    ModelCorrupt => "model_corrupt",
+    EngineInit => "engine_init",
+    OutOfMemory => "out_of_memory",
+    ModelLoadFailed => "model_load_failed",
+    ChatTemplate => "chat_template",
+    ModelNotLoaded => "model_not_loaded",
+    Busy => "busy",
+    PromptTooLong => "prompt_too_long",
+    DecodeFailed => "decode_failed",
+    ModelUnloaded => "model_unloaded",
+    WorkerCrashed => "worker_crashed",
+    ModelManifestInvalid => "model_manifest_invalid",
+    ModelUnknown => "model_unknown",
+    ModelFetchFailed => "model_fetch_failed",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Codes compare with their names, so a test can say `assert_eq!(err.code(), "not_found")`.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     // --- files and paths ---
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     #[error(
         "no home directory could be determined; set DESKMATE_DATA_DIR and DESKMATE_CONFIG_DIR"
@@ -41,7 +168,7 @@ pub enum Error {
     Store {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: Arc<rusqlite::Error>,
     },
     #[error("database {path} has schema version {found}, newer than this Deskmate understands ({supported}); update Deskmate")]
     StoreTooNew {
@@ -54,7 +181,7 @@ pub enum Error {
         path: PathBuf,
         seconds: u64,
         #[source]
-        source: rusqlite::Error,
+        source: Arc<rusqlite::Error>,
     },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: i64 },
@@ -63,6 +190,10 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// A part of the application that could not be started (a thread, say), or that failed
+    /// earlier and is not there to use.
+    #[error("{what} is unavailable: {reason}")]
+    Internal { what: &'static str, reason: String },
 
     #[error("message: {got} characters is over the limit of {limit} (chat.max_message_chars)")]
     MessageTooLong { limit: usize, got: usize },
@@ -98,6 +229,9 @@ pub enum Error {
     EmbeddingFailed { message: String },
     #[error("vector index {path}: {message}")]
     VectorIndex { path: PathBuf, message: String },
+    /// `reason` is the failed save's error, which names the file.
+    #[error("{reason}; vector search works from memory, and the index is rebuilt at every start until the file can be written")]
+    VectorIndexUnsaved { path: PathBuf, reason: String },
     #[error("{path}: already imported at a level above this profile's clearance; only a profile that can see it may import it again or change its level")]
     DocumentAboveClearance { path: PathBuf },
     #[error("an import is already running (job {job}); wait for it or cancel it")]
@@ -154,6 +288,10 @@ pub enum Error {
         persona: &'static str,
         reason: String,
     },
+
+    // --- GPU monitor (crates/core/src/gpu.rs) ---
+    #[error("the GPU monitor could not be started: {reason}")]
+    MonitorUnavailable { reason: String },
 
     // --- model files, checked before llama.cpp sees them (engine::gguf) ---
     #[error("{path}: file not found")]
@@ -248,75 +386,79 @@ fn render_problems(problems: &[ConfigProblem]) -> String {
 
 impl Error {
     /// The stable code the UI maps to a message; `snake_case`, grouped by area.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
-            Error::Io { .. } => "io",
-            Error::NoHomeDir => "no_home_dir",
-            Error::DiskFull { .. } => "disk_full",
-            Error::ConfigInvalid { .. } => "config_invalid",
-            Error::Store { .. } => "store",
-            Error::StoreTooNew { .. } => "store_too_new",
-            Error::StoreBusy { .. } => "store_busy",
-            Error::NotFound { .. } => "not_found",
-            Error::InvalidInput { .. } => "invalid_input",
-            Error::MessageTooLong { .. } => "message_too_long",
-            Error::ReplyInProgress { .. } => "reply_in_progress",
-            Error::NothingToRetry { .. } => "nothing_to_retry",
-            Error::AttachmentMissing { .. } => "attachment_missing",
-            Error::DocumentUnsupported { .. } => "document_unsupported",
-            Error::DocumentTooLarge { .. } => "document_too_large",
-            Error::DocumentEncrypted { .. } => "document_encrypted",
-            Error::DocumentUnreadable { .. } => "document_unreadable",
-            Error::DocumentEmpty { .. } => "document_empty",
-            Error::Tokenizer { .. } => "tokenizer",
-            Error::EmbeddingModelMissing { .. } => "embedding_model_missing",
-            Error::EmbeddingRuntime { .. } => "embedding_runtime_missing",
-            Error::EmbeddingFailed { .. } => "embedding_failed",
-            Error::VectorIndex { .. } => "vector_index",
-            Error::DocumentAboveClearance { .. } => "document_above_clearance",
-            Error::ImportInProgress { .. } => "import_in_progress",
-            Error::OpenFailed { .. } => "open_failed",
-            Error::SpeechModelMissing { .. } => "speech_model_missing",
-            Error::SpeechHelperMissing { .. } => "speech_helper_missing",
-            Error::SpeechFailed { .. } => "speech_failed",
-            Error::SpeechModelInvalid { .. } => "speech_model_invalid",
-            Error::SpeechLanguageUnsupported { .. } => "speech_language_unsupported",
-            Error::AudioUnsupported { .. } => "audio_unsupported",
-            Error::AudioUnreadable { .. } => "audio_unreadable",
-            Error::AudioTooLong { .. } => "audio_too_long",
-            Error::NoInputDevice => "no_input_device",
-            Error::InputDeviceFailed { .. } => "input_device_failed",
-            Error::InputPermissionDenied { .. } => "input_permission_denied",
-            Error::NotRecording => "not_recording",
-            Error::Cancelled { .. } => "cancelled",
-            Error::ImageUnsupported { .. } => "image_unsupported",
-            Error::ImageCorrupt { .. } => "image_corrupt",
-            Error::ImageTooLarge { .. } => "image_too_large",
-            Error::VisionUnavailable { .. } => "vision_unavailable",
-            Error::ModelFileMissing { .. } => "model_missing",
-            Error::ModelNotAFile { .. } => "model_not_a_file",
-            Error::ModelUnreadable { .. } => "model_unreadable",
-            Error::ModelNotGguf { .. } => "model_not_gguf",
-            Error::ModelUnsupportedVersion { .. } => "model_unsupported_version",
-            Error::ModelTruncated { .. } => "model_truncated",
-            Error::ModelCorrupt { .. } => "model_corrupt",
-            Error::EngineInit { .. } => "engine_init",
+            Error::Io { .. } => C::Io,
+            Error::NoHomeDir => C::NoHomeDir,
+            Error::DiskFull { .. } => C::DiskFull,
+            Error::ConfigInvalid { .. } => C::ConfigInvalid,
+            Error::Store { .. } => C::Store,
+            Error::StoreTooNew { .. } => C::StoreTooNew,
+            Error::StoreBusy { .. } => C::StoreBusy,
+            Error::NotFound { .. } => C::NotFound,
+            Error::InvalidInput { .. } => C::InvalidInput,
+            Error::Internal { .. } => C::Internal,
+            Error::MessageTooLong { .. } => C::MessageTooLong,
+            Error::ReplyInProgress { .. } => C::ReplyInProgress,
+            Error::NothingToRetry { .. } => C::NothingToRetry,
+            Error::AttachmentMissing { .. } => C::AttachmentMissing,
+            Error::DocumentUnsupported { .. } => C::DocumentUnsupported,
+            Error::DocumentTooLarge { .. } => C::DocumentTooLarge,
+            Error::DocumentEncrypted { .. } => C::DocumentEncrypted,
+            Error::DocumentUnreadable { .. } => C::DocumentUnreadable,
+            Error::DocumentEmpty { .. } => C::DocumentEmpty,
+            Error::Tokenizer { .. } => C::Tokenizer,
+            Error::EmbeddingModelMissing { .. } => C::EmbeddingModelMissing,
+            Error::EmbeddingRuntime { .. } => C::EmbeddingRuntimeMissing,
+            Error::EmbeddingFailed { .. } => C::EmbeddingFailed,
+            Error::VectorIndex { .. } => C::VectorIndex,
+            Error::VectorIndexUnsaved { .. } => C::VectorIndexUnsaved,
+            Error::DocumentAboveClearance { .. } => C::DocumentAboveClearance,
+            Error::ImportInProgress { .. } => C::ImportInProgress,
+            Error::OpenFailed { .. } => C::OpenFailed,
+            Error::SpeechModelMissing { .. } => C::SpeechModelMissing,
+            Error::SpeechHelperMissing { .. } => C::SpeechHelperMissing,
+            Error::SpeechFailed { .. } => C::SpeechFailed,
+            Error::SpeechModelInvalid { .. } => C::SpeechModelInvalid,
+            Error::SpeechLanguageUnsupported { .. } => C::SpeechLanguageUnsupported,
+            Error::AudioUnsupported { .. } => C::AudioUnsupported,
+            Error::AudioUnreadable { .. } => C::AudioUnreadable,
+            Error::AudioTooLong { .. } => C::AudioTooLong,
+            Error::NoInputDevice => C::NoInputDevice,
+            Error::InputDeviceFailed { .. } => C::InputDeviceFailed,
+            Error::InputPermissionDenied { .. } => C::InputPermissionDenied,
+            Error::NotRecording => C::NotRecording,
+            Error::Cancelled { .. } => C::Cancelled,
+            Error::ImageUnsupported { .. } => C::ImageUnsupported,
+            Error::ImageCorrupt { .. } => C::ImageCorrupt,
+            Error::ImageTooLarge { .. } => C::ImageTooLarge,
+            Error::VisionUnavailable { .. } => C::VisionUnavailable,
+            Error::MonitorUnavailable { .. } => C::MonitorUnavailable,
+            Error::ModelFileMissing { .. } => C::ModelMissing,
+            Error::ModelNotAFile { .. } => C::ModelNotAFile,
+            Error::ModelUnreadable { .. } => C::ModelUnreadable,
+            Error::ModelNotGguf { .. } => C::ModelNotGguf,
+            Error::ModelUnsupportedVersion { .. } => C::ModelUnsupportedVersion,
+            Error::ModelTruncated { .. } => C::ModelTruncated,
+            Error::ModelCorrupt { .. } => C::ModelCorrupt,
+            Error::EngineInit { .. } => C::EngineInit,
             Error::ModelLoadFailed {
                 out_of_memory: true,
                 ..
-            } => "out_of_memory",
-            Error::ModelLoadFailed { .. } => "model_load_failed",
-            Error::ChatTemplate { .. } => "chat_template",
-            Error::ModelNotLoaded { .. } => "model_not_loaded",
-            Error::EngineBusy { .. } => "busy",
-            Error::PromptTooLong { .. } => "prompt_too_long",
-            Error::Decode { .. } => "decode_failed",
-            Error::ModelUnloaded { .. } => "model_unloaded",
-            Error::WorkerCrashed { .. } => "worker_crashed",
+            } => C::OutOfMemory,
+            Error::ModelLoadFailed { .. } => C::ModelLoadFailed,
+            Error::ChatTemplate { .. } => C::ChatTemplate,
+            Error::ModelNotLoaded { .. } => C::ModelNotLoaded,
+            Error::EngineBusy { .. } => C::Busy,
+            Error::PromptTooLong { .. } => C::PromptTooLong,
+            Error::Decode { .. } => C::DecodeFailed,
+            Error::ModelUnloaded { .. } => C::ModelUnloaded,
+            Error::WorkerCrashed { .. } => C::WorkerCrashed,
             // MODEL-MANAGER-CODES
-            Error::ModelManifestInvalid { .. } => "model_manifest_invalid",
-            Error::ModelUnknown { .. } => "model_unknown",
-            Error::ModelFetchFailed { .. } => "model_fetch_failed",
+            Error::ModelManifestInvalid { .. } => C::ModelManifestInvalid,
+            Error::ModelUnknown { .. } => C::ModelUnknown,
+            Error::ModelFetchFailed { .. } => C::ModelFetchFailed,
         }
     }
 
@@ -327,7 +469,10 @@ impl Error {
         if is_disk_full(&source) {
             return Error::DiskFull { path };
         }
-        Error::Io { path, source }
+        Error::Io {
+            path,
+            source: Arc::new(source),
+        }
     }
 
     /// Whether this error means the disk (or the user's quota) is full.
@@ -347,8 +492,22 @@ pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
 /// What the UI receives for a failed command: `{ "code": "...", "message": "..." }`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorPayload {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
+}
+
+/// Two errors are equal when they say the same: the same code and the same message.
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.code() == other.code() && self.to_string() == other.to_string()
+    }
+}
+
+/// An error travels to the UI (a command's failure, a failure kept in a status) as its payload.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ErrorPayload::from(self).serialize(serializer)
+    }
 }
 
 impl From<&Error> for ErrorPayload {
@@ -357,5 +516,90 @@ impl From<&Error> for ErrorPayload {
             code: e.code(),
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The codes listed in the UI's `ERROR_CODES` (ui/src/lib/errors.ts): one quoted code per
+    /// line between the opening line and `] as const;`, with `//` comment lines.
+    fn ui_codes() -> Vec<String> {
+        let text = include_str!("../../../ui/src/lib/errors.ts");
+        let start = text
+            .find("export const ERROR_CODES = [\n")
+            .expect("ERROR_CODES in errors.ts");
+        let body = &text[start..];
+        let body = &body[body.find('\n').unwrap() + 1..body.find("] as const;").unwrap()];
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .map(|l| {
+                l.strip_prefix('\'')
+                    .and_then(|l| l.strip_suffix("',"))
+                    .unwrap_or_else(|| panic!("errors.ts: not a quoted code: {l:?}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The UI turns every code into a message from one table; a code only one side knows would
+    /// be shown as "something went wrong" (or never sent). Both lists must be equal.
+    #[test]
+    fn the_ui_code_table_lists_exactly_the_codes_of_the_rust_enum() {
+        let rust: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let ui = ui_codes();
+        let missing_in_ui: Vec<&&str> = rust
+            .iter()
+            .filter(|c| !ui.iter().any(|u| u == *c))
+            .collect();
+        let unknown_to_rust: Vec<&String> =
+            ui.iter().filter(|u| !rust.contains(&u.as_str())).collect();
+        assert!(
+            missing_in_ui.is_empty() && unknown_to_rust.is_empty(),
+            "ErrorCode (crates/core/src/error.rs) and ERROR_CODES (ui/src/lib/errors.ts) differ: \
+             only in Rust: {missing_in_ui:?}; only in the UI: {unknown_to_rust:?}"
+        );
+        assert_eq!(ui.len(), rust.len(), "a code listed twice in errors.ts");
+    }
+
+    #[test]
+    fn codes_are_unique_snake_case_and_serialise_as_their_names() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "{name} twice");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+            assert_eq!(ErrorCode::parse(name), Some(*code));
+            assert_eq!(
+                serde_json::from_value::<ErrorCode>(serde_json::json!(name)).unwrap(),
+                *code
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_is_sent_as_its_code_and_message_and_stays_itself_when_cloned() {
+        let source = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = Error::io("/tmp/x", source);
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["code"], "io");
+        assert!(json["message"].as_str().unwrap().starts_with("/tmp/x: "));
+        let kept = e.clone();
+        assert!(
+            matches!(&kept, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
+        );
+        assert_eq!(kept, e);
+        let full = Error::io(
+            "/tmp/x",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        assert_eq!(full.code(), ErrorCode::DiskFull);
     }
 }

@@ -12,13 +12,14 @@ use serde::Serialize;
 use crate::config::{self, ConfigProblem, ConfigSource, LoadedConfig};
 use crate::paths::{PathOverrides, Paths};
 use crate::store::Store;
-use crate::{ErrorPayload, Result};
+use crate::store::StoreCounts;
+use crate::{Error, Result};
 
 pub struct Startup {
     pub paths: Paths,
     pub config: LoadedConfig,
     /// The store, or why it could not be opened (the rest of the app still runs).
-    pub store: std::result::Result<Store, ErrorPayload>,
+    pub store: std::result::Result<Store, Error>,
     pub locale: String,
 }
 
@@ -34,10 +35,8 @@ impl Startup {
         for problem in &config.problems {
             tracing::warn!(file = %paths.config_file.display(), %problem, "configuration problem");
         }
-        let store = Store::open(&paths.database).map_err(|e| {
-            tracing::error!(error = %e, "store could not be opened");
-            ErrorPayload::from(&e)
-        });
+        let store = Store::open(&paths.database)
+            .inspect_err(|e| tracing::error!(error = %e, "store could not be opened"));
         Ok(Startup {
             paths,
             config,
@@ -53,17 +52,10 @@ impl Startup {
                 .schema_version()
                 .and_then(|v| Ok((v, store.counts()?)))
             {
-                Ok((schema_version, counts)) => StoreStatus {
-                    ok: true,
-                    schema_version: Some(schema_version),
-                    sessions: Some(counts.sessions),
-                    cards: Some(counts.cards),
-                    documents: Some(counts.documents),
-                    error: None,
-                },
-                Err(e) => StoreStatus::failed(ErrorPayload::from(&e)),
+                Ok((schema_version, counts)) => StoreStatus::ok(schema_version, &counts),
+                Err(e) => StoreStatus::failed(&e),
             },
-            Err(e) => StoreStatus::failed(e.clone()),
+            Err(e) => StoreStatus::failed(e),
         };
         AppStatus {
             version: env!("CARGO_PKG_VERSION"),
@@ -101,18 +93,29 @@ pub struct StoreStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub documents: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorPayload>,
+    pub error: Option<Error>,
 }
 
 impl StoreStatus {
-    fn failed(error: ErrorPayload) -> StoreStatus {
+    pub(crate) fn ok(schema_version: i64, counts: &StoreCounts) -> StoreStatus {
+        StoreStatus {
+            ok: true,
+            schema_version: Some(schema_version),
+            sessions: Some(counts.sessions),
+            cards: Some(counts.cards),
+            documents: Some(counts.documents),
+            error: None,
+        }
+    }
+
+    pub(crate) fn failed(error: &Error) -> StoreStatus {
         StoreStatus {
             ok: false,
             schema_version: None,
             sessions: None,
             cards: None,
             documents: None,
-            error: Some(error),
+            error: Some(error.clone()),
         }
     }
 }
@@ -225,7 +228,7 @@ mod tests {
         assert_eq!(status.config_source, ConfigSource::BuiltinDefault);
         assert_eq!(status.config_problems[0].path, "models.office.n_ctx");
         assert!(!status.store.ok);
-        assert_eq!(status.store.error.as_ref().unwrap().code, "store");
+        assert_eq!(status.store.error.as_ref().unwrap().code(), "store");
     }
 
     #[test]

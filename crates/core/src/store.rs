@@ -28,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorCode;
 use crate::{Error, Result};
 
 /// Schema migrations, in order. Never edit a shipped entry: append a new one.
@@ -234,7 +235,7 @@ pub const MIGRATIONS: &[&str] = &[
     -- the passages a grounded reply was given, as a JSON array
     ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
     "#,
-    // 4: import jobs belong to the process running them (see documents::job_owner), and keep the
+    // 4: import jobs belong to the process running them (see crate::owner), and keep the
     // clearance of the profile that created them: the job's checks use it, whoever resumes it.
     r#"
     ALTER TABLE import_jobs ADD COLUMN owner TEXT;
@@ -245,6 +246,12 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER documents_levels_epoch AFTER UPDATE OF access_level ON documents BEGIN
         UPDATE documents_state SET levels_epoch = levels_epoch + 1 WHERE id = 1;
     END;
+    "#,
+    // 5: a reply being written names its writer (see crate::owner), so that a session has one
+    // reply at a time across processes, and a reply cut off by an ended process is found.
+    r#"
+    ALTER TABLE messages ADD COLUMN owner TEXT;
+    CREATE INDEX messages_streaming ON messages(session_id) WHERE status = 'streaming';
     "#,
 ];
 
@@ -468,6 +475,29 @@ pub struct Message {
     /// Images sent with a user message, in the order they were attached.
     pub attachments: Vec<Attachment>,
     pub created_at: i64,
+}
+
+/// What a reply answers: a new message from the user, or (a retry) the session's last one.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplyStart<'a> {
+    Message {
+        text: &'a str,
+        attachments: &'a [NewAttachment],
+        /// The session's title, set when it has none yet.
+        title: Option<&'a str>,
+    },
+    Retry,
+}
+
+/// What [`Store::begin_reply`] stored.
+#[derive(Debug, Clone)]
+pub struct BegunReply {
+    /// The message answered (a retry's is the existing one).
+    pub question: Option<Message>,
+    /// The `streaming` placeholder.
+    pub reply: Message,
+    /// The replies a retry deleted.
+    pub replaced: Vec<i64>,
 }
 
 /// A file sent with a message. The original lives in the data directory's `attachments/`
@@ -979,41 +1009,132 @@ impl Store {
         content: &str,
         attachments: &[NewAttachment],
     ) -> Result<Message> {
-        if attachments.is_empty() {
-            return self.append_message(session_id, role, content, "complete");
-        }
         let now = now_ms();
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| store_err(&path, e))?;
         let touched = touch_session(&tx, session_id, now).map_err(|e| store_err(&path, e))?;
         found(touched, "session", session_id)?;
-        tx.execute(
-            "INSERT INTO messages (session_id, role, content, status, created_at) VALUES (?1, ?2, ?3, 'complete', ?4)",
-            params![session_id, role.as_str(), content, now],
-        )
-        .map_err(|e| store_err(&path, e))?;
-        let id = tx.last_insert_rowid();
-        for a in attachments {
-            tx.execute(
-                "INSERT INTO attachments (message_id, kind, file_name, mime, size_bytes, stored_path, width, height, thumbnail, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id,
-                    a.kind,
-                    a.file_name,
-                    a.mime,
-                    a.size_bytes as i64,
-                    a.stored_path.to_string_lossy(),
-                    a.width,
-                    a.height,
-                    a.thumbnail_png,
-                    now
-                ],
-            )
+        let id = insert_message(&tx, session_id, role, content, None, attachments, now)
             .map_err(|e| store_err(&path, e))?;
-        }
         tx.commit().map_err(|e| store_err(&path, e))?;
         self.message(id)
+    }
+
+    /// The writers (`messages.owner`) of the replies being written in a session.
+    pub fn reply_writers(&self, session_id: i64) -> Result<Vec<Option<String>>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT owner FROM messages WHERE session_id = ?1 AND status = 'streaming'")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Starts a reply in one write transaction, so that two writers (two processes, or two
+    /// chats of one) never both start one in a session: a reply still `streaming` whose
+    /// writer is alive (`writer_alive(owner)`) refuses with [`Error::ReplyInProgress`] and
+    /// nothing is written; one whose writer is gone is marked interrupted (`app_closed`) first.
+    /// Then `start` is stored (the user's message, or for a retry the replies after the last
+    /// one deleted) with a `streaming` placeholder owned by `owner`.
+    pub fn begin_reply(
+        &mut self,
+        session_id: i64,
+        start: ReplyStart<'_>,
+        owner: &str,
+        writer_alive: &dyn Fn(&str) -> bool,
+    ) -> Result<BegunReply> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let err = |e| store_err(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let streaming: Vec<(i64, Option<String>)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, owner FROM messages WHERE session_id = ?1 AND status = 'streaming'",
+                )
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(err)?
+        };
+        for (id, writer) in &streaming {
+            match writer {
+                Some(writer) if writer_alive(writer) => {
+                    return Err(Error::ReplyInProgress {
+                        session: session_id,
+                    })
+                }
+                _ => {
+                    tx.execute(
+                        "UPDATE messages SET status = 'interrupted', owner = NULL,
+                             error_code = coalesce(error_code, ?2) WHERE id = ?1",
+                        params![id, ErrorCode::AppClosed.as_str()],
+                    )
+                    .map_err(err)?;
+                }
+            }
+        }
+        let touched = touch_session(&tx, session_id, now).map_err(err)?;
+        found(touched, "session", session_id)?;
+        let (user, replaced) = match start {
+            ReplyStart::Message {
+                text,
+                attachments,
+                title,
+            } => {
+                if let Some(title) = title {
+                    tx.execute(
+                        "UPDATE sessions SET title = ?2 WHERE id = ?1 AND title = '' AND title_is_auto = 1",
+                        params![session_id, title],
+                    )
+                    .map_err(err)?;
+                }
+                let id = insert_message(&tx, session_id, Role::User, text, None, attachments, now)
+                    .map_err(err)?;
+                (Some(id), Vec::new())
+            }
+            ReplyStart::Retry => {
+                let last_user: Option<i64> = tx
+                    .query_row(
+                        "SELECT max(id) FROM messages WHERE session_id = ?1 AND role = 'user'",
+                        [session_id],
+                        |r| r.get(0),
+                    )
+                    .map_err(err)?;
+                let last_user = last_user.ok_or(Error::NothingToRetry {
+                    session: session_id,
+                })?;
+                let replaced: Vec<i64> = {
+                    let mut stmt = tx
+                        .prepare(
+                            "SELECT id FROM messages WHERE session_id = ?1 AND id > ?2 ORDER BY id",
+                        )
+                        .map_err(err)?;
+                    let rows = stmt
+                        .query_map([session_id, last_user], |r| r.get(0))
+                        .map_err(err)?;
+                    rows.collect::<rusqlite::Result<_>>().map_err(err)?
+                };
+                tx.execute(
+                    "DELETE FROM messages WHERE session_id = ?1 AND id > ?2",
+                    [session_id, last_user],
+                )
+                .map_err(err)?;
+                (Some(last_user), replaced)
+            }
+        };
+        let reply = insert_message(&tx, session_id, Role::Assistant, "", Some(owner), &[], now)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(BegunReply {
+            question: user.map(|id| self.message(id)).transpose()?,
+            reply: self.message(reply)?,
+            replaced,
+        })
     }
 
     pub fn messages(&self, session_id: i64) -> Result<Vec<Message>> {
@@ -1140,7 +1261,7 @@ impl Store {
         let changed = self
             .conn
             .execute(
-                "UPDATE messages SET content = ?2, status = ?3, error_code = ?4 WHERE id = ?1",
+                "UPDATE messages SET content = ?2, status = ?3, error_code = ?4, owner = NULL WHERE id = ?1",
                 params![id, content, status, error_code],
             )
             .map_err(|e| self.err(e))?;
@@ -1186,16 +1307,40 @@ impl Store {
         found(changed, "message", id)
     }
 
-    /// Marks replies left `streaming` by a previous run that ended mid-reply as interrupted;
-    /// returns how many. Call once at start-up, before any reply begins.
-    pub fn interrupt_unfinished_replies(&mut self) -> Result<usize> {
-        self.conn
-            .execute(
-                "UPDATE messages SET status = 'interrupted', error_code = coalesce(error_code, 'app_closed')
-                 WHERE status = 'streaming'",
-                [],
-            )
-            .map_err(|e| self.err(e))
+    /// Marks replies left `streaming` by a writer that is gone (a process that ended
+    /// mid-reply) as interrupted; returns how many. A reply another running process is writing
+    /// is left alone.
+    pub fn interrupt_unfinished_replies(
+        &mut self,
+        writer_alive: &dyn Fn(&str) -> bool,
+    ) -> Result<usize> {
+        let path = self.path.clone();
+        let err = |e| store_err(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let streaming: Vec<(i64, Option<String>)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, owner FROM messages WHERE status = 'streaming'")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(err)?
+        };
+        let mut interrupted = 0;
+        for (id, writer) in streaming {
+            if writer.as_deref().is_some_and(writer_alive) {
+                continue;
+            }
+            interrupted += tx
+                .execute(
+                    "UPDATE messages SET status = 'interrupted', owner = NULL,
+                         error_code = coalesce(error_code, ?2) WHERE id = ?1",
+                    params![id, ErrorCode::AppClosed.as_str()],
+                )
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(interrupted)
     }
 
     // --- cards ---
@@ -1370,16 +1515,58 @@ pub(crate) fn store_err(path: &Path, source: rusqlite::Error) -> Error {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::StoreBusy {
             path: path.to_path_buf(),
             seconds: BUSY_TIMEOUT.as_secs(),
-            source,
+            source: std::sync::Arc::new(source),
         },
         Some(ErrorCode::DiskFull) => Error::DiskFull {
             path: path.to_path_buf(),
         },
         _ => Error::Store {
             path: path.to_path_buf(),
-            source,
+            source: std::sync::Arc::new(source),
         },
     }
+}
+
+/// Inserts a message with its attachments; with an `owner` it is a `streaming` reply
+/// placeholder, otherwise a `complete` message.
+fn insert_message(
+    tx: &Transaction<'_>,
+    session_id: i64,
+    role: Role,
+    content: &str,
+    owner: Option<&str>,
+    attachments: &[NewAttachment],
+    now: i64,
+) -> rusqlite::Result<i64> {
+    let status = if owner.is_some() {
+        "streaming"
+    } else {
+        "complete"
+    };
+    tx.execute(
+        "INSERT INTO messages (session_id, role, content, status, owner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![session_id, role.as_str(), content, status, owner, now],
+    )?;
+    let id = tx.last_insert_rowid();
+    for a in attachments {
+        tx.execute(
+            "INSERT INTO attachments (message_id, kind, file_name, mime, size_bytes, stored_path, width, height, thumbnail, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                id,
+                a.kind,
+                a.file_name,
+                a.mime,
+                a.size_bytes as i64,
+                a.stored_path.to_string_lossy(),
+                a.width,
+                a.height,
+                a.thumbnail_png,
+                now
+            ],
+        )?;
+    }
+    Ok(id)
 }
 
 /// Moves a session to the top of its profile's list. `updated_at` is a recency stamp rather than
@@ -1805,21 +1992,101 @@ mod tests {
     }
 
     #[test]
-    fn replies_cut_off_by_an_exit_are_marked_interrupted_at_the_next_start() {
+    fn replies_cut_off_by_an_exit_are_marked_interrupted_and_a_live_writers_are_left_alone() {
         let (_dir, mut store) = temp_store();
         let s = store.create_session(Persona::Office, "x").unwrap();
+        store
+            .append_message(s.id, Role::User, "question", "complete")
+            .unwrap();
+        let live = store
+            .begin_reply(s.id, ReplyStart::Retry, "live-writer", &|_| true)
+            .unwrap()
+            .reply;
+        let other = store.create_session(Persona::Office, "y").unwrap();
         let cut = store
-            .append_message(s.id, Role::Assistant, "partial", "streaming")
+            .append_message(other.id, Role::Assistant, "partial", "streaming")
             .unwrap();
         let whole = store
-            .append_message(s.id, Role::Assistant, "done", "complete")
+            .append_message(other.id, Role::Assistant, "done", "complete")
             .unwrap();
-        assert_eq!(store.interrupt_unfinished_replies().unwrap(), 1);
+        let alive = |owner: &str| owner == "live-writer";
+        assert_eq!(store.interrupt_unfinished_replies(&alive).unwrap(), 1);
         let cut = store.message(cut.id).unwrap();
         assert_eq!(cut.status, "interrupted");
         assert_eq!(cut.error_code.as_deref(), Some("app_closed"));
         assert_eq!(store.message(whole.id).unwrap().status, "complete");
-        assert_eq!(store.interrupt_unfinished_replies().unwrap(), 0);
+        assert_eq!(store.message(live.id).unwrap().status, "streaming");
+        assert_eq!(store.interrupt_unfinished_replies(&alive).unwrap(), 0);
+        // Once its writer is gone, it too was cut off.
+        assert_eq!(store.interrupt_unfinished_replies(&|_| false).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_session_has_one_reply_at_a_time_and_a_refused_start_writes_nothing() {
+        let (_dir, mut store) = temp_store();
+        let s = store.create_session(Persona::Office, "").unwrap();
+        let first = store
+            .begin_reply(
+                s.id,
+                ReplyStart::Message {
+                    text: "first",
+                    attachments: &[],
+                    title: Some("first"),
+                },
+                "writer-a",
+                &|_| true,
+            )
+            .unwrap();
+        assert_eq!(first.question.as_ref().unwrap().content, "first");
+        assert_eq!(first.reply.status, "streaming");
+        assert_eq!(store.session(s.id).unwrap().title, "first");
+        let second = store.begin_reply(
+            s.id,
+            ReplyStart::Message {
+                text: "second",
+                attachments: &[],
+                title: Some("second"),
+            },
+            "writer-b",
+            &|owner| owner == "writer-a",
+        );
+        assert_eq!(second.unwrap_err().code(), "reply_in_progress");
+        assert_eq!(
+            store.messages(s.id).unwrap().len(),
+            2,
+            "nothing of the second"
+        );
+        // Writer a finished: the next turn starts.
+        store
+            .finish_message(first.reply.id, "answer", "complete", None)
+            .unwrap();
+        let retry = store
+            .begin_reply(s.id, ReplyStart::Retry, "writer-b", &|owner| {
+                owner == "writer-a"
+            })
+            .unwrap();
+        assert_eq!(retry.question.unwrap().id, first.question.unwrap().id);
+        assert_eq!(retry.replaced, vec![first.reply.id]);
+        // Writer b died mid-reply: its reply is marked cut off and the next one starts.
+        let third = store
+            .begin_reply(
+                s.id,
+                ReplyStart::Message {
+                    text: "third",
+                    attachments: &[],
+                    title: None,
+                },
+                "writer-c",
+                &|owner| owner == "writer-a",
+            )
+            .unwrap();
+        let dead = store.message(retry.reply.id).unwrap();
+        assert_eq!(
+            (dead.status.as_str(), dead.error_code.as_deref()),
+            ("interrupted", Some("app_closed"))
+        );
+        assert_eq!(third.reply.status, "streaming");
+        assert_eq!(store.session(s.id).unwrap().title, "first");
     }
 
     #[test]

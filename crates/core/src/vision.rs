@@ -266,10 +266,7 @@ fn file_name(path: &Path) -> String {
 /// Reads at most one byte over the limit, so a file that grows, or whose metadata reports no
 /// size (pipes, /proc), still cannot make us read it all.
 fn read_limited(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
-    let io_error = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_error = |source| Error::io(path, source);
     let file = File::open(path).map_err(io_error)?;
     let declared = file.metadata().map_err(io_error)?.len();
     check_file_size(&file_name(path), declared, limits)?;

@@ -216,7 +216,7 @@ fn a_reply_stopped_before_any_text_is_removed_and_says_so() {
                 reply_id: id,
                 reply,
                 error,
-            } => Some((*id, reply.is_none(), error.code)),
+            } => Some((*id, reply.is_none(), error.code.as_str())),
             _ => None,
         })
         .expect("the page is told the empty reply is gone");

@@ -357,10 +357,10 @@ fn without_the_embedding_model_import_works_and_search_falls_back_to_keywords() 
             .unwrap();
         assert_eq!(reports[0].added, 6);
         let notice = library.vector_notice().unwrap();
-        assert_eq!(notice.code, "embedding_model_missing");
+        assert_eq!(notice.code(), "embedding_model_missing");
         let r = library.search("서울", 3).unwrap();
         assert_eq!(r.mode, SearchMode::Keyword);
-        assert_eq!(r.notice.as_ref().unwrap().code, "embedding_model_missing");
+        assert_eq!(r.notice.as_ref().unwrap().code(), "embedding_model_missing");
         assert_eq!(r.passages[0].file_name, "seoul.txt");
         assert!(library
             .documents()

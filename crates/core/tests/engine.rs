@@ -411,7 +411,7 @@ fn unloading_ends_running_requests_with_a_typed_error() {
             ended = Some(e.code());
         }
     }
-    assert_eq!(ended, Some("model_unloaded"));
+    assert_eq!(ended, Some(deskmate_core::error::ErrorCode::ModelUnloaded));
 }
 
 #[test]

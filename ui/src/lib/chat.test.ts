@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyChatEvent, applyTurnStart, checkDraft, checkSend, describeChatError, type ChatEvent, type Message, type Session } from './chat';
+import { applyChatEvent, applyTurnStart, checkDraft, checkSend, type ChatEvent, type Message, type Session } from './chat';
 import type { MessageSource } from './documents';
-import { makeTranslator } from './i18n';
 
 const session: Session = {
   id: 1, profile_id: 1, title: 'T', title_is_auto: true, persona: 'office', tone: 'polite',
@@ -108,29 +107,5 @@ describe('checkSend', () => {
     expect(checkSend('', 10, 1, null)).toEqual({ ok: false, reason: 'needs_text' });
     expect(checkSend('look', 10, 1, false)).toEqual({ ok: true, text: 'look' });
     expect(checkSend('x'.repeat(11), 10, 1, true)).toMatchObject({ ok: false, reason: 'too_long' });
-  });
-});
-
-describe('describeChatError', () => {
-  it('offers the Models page for model problems and retry for passing ones', () => {
-    expect(describeChatError('model_missing')).toEqual({ key: 'chat.error.model_missing', action: 'open_models' });
-    expect(describeChatError('model_corrupt').action).toBe('open_models');
-    expect(describeChatError('out_of_memory').action).toBe('open_models');
-    expect(describeChatError('busy')).toEqual({ key: 'chat.error.busy', action: 'retry' });
-    expect(describeChatError('worker_crashed').action).toBe('retry');
-    expect(describeChatError('cancelled').action).toBe('retry');
-    expect(describeChatError('something_new')).toEqual({ key: 'chat.error.other', action: null });
-    expect(describeChatError('attachment_missing')).toEqual({ key: 'chat.error.attachment_missing', action: null });
-  });
-
-  it('names a full disk and a busy database, without offering to regenerate the reply', () => {
-    expect(describeChatError('disk_full')).toEqual({ key: 'chat.error.disk_full', action: null });
-    expect(describeChatError('store_busy')).toEqual({ key: 'chat.error.store_busy', action: null });
-    const t = makeTranslator('en');
-    const tKo = makeTranslator('ko');
-    expect(t('chat.error.disk_full')).toContain('The disk is full');
-    expect(t('chat.error.store_busy')).toContain('Another Deskmate process');
-    expect(tKo('chat.error.disk_full')).toContain('디스크 공간이 부족합니다');
-    expect(tKo('chat.error.store_busy')).toContain('데이터베이스');
   });
 });

@@ -1,6 +1,6 @@
 // The chat page's data (Rust: core::store and core::chat), the commands behind it, and the pure
-// helpers its store uses: folding streamed events into the message list, checking a draft,
-// and turning an error code into a message and an action.
+// helpers its store uses: folding streamed events into the message list and checking a draft.
+// Its error codes become messages in ./errors.
 import { Channel } from '@tauri-apps/api/core';
 import { call } from './api';
 import type { MessageSource } from './documents';
@@ -201,61 +201,6 @@ export function checkSend(
   const check = checkDraft(text, limit);
   if (check.ok || check.reason !== 'empty' || images === 0) return check;
   return canSee === true ? { ok: true, text: '' } : { ok: false, reason: 'needs_text' };
-}
-
-/** What a toast offers besides closing. */
-export type ToastAction = 'open_models' | 'retry' | null;
-
-const MODEL_CODES = new Set([
-  'model_missing',
-  'model_not_loaded',
-  'model_not_a_file',
-  'model_unreadable',
-  'model_not_gguf',
-  'model_unsupported_version',
-  'model_truncated',
-  'model_corrupt',
-  'model_load_failed',
-  'chat_template',
-  'engine_init',
-]);
-
-/** The translated message for an error code, and the action worth offering. */
-export function describeChatError(code: string): { key: MessageKey; action: ToastAction } {
-  if (MODEL_CODES.has(code)) {
-    return {
-      key: code === 'model_missing' ? 'chat.error.model_missing' : 'chat.error.model',
-      action: 'open_models',
-    };
-  }
-  switch (code) {
-    case 'out_of_memory':
-      return { key: 'chat.error.out_of_memory', action: 'open_models' };
-    case 'busy':
-      return { key: 'chat.error.busy', action: 'retry' };
-    case 'cancelled':
-      return { key: 'chat.error.cancelled', action: 'retry' };
-    case 'worker_crashed':
-    case 'decode_failed':
-    case 'model_unloaded':
-      return { key: 'chat.error.crashed', action: 'retry' };
-    case 'prompt_too_long':
-      return { key: 'chat.error.prompt_too_long', action: null };
-    case 'message_too_long':
-      return { key: 'chat.error.message_too_long', action: null };
-    case 'reply_in_progress':
-      return { key: 'chat.error.reply_in_progress', action: null };
-    case 'attachment_missing':
-      return { key: 'chat.error.attachment_missing', action: null };
-    // Any chat command can meet these (listing, renaming, saving a reply), and "retry" would
-    // regenerate the last reply, so no action is offered: the user tries the same thing again.
-    case 'disk_full':
-      return { key: 'chat.error.disk_full', action: null };
-    case 'store_busy':
-      return { key: 'chat.error.store_busy', action: null };
-    default:
-      return { key: 'chat.error.other', action: null };
-  }
 }
 
 /** Character presets offered when starting a character session (the user can edit them). */

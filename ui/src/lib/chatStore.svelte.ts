@@ -7,7 +7,6 @@ import {
   applyTurnStart,
   chatApi,
   checkDraft,
-  describeChatError,
   type ChatApi,
   type ChatEvent,
   type Message,
@@ -15,6 +14,7 @@ import {
   type SessionSetup,
   type TurnStart,
 } from './chat';
+import { describeChatError } from './errors';
 import type { CommandError } from './types';
 import { toasts } from './toasts.svelte';
 

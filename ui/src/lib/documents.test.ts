@@ -1,9 +1,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  DOCUMENT_ERROR_CODES,
   LEVELS,
   defaultImportLevel,
-  describeDocumentError,
   emptyTally,
   failedNames,
   fileNameOf,
@@ -21,7 +19,7 @@ import {
   type ImportProgress,
   type Segment,
 } from './documents';
-import { en, ko, makeTranslator } from './i18n';
+import { makeTranslator } from './i18n';
 import { toasts } from './toasts.svelte';
 
 const t = makeTranslator('en');
@@ -191,38 +189,6 @@ describe('access levels', () => {
   it('have labels in both languages', () => {
     expect(LEVELS.map((l) => t(levelKey(l)))).toEqual(['Public', 'Internal', 'Confidential', 'Restricted']);
     expect(LEVELS.map((l) => tKo(levelKey(l)))).toEqual(['공개', '내부용', '대외비', '극비']);
-  });
-});
-
-describe('describeDocumentError', () => {
-  it('has a message in both languages for every known code', () => {
-    for (const code of DOCUMENT_ERROR_CODES) {
-      const key = describeDocumentError(code);
-      expect(key).toBe(`documents.error.${code}`);
-      expect(en[key], code).toBeTruthy();
-      expect(ko[key], code).toBeTruthy();
-    }
-    expect(t(describeDocumentError('open_failed'))).toContain('no longer there');
-  });
-
-  it('knows the codes of a higher-level file, a full disk, a busy database and an unsaved index', () => {
-    for (const code of ['document_above_clearance', 'disk_full', 'store_busy', 'vector_index_unsaved']) {
-      expect(DOCUMENT_ERROR_CODES, code).toContain(code);
-      expect(describeDocumentError(code)).toBe(`documents.error.${code}`);
-    }
-    expect(t(describeDocumentError('document_above_clearance'))).toContain('Only a profile that can see it');
-    expect(t(describeDocumentError('disk_full'))).toBe(
-      'The disk is full. Free some space and try again; nothing already saved was lost.',
-    );
-    expect(t(describeDocumentError('store_busy'))).toContain('Another Deskmate process');
-    expect(t(describeDocumentError('vector_index_unsaved'))).toContain('rebuilt each time Deskmate starts');
-    expect(tKo(describeDocumentError('disk_full'))).toContain('디스크 공간이 부족합니다');
-  });
-
-  it('falls back to a generic message for other codes', () => {
-    expect(describeDocumentError('store')).toBe('documents.error.other');
-    expect(describeDocumentError('ui.unknown')).toBe('documents.error.other');
-    expect(describeDocumentError(null)).toBe('documents.error.other');
   });
 });
 

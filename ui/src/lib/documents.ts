@@ -1,10 +1,11 @@
 // The Documents page's data (Rust: core::documents and the profiles of core::store), the
 // commands and events behind it, and the pure helpers the page, Settings and the chat use:
-// access levels, import progress, highlighting search terms, where a passage is, and turning an
-// error code into a message.
+// access levels, import progress, highlighting search terms, where a passage is, and showing a
+// failure as a toast.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import { call, toCommandError } from './api';
 import { fileNameOf, onWindowDragDrop, type DropEvent } from './dragDrop';
+import { describeDocumentError } from './errors';
 import type { MessageKey, Translator, Vars } from './i18n';
 import { toasts } from './toasts.svelte';
 import type { CommandError } from './types';
@@ -355,36 +356,7 @@ export function searchModeKey(mode: SearchMode): MessageKey {
   return `documents.search.mode.${mode}`;
 }
 
-// --- errors ---
-
-export const DOCUMENT_ERROR_CODES = [
-  'document_unsupported',
-  'document_too_large',
-  'document_encrypted',
-  'document_unreadable',
-  'document_empty',
-  'embedding_model_missing',
-  'embedding_runtime_missing',
-  'import_in_progress',
-  'open_failed',
-  'not_found',
-  'invalid_input',
-  'document_above_clearance',
-  'disk_full',
-  'store_busy',
-  'vector_index_unsaved',
-] as const;
-
-type DocumentErrorCode = (typeof DOCUMENT_ERROR_CODES)[number];
-
-function isDocumentErrorCode(code: string | null | undefined): code is DocumentErrorCode {
-  return (DOCUMENT_ERROR_CODES as readonly string[]).includes(code ?? '');
-}
-
-/** The translated message for an error code of the documents and profiles commands. */
-export function describeDocumentError(code: string | null | undefined): MessageKey {
-  return isDocumentErrorCode(code) ? `documents.error.${code}` : 'documents.error.other';
-}
+// --- errors (the messages are in ./errors) ---
 
 /** A red toast for a failed documents or profiles command. */
 export function toastDocumentError(error: unknown): void {

@@ -112,6 +112,7 @@ export const en = {
     'Another Deskmate process kept the database busy for too long. Try again when it has finished.',
   'documents.error.vector_index_unsaved':
     'The search index file cannot be saved, so it is rebuilt each time Deskmate starts. Check that the data folder is writable.',
+  'documents.error.internal': 'This part of Deskmate is unavailable after an earlier failure. Restart Deskmate.',
   'documents.error.other': 'Something went wrong.',
 
   'profiles.title': 'Profiles',
@@ -145,6 +146,8 @@ export const en = {
   'monitor.no_gpu.reason': 'Reason: {reason}',
   'monitor.no_gpu.body': 'CPU and RAM usage is shown instead.',
   'monitor.error': 'Could not read the hardware monitor. {code}: {message}',
+  'monitor.error.unavailable': 'The hardware monitor could not be started, so nothing is measured. Restart Deskmate to try again. {code}: {message}',
+  'monitor.error.internal': 'The hardware monitor is unavailable after an earlier failure. Restart Deskmate. {code}: {message}',
   'monitor.gpu.title': 'GPU {index}',
   'monitor.unsupported': 'Not supported by this GPU',
   'monitor.stat.vram': 'VRAM',
@@ -313,6 +316,7 @@ export const en = {
   'chat.error.attachment_missing': "An attached image is no longer available. Attach it again.",
   'chat.error.disk_full': "The disk is full. Free some space and try again; nothing already saved was lost.",
   'chat.error.store_busy': "Another Deskmate process kept the database busy for too long. Try again when it has finished.",
+  'chat.error.internal': "This part of Deskmate is unavailable after an earlier failure. Restart Deskmate.",
   'voice.mic': 'Hold to talk, or hold {shortcut} in the message box. Esc cancels.',
   'voice.mic.label': 'Push to talk (hold {shortcut})',
   'voice.checking': 'Checking the microphone…',
@@ -336,6 +340,7 @@ export const en = {
   'voice.error.not_recording': 'The recording had already stopped. Hold the button again to talk.',
   'voice.error.cancelled': 'Transcription was cancelled.',
   'voice.error.io': 'The audio file could not be opened. It may have been moved, or Deskmate may not be allowed to read it.',
+  'voice.error.internal': 'Voice input is unavailable after an earlier failure. Restart Deskmate.',
   'voice.error.other': 'Voice input is not available right now.',
 
   'attach.button': 'Attach images (PNG, JPEG, WebP or GIF, up to {max})',
@@ -352,6 +357,7 @@ export const en = {
   'attach.error.image_corrupt': '{name} could not be read as an image. It may be damaged.',
   'attach.error.image_too_large': '{name} is too large to attach.',
   'attach.error.io': '{name} could not be opened. It may have been moved, or Deskmate may not be allowed to read it.',
+  'attach.error.internal': '{name} could not be attached: image input is unavailable after an earlier failure. Restart Deskmate.',
   'attach.error.other': '{name} could not be attached.',
   'message.attachment.open': 'Show {name} larger',
   'message.attachment.close': 'Close',
@@ -537,6 +543,7 @@ export const ko: Messages = {
     '다른 Deskmate 프로세스가 데이터베이스를 너무 오래 사용하고 있습니다. 그 작업이 끝난 뒤 다시 시도하세요.',
   'documents.error.vector_index_unsaved':
     '검색 색인 파일을 저장할 수 없어 Deskmate를 시작할 때마다 다시 만듭니다. 데이터 폴더에 쓰기 권한이 있는지 확인하세요.',
+  'documents.error.internal': '앞서 발생한 오류로 Deskmate의 이 기능을 사용할 수 없습니다. Deskmate를 다시 시작하세요.',
   'documents.error.other': '문제가 발생했습니다.',
 
   'profiles.title': '프로필',
@@ -569,6 +576,8 @@ export const ko: Messages = {
   'monitor.no_gpu.reason': '이유: {reason}',
   'monitor.no_gpu.body': '대신 CPU와 RAM 사용량을 보여 줍니다.',
   'monitor.error': '하드웨어 모니터를 읽지 못했습니다. {code}: {message}',
+  'monitor.error.unavailable': '하드웨어 모니터를 시작하지 못해 측정값이 없습니다. Deskmate를 다시 시작해 보세요. {code}: {message}',
+  'monitor.error.internal': '앞서 발생한 오류로 하드웨어 모니터를 사용할 수 없습니다. Deskmate를 다시 시작하세요. {code}: {message}',
   'monitor.gpu.title': 'GPU {index}',
   'monitor.unsupported': '이 GPU에서 지원하지 않음',
   'monitor.stat.vram': 'VRAM',
@@ -736,6 +745,7 @@ export const ko: Messages = {
   'chat.error.attachment_missing': "첨부한 이미지를 더 이상 찾을 수 없습니다. 다시 첨부하세요.",
   'chat.error.disk_full': "디스크 공간이 부족합니다. 공간을 확보한 뒤 다시 시도하세요. 이미 저장된 내용은 그대로 남아 있습니다.",
   'chat.error.store_busy': "다른 Deskmate 프로세스가 데이터베이스를 너무 오래 사용하고 있습니다. 그 작업이 끝난 뒤 다시 시도하세요.",
+  'chat.error.internal': "앞서 발생한 오류로 Deskmate의 이 기능을 사용할 수 없습니다. Deskmate를 다시 시작하세요.",
   'voice.mic': '누르고 있는 동안 말하세요. 메시지 입력란에서 {shortcut} 키를 누르고 있어도 됩니다. Esc를 누르면 취소합니다.',
   'voice.mic.label': '눌러서 말하기 ({shortcut} 키를 누르고 있기)',
   'voice.checking': '마이크를 확인하는 중…',
@@ -759,6 +769,7 @@ export const ko: Messages = {
   'voice.error.not_recording': '녹음이 이미 끝났습니다. 버튼을 다시 누르고 말하세요.',
   'voice.error.cancelled': '받아쓰기를 취소했습니다.',
   'voice.error.io': '오디오 파일을 열지 못했습니다. 옮겨졌거나 Deskmate에 읽을 권한이 없을 수 있습니다.',
+  'voice.error.internal': '앞서 발생한 오류로 음성 입력을 사용할 수 없습니다. Deskmate를 다시 시작하세요.',
   'voice.error.other': '지금은 음성 입력을 사용할 수 없습니다.',
 
   'attach.button': '이미지 첨부 (PNG, JPEG, WebP, GIF, 최대 {max}개)',
@@ -775,6 +786,7 @@ export const ko: Messages = {
   'attach.error.image_corrupt': '{name} 파일을 이미지로 읽지 못했습니다. 손상되었을 수 있습니다.',
   'attach.error.image_too_large': '{name} 파일이 너무 커서 첨부할 수 없습니다.',
   'attach.error.io': '{name} 파일을 열지 못했습니다. 옮겨졌거나 Deskmate에 읽을 권한이 없을 수 있습니다.',
+  'attach.error.internal': '앞서 발생한 오류로 이미지를 첨부할 수 없어 {name} 파일을 첨부하지 못했습니다. Deskmate를 다시 시작하세요.',
   'attach.error.other': '{name} 파일을 첨부하지 못했습니다.',
   'message.attachment.open': '{name} 크게 보기',
   'message.attachment.close': '닫기',

@@ -10,10 +10,7 @@ vi.mock('@tauri-apps/api/core', () => ({
 
 import { ApiError } from './api';
 import { chatApi } from './chat';
-import { translate } from './i18n';
 import {
-  describeImageError,
-  describeVoiceError,
   droppedPathKind,
   formatSize,
   insertTranscript,
@@ -22,7 +19,6 @@ import {
   levelPercent,
   mediaApi,
   resolveSpeechLanguage,
-  VOICE_ERROR_CODES,
 } from './media';
 import { DEFAULT_PREFERENCES, sanitizePreferences } from './prefs.svelte';
 
@@ -99,31 +95,6 @@ describe('formatSize', () => {
     expect(formatSize(512, 'en')).toBe('512 B');
     expect(formatSize(245_000, 'en')).toBe('245 KB');
     expect(formatSize(2_400_000, 'ko')).toBe('2.4 MB');
-  });
-});
-
-describe('error messages', () => {
-  it('maps every voice code to its own message and offers Models for the model', () => {
-    for (const code of VOICE_ERROR_CODES) {
-      const { key } = describeVoiceError(code);
-      expect(key).toBe(`voice.error.${code}`);
-      expect(translate('ko', key)).not.toBe(translate('en', key));
-    }
-    expect(describeVoiceError('speech_model_missing')).toEqual({ key: 'voice.error.speech_model_missing', action: 'open_models' });
-    expect(describeVoiceError('no_input_device').action).toBeNull();
-    expect(describeVoiceError('something_new')).toEqual({ key: 'voice.error.other', action: null });
-    expect(translate('en', describeVoiceError('input_permission_denied').key)).toMatch(/denied/);
-  });
-
-  it('names the file in image errors', () => {
-    expect(describeImageError('image_corrupt')).toBe('attach.error.image_corrupt');
-    expect(describeImageError('image_too_large')).toBe('attach.error.image_too_large');
-    expect(describeImageError('image_unsupported')).toBe('attach.error.image_unsupported');
-    expect(describeImageError('io')).toBe('attach.error.io');
-    expect(describeImageError('something_new')).toBe('attach.error.other');
-    expect(translate('ko', 'attach.error.io', { name: 'cat.png' })).toContain('cat.png');
-    expect(translate('en', 'attach.error.image_corrupt', { name: 'cat.png' })).toContain('cat.png');
-    expect(translate('ko', 'attach.error.image_corrupt', { name: 'cat.png' })).toContain('cat.png');
   });
 });
 

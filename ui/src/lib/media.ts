@@ -1,16 +1,14 @@
 // Voice and image input (Rust: src-tauri media_commands, core::voice and core::attachments): the
 // shapes, the commands and the `voice://level` event behind them, and the pure helpers the chat
 // composer uses: the level meter, the speech language, which dropped files are images or audio,
-// where a transcript goes in the message box, and turning an error code into a message.
+// and where a transcript goes in the message box. Its error codes become messages in ./errors.
 // Files dropped from the desktop arrive as paths (Tauri's drag-and-drop, ./dragDrop) and go
 // through the `_path` commands; files dropped inside the page, picked or pasted arrive as bytes.
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import { call, callRaw } from './api';
 import { fileNameOf, onWindowDragDrop, type DropEvent } from './dragDrop';
 import type { Persona } from './engine';
-import type { MessageKey } from './i18n';
 import type { Lang } from './status';
-import type { ToastAction } from './chat';
 import type { CommandError } from './types';
 
 // --- shapes (serde JSON from Rust) ---
@@ -190,49 +188,4 @@ export function formatSize(bytes: number, lang: Lang): string {
     return `${new Intl.NumberFormat(locale, { maximumFractionDigits: 0 }).format(bytes / 1_000)} KB`;
   }
   return `${new Intl.NumberFormat(locale, { maximumFractionDigits: 1 }).format(bytes / 1_000_000)} MB`;
-}
-
-// --- errors ---
-
-export const VOICE_ERROR_CODES = [
-  'no_input_device',
-  'input_device_failed',
-  'input_permission_denied',
-  'speech_model_missing',
-  'speech_helper_missing',
-  'speech_model_invalid',
-  'speech_failed',
-  'speech_language_unsupported',
-  'audio_too_long',
-  'audio_unsupported',
-  'audio_unreadable',
-  'not_recording',
-  'cancelled',
-  /** A dropped file's path could not be opened (`voice_transcribe_path`). */
-  'io',
-] as const;
-
-type VoiceErrorCode = (typeof VOICE_ERROR_CODES)[number];
-
-function isVoiceErrorCode(code: string | null | undefined): code is VoiceErrorCode {
-  return (VOICE_ERROR_CODES as readonly string[]).includes(code ?? '');
-}
-
-/** The translated message for a voice error or a `voice_status` problem, and the action worth offering. */
-export function describeVoiceError(code: string | null | undefined): { key: MessageKey; action: ToastAction } {
-  const key: MessageKey = isVoiceErrorCode(code) ? `voice.error.${code}` : 'voice.error.other';
-  const action: ToastAction = code === 'speech_model_missing' || code === 'speech_model_invalid' ? 'open_models' : null;
-  return { key, action };
-}
-
-/** `io`: a dropped file's path could not be opened (`image_attach_path`). */
-export const IMAGE_ERROR_CODES = ['image_unsupported', 'image_corrupt', 'image_too_large', 'io'] as const;
-
-type ImageErrorCode = (typeof IMAGE_ERROR_CODES)[number];
-
-/** The translated message (with the file's `{name}`) for an `image_attach` or `image_attach_path` error. */
-export function describeImageError(code: string | null | undefined): MessageKey {
-  return (IMAGE_ERROR_CODES as readonly string[]).includes(code ?? '')
-    ? `attach.error.${code as ImageErrorCode}`
-    : 'attach.error.other';
 }

@@ -2,7 +2,7 @@
 // carries its code, the core's detail and, where useful, an action (open the Models page,
 // retry the reply).
 import type { MessageKey, Vars } from './i18n';
-import type { ToastAction } from './chat';
+import type { ToastAction } from './errors';
 
 export interface Toast {
   id: number;

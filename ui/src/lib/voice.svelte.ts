@@ -4,8 +4,8 @@
 // Nothing is ever sent from here: the text only goes into the box. Failures become toasts.
 import type { UnlistenFn } from '@tauri-apps/api/event';
 import { isTauri, toCommandError, UI_ERROR } from './api';
+import { describeVoiceError } from './errors';
 import {
-  describeVoiceError,
   levelPercent,
   mediaApi,
   SHORT_PRESS_MS,

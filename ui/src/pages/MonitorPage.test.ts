@@ -137,4 +137,13 @@ describe('MonitorPage', () => {
     render(MonitorPage, { t: makeTranslator('en'), store });
     expect(screen.getByTestId('monitor-error').textContent).toContain('driver/library version mismatch');
   });
+
+  it('says when the monitor could not start at all', () => {
+    const store = new MonitorStore();
+    store.error = { code: 'monitor_unavailable', message: 'the GPU monitor thread could not be started' };
+    render(MonitorPage, { t: makeTranslator('en'), store });
+    const text = screen.getByTestId('monitor-error').textContent ?? '';
+    expect(text).toContain('The hardware monitor could not be started');
+    expect(text).toContain('monitor_unavailable: the GPU monitor thread could not be started');
+  });
 });

@@ -31,6 +31,12 @@ pub fn repo_models() -> PathBuf {
         .expect("models/ exists (cargo xtask models --set test)")
 }
 
+/// The app as the `deskmate` commands run on `home` open it, to look at what they stored.
+pub fn app(home: &Path) -> deskmate_core::app::App {
+    deskmate_core::app::App::open(deskmate_core::paths::Paths::in_dir(home))
+        .expect("the app opens on the test's home")
+}
+
 /// `deskmate documents --json`, which must succeed.
 pub fn documents_json(home: &Path) -> Vec<serde_json::Value> {
     let out = deskmate(home, &["documents", "--json"]);

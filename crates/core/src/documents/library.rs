@@ -19,7 +19,7 @@
 //!
 //! - **Jobs belong to one process.** Several processes may import into one database at once;
 //!   each runs the jobs it created, and claims a job only when its owner is gone
-//!   ([`super::job_owner`]). A job keeps the clearance of the profile that created it: a file
+//!   ([`crate::owner`]). A job keeps the clearance of the profile that created it: a file
 //!   already imported at a level above it is refused (never re-levelled nor replaced), a level
 //!   above it is refused, and a new document defaults to `internal` or that clearance if lower.
 //! - **Another writer may change the chunks at any time.** Each transaction that changes chunks
@@ -45,12 +45,12 @@ use sha2::{Digest, Sha256};
 use super::chunk::{chunk_sections, ApproxTokens, Chunk, ModelTokenizer, TokenCounter};
 use super::embed::{from_blob, to_blob, Embedder, OnnxEmbedder};
 use super::extract::{extract_bytes, read_document, DocKind};
-use super::job_owner::JobOwner;
 use super::keyword;
 use super::vectors::{Header, VectorIndex};
 use crate::config::{Config, DocumentsConfig, EmbeddingConfig};
+use crate::owner::Owner;
 use crate::store::{found, now_ms, store_err, AccessLevel, Store};
-use crate::{Error, ErrorPayload, Result};
+use crate::{Error, Result};
 
 /// A document as the Documents page lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,10 +149,10 @@ pub struct SearchResult {
     /// What actually ran: `hybrid`, or `keyword` when vectors are unavailable.
     pub mode: SearchMode,
     /// Why vector search was not used, when it was wanted.
-    pub notice: Option<ErrorPayload>,
+    pub notice: Option<Error>,
     /// Problems that did not stop the search (the vector index file cannot be saved, so it is
     /// rebuilt in memory at every start).
-    pub warnings: Vec<ErrorPayload>,
+    pub warnings: Vec<Error>,
     pub passages: Vec<Passage>,
 }
 
@@ -160,7 +160,7 @@ enum EmbedderSlot {
     NotLoaded,
     Ready(Box<dyn Embedder>),
     /// The last load failed; it is tried again after [`EMBEDDER_RETRY`].
-    Failed(ErrorPayload, Instant),
+    Failed(Error, Instant),
 }
 
 /// How long a failed embedder load is remembered before the next search tries again (the user
@@ -200,9 +200,9 @@ pub struct Library {
     tokenizer: OnceLock<Box<dyn TokenCounter + Send + Sync>>,
     running: AtomicBool,
     cancel: AtomicBool,
-    owner: JobOwner,
+    owner: Owner,
     /// Why the vector index could not be saved (it works from memory meanwhile).
-    vectors_unsaved: Mutex<Option<ErrorPayload>>,
+    vectors_unsaved: Mutex<Option<Error>>,
 }
 
 /// A job as its runner needs it.
@@ -256,7 +256,7 @@ impl Library {
             tokenizer: OnceLock::new(),
             running: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
-            owner: JobOwner::new(db_path),
+            owner: Owner::new(db_path, Owner::IMPORTS),
             vectors_unsaved: Mutex::new(None),
         })
     }
@@ -308,7 +308,7 @@ impl Library {
     fn with_embedder_ready<T>(
         &self,
         f: impl FnOnce(&mut dyn Embedder) -> Result<T>,
-    ) -> std::result::Result<Result<T>, ErrorPayload> {
+    ) -> std::result::Result<Result<T>, Error> {
         let mut slot = lock(&self.embedder);
         let retry = match &*slot {
             EmbedderSlot::Failed(_, at) => at.elapsed() >= EMBEDDER_RETRY,
@@ -327,16 +327,15 @@ impl Library {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "embedding model unavailable; keyword search only");
-                    EmbedderSlot::Failed(ErrorPayload::from(&e), Instant::now())
+                    EmbedderSlot::Failed(e, Instant::now())
                 }
             };
         }
         match &mut *slot {
             EmbedderSlot::Ready(e) => Ok(f(e.as_mut())),
             EmbedderSlot::Failed(why, _) => Err(why.clone()),
-            EmbedderSlot::NotLoaded => Err(ErrorPayload {
-                code: "embedding_model_missing",
-                message: "the embedding model is not loaded".to_owned(),
+            EmbedderSlot::NotLoaded => Err(Error::EmbeddingModelMissing {
+                path: self.model_dir.clone(),
             }),
         }
     }
@@ -360,12 +359,11 @@ impl Library {
         &self,
         f: impl FnOnce(&mut dyn Embedder) -> Result<T>,
     ) -> Result<T> {
-        self.with_embedder_ready(f)
-            .map_err(|p| Error::EmbeddingFailed { message: p.message })?
+        self.with_embedder_ready(f)?
     }
 
     /// Why vector search is unavailable, or `None` when it works.
-    pub fn vector_notice(&self) -> Option<ErrorPayload> {
+    pub fn vector_notice(&self) -> Option<Error> {
         self.with_embedder_ready(|_| Ok(())).err()
     }
 
@@ -1139,7 +1137,7 @@ impl Library {
         }
         tx.execute(
             "UPDATE import_files SET status = 'failed', error_code = ?2, error = ?3 WHERE id = ?1",
-            params![file_id, e.code(), message],
+            params![file_id, e.code().as_str(), message],
         )
         .map_err(|e| store_err(&db, e))?;
         tx.commit().map_err(|e| store_err(&db, e))?;
@@ -1343,10 +1341,7 @@ impl Library {
     /// Loads (or rebuilds) the vector index now rather than at the first search.
     #[doc(hidden)]
     pub fn warm_up(&self) -> Result<()> {
-        match self.ensure_vectors() {
-            Ok(r) => r,
-            Err(p) => Err(Error::EmbeddingFailed { message: p.message }),
-        }
+        self.ensure_vectors()?
     }
 
     // --- the vector index ---
@@ -1410,11 +1405,9 @@ impl Library {
                 if unsaved.is_none() {
                     tracing::warn!(error = %e, "the vector index cannot be saved; it is kept in memory");
                 }
-                *unsaved = Some(ErrorPayload {
-                    code: "vector_index_unsaved",
-                    message: format!(
-                        "{e}; vector search works from memory, and the index is rebuilt at every start until the file can be written"
-                    ),
+                *unsaved = Some(Error::VectorIndexUnsaved {
+                    path: self.vectors_path.clone(),
+                    reason: e.to_string(),
                 });
                 Ok(false)
             }
@@ -1423,10 +1416,9 @@ impl Library {
 
     /// Makes sure the vector index matches the database: opens the saved one or rebuilds it
     /// from stored embeddings. Needs the embedder (its model id and dimensions).
-    fn ensure_vectors(&self) -> std::result::Result<Result<()>, ErrorPayload> {
-        let (model, dimensions) = self
-            .with_embedder_ready(|e| Ok((e.model_id().to_owned(), e.dimensions())))?
-            .map_err(|e| ErrorPayload::from(&e))?;
+    fn ensure_vectors(&self) -> std::result::Result<Result<()>, Error> {
+        let (model, dimensions) =
+            self.with_embedder_ready(|e| Ok((e.model_id().to_owned(), e.dimensions())))??;
         Ok(self.load_vectors(&model, dimensions))
     }
 
@@ -1787,15 +1779,13 @@ impl Library {
         query: &str,
         clearance: AccessLevel,
         limit: usize,
-    ) -> std::result::Result<Result<Vec<(i64, f32)>>, ErrorPayload> {
+    ) -> std::result::Result<Result<Vec<(i64, f32)>>, Error> {
         // The query is embedded first: it needs no store lock, so it overlaps the keyword half.
         let vector = match self.with_embedder_ready(|e| e.embed_query(query))? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        if let Err(e) = self.ensure_vectors()? {
-            return Err(ErrorPayload::from(&e));
-        }
+        self.ensure_vectors()??;
         let guard = lock(&self.vectors);
         let Some(state) = guard.as_ref() else {
             return Ok(Ok(Vec::new()));
@@ -1993,7 +1983,7 @@ fn failed_outcome(path: &Path, e: &Error) -> FileOutcome {
         path: path.to_string_lossy().into_owned(),
         status: "failed".to_owned(),
         chunks: 0,
-        error_code: Some(e.code().to_owned()),
+        error_code: Some(e.code().as_str().to_owned()),
         error: Some(e.to_string()),
     }
 }
@@ -2038,7 +2028,7 @@ mod tests {
         use AccessLevel::*;
         let path = Path::new("/docs/secret.txt");
         let job = |level, clearance| JobSpec { level, clearance };
-        let code = |r: Result<AccessLevel>| r.map_err(|e| e.code());
+        let code = |r: Result<AccessLevel>| r.map_err(|e| e.code().as_str());
         // A public profile: the restricted document is out of reach, with or without a level.
         assert_eq!(
             code(import_level(

@@ -94,7 +94,7 @@ pub enum Outcome {
     Succeeded,
     Cancelled,
     Busy,
-    Failed(&'static str),
+    Failed(crate::error::ErrorCode),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +152,7 @@ impl Stats {
             Outcome::Succeeded => s.succeeded += 1,
             Outcome::Cancelled => s.cancelled += 1,
             Outcome::Busy => s.busy += 1,
-            Outcome::Failed(code) => *s.failed.entry((*code).to_owned()).or_default() += 1,
+            Outcome::Failed(code) => *s.failed.entry(code.as_str().to_owned()).or_default() += 1,
         }
         if let (Outcome::Succeeded, Some(timings)) = (outcome, timings) {
             if inner.recent.len() == WINDOW {
@@ -212,8 +212,18 @@ mod tests {
         stats.record(&Outcome::Succeeded, timed(100.0), 10, 0);
         stats.record(&Outcome::Cancelled, timed(50.0), 10, 0);
         stats.record(&Outcome::Busy, None, 0, 0);
-        stats.record(&Outcome::Failed("decode_failed"), None, 0, 0);
-        stats.record(&Outcome::Failed("decode_failed"), None, 0, 0);
+        stats.record(
+            &Outcome::Failed(crate::error::ErrorCode::DecodeFailed),
+            None,
+            0,
+            0,
+        );
+        stats.record(
+            &Outcome::Failed(crate::error::ErrorCode::DecodeFailed),
+            None,
+            0,
+            0,
+        );
         stats.set_load(3, 2);
         let s = stats.snapshot();
         assert_eq!((s.requests, s.succeeded, s.cancelled, s.busy), (5, 1, 1, 1));

@@ -48,7 +48,7 @@ use super::{
     VisionReport,
 };
 use crate::config::{AutoOr, ModelConfig, Sampling};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::store::{now_ms, Persona, RequestRecord, Role};
 
 /// llama.cpp's backend is process-wide and may be initialised only once.
@@ -1378,8 +1378,8 @@ impl Server<'_> {
         let (label, code) = match outcome {
             Outcome::Succeeded => ("ok", None),
             Outcome::Cancelled => ("cancelled", None),
-            Outcome::Busy => ("busy", Some("busy")),
-            Outcome::Failed(code) => ("error", Some(*code)),
+            Outcome::Busy => ("busy", Some(ErrorCode::Busy.as_str())),
+            Outcome::Failed(code) => ("error", Some(code.as_str())),
         };
         let ms = |v: f64| Some(v.round() as i64);
         self.shared.log(RequestRecord {

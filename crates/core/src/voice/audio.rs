@@ -523,10 +523,7 @@ pub fn resample(input: &[f32], from_rate: u32, to_rate: u32) -> Vec<f32> {
 /// - [`Error::AudioTooLong`]: the audio is longer than [`MAX_SECONDS`].
 pub fn decode_file(path: &Path) -> Result<Vec<f32>> {
     let extension = supported_extension(path)?;
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| Error::io(path, source))?;
     let origin = Origin {
         path: path.to_path_buf(),
         is_file: true,
@@ -593,10 +590,7 @@ impl Origin {
             DecodeError::IoError(source)
                 if self.is_file && source.kind() != ErrorKind::UnexpectedEof =>
             {
-                Error::Io {
-                    path: self.path.clone(),
-                    source,
-                }
+                Error::io(self.path.clone(), source)
             }
             other => self.unreadable(describe(&other)),
         }
@@ -731,10 +725,7 @@ fn decode_mono(
                 break;
             }
             Err(DecodeError::IoError(source)) if origin.is_file => {
-                return Err(Error::Io {
-                    path: origin.path.clone(),
-                    source,
-                });
+                return Err(Error::io(origin.path.clone(), source));
             }
             Err(err) => {
                 // Some demuxers resynchronise after damage; give them a few

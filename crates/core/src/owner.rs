@@ -1,19 +1,20 @@
-//! Which process runs which import job.
+//! Which process holds a piece of shared work in the database.
 //!
-//! Several processes may import into one data folder at once (the window and `deskmate ingest`,
-//! or several commands). Each job is run by one of them: `import_jobs.owner` names the
-//! [`JobOwner`] that created or claimed it. A job whose owner is gone (it exited, crashed or was
-//! killed mid-job) is *orphaned* and the next runner claims it, which is how an interrupted
-//! import resumes.
+//! Several processes use one data folder at once (the window, `deskmate chat`, `deskmate
+//! ingest`, several commands). Work that must be done by one of them at a time records its
+//! owner's token in the database: `import_jobs.owner` for an import job (a job whose owner is
+//! gone is *orphaned* and the next runner claims it, which is how an interrupted import
+//! resumes), `messages.owner` for a reply being written (a session has one at a time; one whose
+//! owner is gone was cut off and is marked interrupted).
 //!
 //! Liveness is an OS file lock, not a heartbeat: an owner holds an exclusive lock on
-//! `import-owners/<token>.lock` beside the database for as long as it lives, and the OS releases
-//! it when the process ends in any way (including `kill -9` and a power cut, after which the
-//! file is stale). Another process that can take the lock knows the owner is gone. The lock is
-//! taken before the token is ever written to the database, so a token found there whose lock
-//! cannot be taken belongs to a live owner.
+//! `<kind>/<token>.lock` beside the database for as long as it lives, and the OS releases it
+//! when the process ends in any way (including `kill -9` and a power cut, after which the file
+//! is stale). Another process that can take the lock knows the owner is gone. The lock is taken
+//! before the token is ever written to the database, so a token found there whose lock cannot be
+//! taken belongs to a live owner.
 //!
-//! Threading: a [`JobOwner`] is shared by one library's threads; the lock file is created once.
+//! Threading: an [`Owner`] is shared by its service's threads; the lock file is created once.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -22,29 +23,35 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{Error, Result};
 
-pub(crate) struct JobOwner {
+pub(crate) struct Owner {
     dir: PathBuf,
     token: String,
     /// The locked file, created at the first claim.
     held: OnceLock<File>,
 }
 
-impl JobOwner {
-    /// An owner for the database at `db_path`; nothing is created until [`JobOwner::token`].
-    pub(crate) fn new(db_path: &Path) -> JobOwner {
+impl Owner {
+    /// Import jobs' owners (`import_jobs.owner`).
+    pub(crate) const IMPORTS: &'static str = "import-owners";
+    /// Replies' writers (`messages.owner`).
+    pub(crate) const REPLIES: &'static str = "reply-owners";
+
+    /// An owner of `kind` (the folder of its lock files, beside the database at `db_path`);
+    /// nothing is created until [`Owner::token`].
+    pub(crate) fn new(db_path: &Path, kind: &str) -> Owner {
         let dir = db_path
             .parent()
             .unwrap_or_else(|| Path::new("."))
-            .join("import-owners");
+            .join(kind);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        // Unique per library instance: the pid alone is reused, and one process (the tests, the
-        // benchmark) may open several libraries.
+        // Unique per instance: the pid alone is reused, and one process (the tests, the
+        // benchmark) may open several libraries or chats.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        JobOwner {
+        Owner {
             dir,
             token: format!("{}-{nanos:x}-{n}", std::process::id()),
             held: OnceLock::new(),
@@ -63,7 +70,7 @@ impl JobOwner {
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
             file.lock().map_err(|e| Error::io(&path, e))?;
-            // Another thread of this library may have won the race; its file is the same one,
+            // Another thread of this service may have won the race; its file is the same one,
             // and a second handle's lock would block on the first, so only one is ever set.
             let _ = self.held.set(file);
             self.sweep();
@@ -123,7 +130,7 @@ impl JobOwner {
     }
 }
 
-impl Drop for JobOwner {
+impl Drop for Owner {
     fn drop(&mut self) {
         if let Some(file) = self.held.take() {
             let _ = file.unlock();
@@ -141,8 +148,8 @@ mod tests {
     fn an_owner_is_alive_while_it_lives_and_gone_after_it_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("deskmate.sqlite3");
-        let a = JobOwner::new(&db);
-        let b = JobOwner::new(&db);
+        let a = Owner::new(&db, Owner::IMPORTS);
+        let b = Owner::new(&db, Owner::IMPORTS);
         let token = a.token().unwrap().to_owned();
         assert!(b.is_alive(&token), "a holds its lock");
         assert!(a.is_alive(&token));
@@ -163,13 +170,13 @@ mod tests {
         std::fs::create_dir_all(&owners).unwrap();
         // What `kill -9` leaves: the file, without its lock.
         std::fs::write(owners.join("99-ff-0.lock"), b"").unwrap();
-        let b = JobOwner::new(&db);
+        let b = Owner::new(&db, Owner::IMPORTS);
         assert!(!b.is_alive("99-ff-0"));
         assert!(!owners.join("99-ff-0.lock").exists());
         // A new owner clears the files of ended ones, and keeps the live ones.
         std::fs::write(owners.join("98-ee-0.lock"), b"").unwrap();
         let token = b.token().unwrap().to_owned();
-        let c = JobOwner::new(&db);
+        let c = Owner::new(&db, Owner::IMPORTS);
         c.token().unwrap();
         assert!(!owners.join("98-ee-0.lock").exists());
         assert!(owners.join(format!("{token}.lock")).exists());
