@@ -1,0 +1,729 @@
+//! Serving: the slots, continuous batching (a token of every replying slot, then prompt chunks
+//! up to `n_batch`), sampling, stop strings, and how each request ends and is accounted.
+
+use super::slots::{self, SlotView};
+use super::*;
+
+pub(super) struct Slot {
+    pub(super) seq: i32,
+    /// The tokens in this sequence's KV cache, position by position.
+    pub(super) cache: Vec<LlamaToken>,
+    pub(super) last_used: Instant,
+    pub(super) active: Option<Active>,
+}
+
+pub(super) struct Active {
+    pub(super) job: Job,
+    pub(super) prompt: Vec<LlamaToken>,
+    /// Prompt tokens already in the cache (reused or fed so far).
+    pub(super) fed: usize,
+    pub(super) cached: usize,
+    pub(super) dropped_turns: usize,
+    pub(super) sampler: LlamaSampler,
+    utf8: Utf8Stream,
+    pub(super) stops: StopScanner,
+    pub(super) text: String,
+    pub(super) generated: u32,
+    pub(super) max_tokens: u32,
+    pub(super) ignore_eos: bool,
+    /// The sampled token to feed at the next step.
+    pub(super) pending: Option<LlamaToken>,
+    /// Where this slot's logits are in the current batch.
+    pub(super) logits_at: Option<i32>,
+    pub(super) admitted: Instant,
+    pub(super) prompt_done: Option<Instant>,
+    pub(super) last_token: Option<Instant>,
+}
+
+/// A rendered prompt as a slot takes it.
+pub(super) struct Prompt {
+    /// One entry per cache position.
+    pub(super) tokens: Vec<LlamaToken>,
+    /// Prompt tokens as reported (with images, more than the positions on some models).
+    pub(super) counted: usize,
+    /// Leading positions already in the slot's cache.
+    pub(super) cached: usize,
+    pub(super) dropped_turns: usize,
+}
+
+pub(super) struct Server<'m> {
+    pub(super) shared: &'m WorkerShared,
+    pub(super) model: &'m LlamaModel,
+    pub(super) ctx: LlamaContext<'m>,
+    pub(super) template: LlamaChatTemplate,
+    /// llama.cpp's multimodal context, when a vision projector loaded.
+    pub(super) mtmd: Option<MtmdContext>,
+    pub(super) defaults: Sampling,
+    pub(super) settings: Settings,
+    pub(super) slots: Vec<Slot>,
+}
+
+pub(super) enum End {
+    Finished(FinishReason),
+    Failed(Error),
+}
+
+pub(super) static SEED_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub(super) fn fresh_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ (SEED_COUNTER.fetch_add(0x9e37_79b9, Ordering::Relaxed) as u32)
+}
+
+impl Server<'_> {
+    pub(super) fn persona(&self) -> &'static str {
+        self.shared.persona.as_str()
+    }
+
+    pub(super) fn slot_ctx(&self) -> usize {
+        (self.settings.n_ctx / self.settings.parallel.max(1)) as usize
+    }
+
+    pub(super) fn run(&mut self) {
+        let mut batch = LlamaBatch::new(self.settings.n_batch as usize, 1);
+        loop {
+            if !self.admit() {
+                break;
+            }
+            self.drop_cancelled();
+            if self.slots.iter().all(|s| s.active.is_none()) {
+                continue;
+            }
+            self.step(&mut batch);
+        }
+        self.fail_everything();
+    }
+
+    /// Moves queued jobs into free slots; waits when there is nothing to do. `false` on shutdown.
+    pub(super) fn admit(&mut self) -> bool {
+        let mut jobs = Vec::new();
+        {
+            let mut queue = self.shared.lock();
+            loop {
+                if queue.shutdown {
+                    return false;
+                }
+                let busy = self.slots.iter().any(|s| s.active.is_some());
+                if busy || !queue.jobs.is_empty() {
+                    break;
+                }
+                queue = self
+                    .shared
+                    .wake
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            let free = self.slots.iter().filter(|s| s.active.is_none()).count();
+            while jobs.len() < free {
+                match queue.jobs.pop_front() {
+                    Some(job) => jobs.push(job),
+                    None => break,
+                }
+            }
+            queue.idle_slots = free - jobs.len();
+        }
+        // Nothing changed when nothing was admitted: submit and finish publish their own changes.
+        if !jobs.is_empty() {
+            for job in jobs {
+                self.start_job(job);
+            }
+            self.publish_load();
+        }
+        true
+    }
+
+    pub(super) fn publish_load(&self) {
+        let waiting = self.shared.lock().jobs.len();
+        let active = self.slots.iter().filter(|s| s.active.is_some()).count();
+        self.shared.stats.set_load(waiting, active);
+    }
+
+    pub(super) fn start_job(&mut self, job: Job) {
+        let admitted = Instant::now();
+        if job.cancel.is_cancelled() || job.events.is_closed() {
+            self.account(&job, &Outcome::Cancelled, None, 0, 0, 0);
+            self.release_slot();
+            let _ = job.events.send(GenerationEvent::Finished(Completion {
+                text: String::new(),
+                finish_reason: FinishReason::Cancelled,
+                prompt_tokens: 0,
+                cached_tokens: 0,
+                completion_tokens: 0,
+                dropped_turns: 0,
+                timings: Timings::default(),
+            }));
+            return;
+        }
+        let sampling = job
+            .request
+            .sampling
+            .clone()
+            .unwrap_or_else(|| self.defaults.clone());
+        let reserve = (sampling.max_tokens as usize)
+            .min(self.slot_ctx() / 4)
+            .max(1);
+        if job.request.messages.iter().any(|m| !m.images.is_empty()) {
+            self.start_job_with_images(job, sampling, reserve, admitted);
+            return;
+        }
+        let (prompt, dropped_turns) = match self.render_prompt(&job.request, reserve) {
+            Ok(p) => p,
+            Err(e) => {
+                self.release_slot();
+                self.fail_job(job, e, 0);
+                return;
+            }
+        };
+        let Some(index) = self.pick_slot(&prompt) else {
+            // admit() never hands out more jobs than free slots.
+            self.fail_job(
+                job,
+                Error::Decode {
+                    persona: self.persona(),
+                    message: "no free slot".into(),
+                },
+                prompt.len(),
+            );
+            return;
+        };
+        let cached = self.reuse_prefix(index, &prompt);
+        let prompt_tokens = prompt.len();
+        self.activate(
+            index,
+            job,
+            &sampling,
+            Prompt {
+                tokens: prompt,
+                counted: prompt_tokens,
+                cached,
+                dropped_turns,
+            },
+            admitted,
+            None,
+        );
+    }
+
+    /// Tells the caller the request started and puts it in its slot. `logits_at` is where the
+    /// logits of an already read prompt are (mtmd's reading), `None` when the batch reads it.
+    pub(super) fn activate(
+        &mut self,
+        index: usize,
+        job: Job,
+        sampling: &Sampling,
+        prompt: Prompt,
+        admitted: Instant,
+        logits_at: Option<i32>,
+    ) {
+        let _ = job.events.send(GenerationEvent::Started {
+            prompt_tokens: prompt.counted,
+            cached_tokens: prompt.cached,
+            dropped_turns: prompt.dropped_turns,
+        });
+        let sampler = build_sampler(sampling, self.model.n_vocab());
+        let fed = if logits_at.is_some() {
+            prompt.tokens.len()
+        } else {
+            prompt.cached
+        };
+        self.slots[index].active = Some(Active {
+            prompt: prompt.tokens,
+            fed,
+            cached: prompt.cached,
+            dropped_turns: prompt.dropped_turns,
+            sampler,
+            utf8: Utf8Stream::default(),
+            stops: StopScanner::new(&sampling.stop),
+            text: String::new(),
+            generated: 0,
+            max_tokens: sampling.max_tokens.max(1),
+            ignore_eos: job.request.ignore_eos,
+            pending: None,
+            logits_at,
+            admitted,
+            prompt_done: None,
+            last_token: None,
+            job,
+        });
+    }
+
+    pub(super) fn release_slot(&self) {
+        self.shared.lock().idle_slots += 1;
+    }
+
+    /// Renders the conversation with the chat template and tokenises it, dropping the oldest
+    /// turns (never the system message or the last user message) until it fits in a slot with
+    /// `reserve` tokens left for the reply.
+    pub(super) fn render_prompt(
+        &self,
+        request: &ChatRequest,
+        reserve: usize,
+    ) -> Result<(Vec<LlamaToken>, usize)> {
+        let limit = self.slot_ctx().saturating_sub(reserve);
+        let (text, dropped) = self.render_prompt_text(request, limit, false)?;
+        Ok((
+            self.model.vocab().tokenize(text.as_bytes(), true, true),
+            dropped,
+        ))
+    }
+
+    /// The prompt as text (with a media marker before the text of each message with images,
+    /// when `markers`), dropping the oldest turns until its text tokens fit in `limit`.
+    pub(super) fn render_prompt_text(
+        &self,
+        request: &ChatRequest,
+        limit: usize,
+        markers: bool,
+    ) -> Result<(String, usize)> {
+        let mut messages = request.messages.clone();
+        let mut dropped = 0;
+        loop {
+            let chat = messages
+                .iter()
+                .map(|m| {
+                    let content = if markers && !m.images.is_empty() {
+                        let mut c = format!("{}\n", mtmd_default_marker()).repeat(m.images.len());
+                        c.push_str(&m.content);
+                        c
+                    } else {
+                        m.content.clone()
+                    };
+                    LlamaChatMessage::new(m.role.as_str().to_owned(), content)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|_| Error::InvalidInput {
+                    field: "message",
+                    message: "contains a NUL character".into(),
+                })?;
+            let text = self
+                .model
+                .apply_chat_template(&self.template, &chat, true)
+                .map_err(|e| Error::ChatTemplate {
+                    path: self.shared.report.file.clone(),
+                    template: self.shared.report.chat_template.clone(),
+                    message: e.to_string(),
+                })?;
+            let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
+            if tokens.len() <= limit {
+                return Ok((text, dropped));
+            }
+            if !drop_oldest_turn(&mut messages) {
+                return Err(Error::PromptTooLong {
+                    tokens: tokens.len(),
+                    limit,
+                    n_ctx: self.settings.n_ctx,
+                    parallel: self.settings.parallel,
+                });
+            }
+            dropped += 1;
+        }
+    }
+
+    /// The free slot whose cache shares the longest prefix with `prompt`, then the least
+    /// recently used one (see [`super::slots`]).
+    pub(super) fn pick_slot(&self, prompt: &[LlamaToken]) -> Option<usize> {
+        let views = self.slots.iter().map(|s| SlotView {
+            cache: &s.cache,
+            last_used: s.last_used,
+            free: s.active.is_none(),
+        });
+        slots::choose(views, prompt)
+    }
+
+    /// Keeps the slot's cached prefix that matches `prompt` and removes the rest; returns how
+    /// many prompt tokens need not be read again.
+    pub(super) fn reuse_prefix(&mut self, index: usize, prompt: &[LlamaToken]) -> usize {
+        let slot = &mut self.slots[index];
+        let mut keep = slots::reusable_prefix(&slot.cache, prompt);
+        let partial_ok = self
+            .ctx
+            .kv_cache_seq_rm(slot.seq, Some(keep as u32), None)
+            .is_ok();
+        // A sliding-window cache may have dropped early positions, and some caches cannot cut
+        // a sequence in the middle: then the prefix must be read again.
+        if !partial_ok || (keep > 0 && self.ctx.kv_cache_seq_pos_min(slot.seq) > 0) {
+            let _ = self.ctx.kv_cache_seq_rm(slot.seq, None, None);
+            keep = 0;
+        }
+        slot.cache.truncate(keep);
+        keep
+    }
+
+    pub(super) fn drop_cancelled(&mut self) {
+        for index in 0..self.slots.len() {
+            let cancelled = self.slots[index]
+                .active
+                .as_ref()
+                .is_some_and(|a| a.job.cancel.is_cancelled() || a.job.events.is_closed());
+            if cancelled {
+                self.finish(index, End::Finished(FinishReason::Cancelled));
+            }
+        }
+    }
+
+    /// One decode step: a token of every generating slot, then prompt chunks while room remains.
+    pub(super) fn step(&mut self, batch: &mut LlamaBatch) {
+        batch.clear();
+        let capacity = self.settings.n_batch as usize;
+        let mut in_batch = Vec::new();
+        let mut add_failed = false;
+        for slot in &mut self.slots {
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            active.logits_at = None;
+            if let Some(token) = active.pending.take() {
+                let at = batch.n_tokens();
+                add_failed |= batch
+                    .add(token, slot.cache.len() as i32, &[slot.seq], true)
+                    .is_err();
+                slot.cache.push(token);
+                active.logits_at = Some(at);
+                in_batch.push(slot.seq);
+            }
+        }
+        for slot in &mut self.slots {
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            if active.fed >= active.prompt.len() {
+                continue;
+            }
+            let room = capacity.saturating_sub(batch.n_tokens() as usize);
+            if room == 0 {
+                break;
+            }
+            let end = (active.fed + room).min(active.prompt.len());
+            for i in active.fed..end {
+                let last = i + 1 == active.prompt.len();
+                let at = batch.n_tokens();
+                add_failed |= batch
+                    .add(active.prompt[i], slot.cache.len() as i32, &[slot.seq], last)
+                    .is_err();
+                slot.cache.push(active.prompt[i]);
+                if last {
+                    active.logits_at = Some(at);
+                }
+            }
+            active.fed = end;
+            in_batch.push(slot.seq);
+        }
+        if batch.n_tokens() == 0 {
+            return;
+        }
+        let decoded = if add_failed {
+            Err("the batch overflowed".to_owned())
+        } else {
+            self.ctx.decode(batch).map_err(|e| e.to_string())
+        };
+        if let Err(message) = decoded {
+            for index in 0..self.slots.len() {
+                if in_batch.contains(&self.slots[index].seq) {
+                    let seq = self.slots[index].seq;
+                    let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
+                    self.slots[index].cache.clear();
+                    let e = Error::Decode {
+                        persona: self.persona(),
+                        message: message.clone(),
+                    };
+                    self.finish(index, End::Failed(e));
+                }
+            }
+            return;
+        }
+        for index in 0..self.slots.len() {
+            if let Some(end) = self.sample(index) {
+                self.finish(index, end);
+            }
+        }
+    }
+
+    /// Samples the next token of a slot whose logits are in the batch; `Some` when it is done.
+    pub(super) fn sample(&mut self, index: usize) -> Option<End> {
+        let slot_ctx = self.slot_ctx();
+        let vocab = self.model.vocab();
+        let slot = &mut self.slots[index];
+        let cache_len = slot.cache.len();
+        let active = slot.active.as_mut()?;
+        let at = active.logits_at.take()?;
+        let token = active.sampler.sample(&self.ctx, at);
+        let now = Instant::now();
+        if active.prompt_done.is_none() {
+            active.prompt_done = Some(now);
+        }
+        active.last_token = Some(now);
+        if vocab.is_eog(token) && !active.ignore_eos {
+            return Some(End::Finished(FinishReason::Stop));
+        }
+        active.generated += 1;
+        let piece = vocab.token_to_piece(token, false, None);
+        let text = active.utf8.push(&piece);
+        let (shown, stopped) = match active.stops.push(&text) {
+            Scan::Continue(t) => (t, false),
+            Scan::Stop(t) => (t, true),
+        };
+        if !shown.is_empty() {
+            active.text.push_str(&shown);
+            if active
+                .job
+                .events
+                .send(GenerationEvent::Text(shown))
+                .is_err()
+            {
+                return Some(End::Finished(FinishReason::Cancelled));
+            }
+        }
+        if stopped {
+            return Some(End::Finished(FinishReason::StopString));
+        }
+        if active.generated >= active.max_tokens || cache_len + 1 >= slot_ctx {
+            return Some(End::Finished(FinishReason::Length));
+        }
+        active.pending = Some(token);
+        None
+    }
+
+    /// Ends a slot's request: flushes held text, sends the result, records the statistics.
+    pub(super) fn finish(&mut self, index: usize, end: End) {
+        let Some(mut active) = self.slots[index].active.take() else {
+            return;
+        };
+        self.slots[index].last_used = Instant::now();
+        // A stop string ended the text already; anything else may have held text back.
+        if !matches!(end, End::Finished(FinishReason::StopString)) {
+            let (Scan::Continue(mut tail) | Scan::Stop(mut tail)) =
+                active.stops.push(&active.utf8.finish());
+            tail.push_str(&active.stops.finish());
+            if !tail.is_empty() {
+                active.text.push_str(&tail);
+                let _ = active.job.events.send(GenerationEvent::Text(tail));
+            }
+        }
+        let prompt_tokens = active.prompt.len();
+        let last_event = match end {
+            End::Finished(reason) => {
+                let timings = timings(&active);
+                let outcome = if reason == FinishReason::Cancelled {
+                    Outcome::Cancelled
+                } else {
+                    Outcome::Succeeded
+                };
+                self.account(
+                    &active.job,
+                    &outcome,
+                    Some(timings),
+                    prompt_tokens,
+                    active.cached,
+                    active.generated as usize,
+                );
+                GenerationEvent::Finished(Completion {
+                    text: active.text,
+                    finish_reason: reason,
+                    prompt_tokens,
+                    cached_tokens: active.cached,
+                    completion_tokens: active.generated as usize,
+                    dropped_turns: active.dropped_turns,
+                    timings,
+                })
+            }
+            End::Failed(e) => {
+                self.account(
+                    &active.job,
+                    &Outcome::Failed(e.code()),
+                    None,
+                    prompt_tokens,
+                    0,
+                    0,
+                );
+                GenerationEvent::Failed(e)
+            }
+        };
+        // The slot is free (and the statistics say so) before the caller hears the end.
+        self.release_slot();
+        self.publish_load();
+        let _ = active.job.events.send(last_event);
+    }
+
+    pub(super) fn fail_job(&self, job: Job, error: Error, prompt_tokens: usize) {
+        self.account(
+            &job,
+            &Outcome::Failed(error.code()),
+            None,
+            prompt_tokens,
+            0,
+            0,
+        );
+        let _ = job.events.send(GenerationEvent::Failed(error));
+    }
+
+    pub(super) fn account(
+        &self,
+        job: &Job,
+        outcome: &Outcome,
+        timings: Option<Timings>,
+        prompt_tokens: usize,
+        cached: usize,
+        completion_tokens: usize,
+    ) {
+        self.shared
+            .stats
+            .record(outcome, timings, prompt_tokens as u32, cached as u32);
+        let (label, code) = match outcome {
+            Outcome::Succeeded => ("ok", None),
+            Outcome::Cancelled => ("cancelled", None),
+            Outcome::Busy => ("busy", Some(ErrorCode::Busy.as_str())),
+            Outcome::Failed(code) => ("error", Some(code.as_str())),
+        };
+        let ms = |v: f64| Some(v.round() as i64);
+        self.shared.log(RequestRecord {
+            model: self.shared.report.file_name(),
+            persona: Some(self.persona().to_owned()),
+            started_at: job.submitted_at_ms,
+            outcome: label.to_owned(),
+            error_code: code.map(str::to_owned),
+            prompt_tokens: prompt_tokens as i64,
+            completion_tokens: completion_tokens as i64,
+            queue_ms: timings.and_then(|t| ms(t.queue_ms)),
+            ttft_ms: timings.and_then(|t| t.ttft_ms.and_then(ms)),
+            prompt_ms: timings.and_then(|t| ms(t.prompt_ms)),
+            generation_ms: timings.and_then(|t| ms(t.generation_ms)),
+            total_ms: timings
+                .and_then(|t| ms(t.total_ms))
+                .or_else(|| ms(job.submitted.elapsed().as_secs_f64() * 1000.0)),
+        });
+    }
+
+    /// On shutdown: every queued and running request ends with "model unloaded".
+    pub(super) fn fail_everything(&mut self) {
+        let jobs: Vec<Job> = self.shared.lock().jobs.drain(..).collect();
+        for job in jobs {
+            let e = Error::ModelUnloaded {
+                persona: self.persona(),
+            };
+            self.fail_job(job, e, 0);
+        }
+        for index in 0..self.slots.len() {
+            let e = Error::ModelUnloaded {
+                persona: self.persona(),
+            };
+            self.finish(index, End::Failed(e));
+        }
+    }
+}
+
+pub(super) fn timings(active: &Active) -> Timings {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let end = active.last_token.unwrap_or_else(Instant::now);
+    let queue_ms = ms(active.admitted.duration_since(active.job.submitted));
+    let prompt_ms = active
+        .prompt_done
+        .map_or(0.0, |t| ms(t.duration_since(active.admitted)));
+    let generation_ms = active
+        .prompt_done
+        .map_or(0.0, |t| ms(end.duration_since(t)));
+    let read = active.prompt.len() - active.cached;
+    Timings {
+        queue_ms,
+        ttft_ms: active
+            .prompt_done
+            .map(|t| ms(t.duration_since(active.job.submitted))),
+        prompt_ms,
+        generation_ms,
+        total_ms: ms(active.job.submitted.elapsed()),
+        prompt_tokens_per_s: (prompt_ms > 0.0 && read > 0)
+            .then(|| read as f64 * 1000.0 / prompt_ms),
+        // The first token comes with the prompt; the rate covers the ones after it.
+        generation_tokens_per_s: (generation_ms > 0.0 && active.generated > 1)
+            .then(|| f64::from(active.generated - 1) * 1000.0 / generation_ms),
+    }
+}
+
+/// Removes the oldest user/assistant turn, keeping a leading system message and the last
+/// user message; `false` when nothing can go.
+pub(crate) fn drop_oldest_turn(messages: &mut Vec<crate::engine::ChatMessage>) -> bool {
+    let first = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
+    let last_user = messages.iter().rposition(|m| m.role == Role::User);
+    let Some(last_user) = last_user else {
+        return false;
+    };
+    if first >= last_user {
+        return false;
+    }
+    let mut end = first + 1;
+    // A turn is a user message with the assistant's answer to it.
+    while end < last_user && messages[end].role == Role::Assistant {
+        end += 1;
+    }
+    messages.drain(first..end);
+    true
+}
+
+pub(super) fn build_sampler(sampling: &Sampling, n_vocab: i32) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if (sampling.repeat_penalty - 1.0).abs() > f32::EPSILON {
+        chain.push(LlamaSampler::penalties(
+            n_vocab,
+            64,
+            sampling.repeat_penalty,
+            0.0,
+            0.0,
+        ));
+    }
+    if sampling.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if sampling.top_k > 0 {
+            chain.push(LlamaSampler::top_k(sampling.top_k as i32));
+        }
+        chain.push(LlamaSampler::top_p(sampling.top_p, 1));
+        chain.push(LlamaSampler::min_p(sampling.min_p, 1));
+        chain.push(LlamaSampler::temp(sampling.temperature));
+        chain.push(LlamaSampler::dist(sampling.seed.unwrap_or_else(fresh_seed)));
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ChatMessage;
+
+    fn msg(role: Role, content: &str) -> ChatMessage {
+        ChatMessage::new(role, content)
+    }
+
+    #[test]
+    fn the_oldest_turn_goes_first_and_the_system_message_stays() {
+        let mut m = vec![
+            msg(Role::System, "sys"),
+            msg(Role::User, "q1"),
+            msg(Role::Assistant, "a1"),
+            msg(Role::User, "q2"),
+            msg(Role::Assistant, "a2"),
+            msg(Role::User, "q3"),
+        ];
+        assert!(drop_oldest_turn(&mut m));
+        let left: Vec<&str> = m.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(left, ["sys", "q2", "a2", "q3"]);
+        assert!(drop_oldest_turn(&mut m));
+        assert!(!drop_oldest_turn(&mut m), "the last question must stay");
+        let left: Vec<&str> = m.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(left, ["sys", "q3"]);
+    }
+
+    #[test]
+    fn a_conversation_without_system_message_loses_its_first_turn() {
+        let mut m = vec![
+            msg(Role::User, "q1"),
+            msg(Role::Assistant, "a1"),
+            msg(Role::User, "q2"),
+        ];
+        assert!(drop_oldest_turn(&mut m));
+        assert_eq!(m.len(), 1);
+        assert!(!drop_oldest_turn(&mut vec![msg(
+            Role::Assistant,
+            "greeting"
+        )]));
+    }
+}
