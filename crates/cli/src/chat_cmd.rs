@@ -19,7 +19,7 @@ use deskmate_core::conversation;
 use deskmate_core::engine::{FinishReason, LoadReport, Timings};
 use deskmate_core::error::ErrorCode;
 use deskmate_core::paths::Paths;
-use deskmate_core::store::{MessageSource, Persona, SessionSetup};
+use deskmate_core::store::{MessageSource, MessageStatus, Persona, SessionSetup};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PersonaArg {
@@ -277,7 +277,7 @@ struct TurnSummary {
     completion_tokens: usize,
     finish_reason: Option<FinishReason>,
     timings: Option<Timings>,
-    reply_status: Option<String>,
+    reply_status: Option<MessageStatus>,
     related: Vec<String>,
     title: Option<String>,
     model_file: PathBuf,

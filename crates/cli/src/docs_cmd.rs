@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use deskmate_core::app::App;
 use deskmate_core::documents::{ImportProgress, JobReport, SearchMode};
 use deskmate_core::paths::Paths;
-use deskmate_core::store::AccessLevel;
+use deskmate_core::store::{AccessLevel, FileStatus};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LevelArg {
@@ -108,8 +108,8 @@ pub fn ingest(paths: &Paths, args: &IngestArgs) -> anyhow::Result<ExitCode> {
                 println!("{line}");
             }
         } else if let Some(f) = &p.finished_file {
-            match f.status.as_str() {
-                "failed" => eprintln!(
+            match f.status {
+                FileStatus::Failed => eprintln!(
                     "[{}/{}] failed  {}: {}",
                     p.files_done,
                     p.files_total,

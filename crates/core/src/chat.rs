@@ -41,8 +41,8 @@ use crate::engine::{
 use crate::error::{Error, ErrorCode, ErrorPayload, Result};
 use crate::owner::Owner;
 use crate::store::{
-    BegunReply, Character, Message, MessageSource, NewAttachment, Persona, ReplyStart, Role,
-    Session, SessionSetup, Store,
+    BegunReply, Character, Message, MessageSource, MessageStatus, NewAttachment, Persona,
+    ReplyStart, Role, Session, SessionSetup, Store,
 };
 use crate::vision;
 
@@ -233,7 +233,12 @@ pub fn create_session(store: &mut Store, setup: &SessionSetup) -> Result<(Sessio
         .map(|c| c.greeting.as_str())
         .filter(|g| !g.is_empty())
     {
-        store.append_message(session.id, Role::Assistant, greeting, "complete")?;
+        store.append_message(
+            session.id,
+            Role::Assistant,
+            greeting,
+            MessageStatus::Complete,
+        )?;
     }
     let messages = store.messages(session.id)?;
     Ok((store.session(session.id)?, messages))
@@ -592,7 +597,7 @@ impl Turn {
         self.release();
         let answered = match (outcome, stored) {
             (Outcome::Finished(completion, _), Ok(Some(reply))) => {
-                let done_well = reply.status == "complete";
+                let done_well = reply.status == MessageStatus::Complete;
                 let text = reply.content.clone();
                 emit(ChatEvent::Finished {
                     reply,
@@ -798,17 +803,19 @@ impl Turn {
         let id = self.start.reply.id;
         let mut store = lock(&self.store);
         let (text, status, code) = match outcome {
-            Outcome::Finished(c, text) if c.finish_reason == FinishReason::Cancelled => {
-                (text, "interrupted", Some(ErrorCode::Cancelled.as_str()))
-            }
-            Outcome::Finished(_, text) => (text, "complete", None),
+            Outcome::Finished(c, text) if c.finish_reason == FinishReason::Cancelled => (
+                text,
+                MessageStatus::Interrupted,
+                Some(ErrorCode::Cancelled.as_str()),
+            ),
+            Outcome::Finished(_, text) => (text, MessageStatus::Complete, None),
             Outcome::Failed(e, text) => (
                 text,
                 conversation::FAILED_REPLY_STATUS,
                 Some(e.code.as_str()),
             ),
         };
-        if text.is_empty() && status != "complete" {
+        if text.is_empty() && status != MessageStatus::Complete {
             store.delete_message(id)?;
             return Ok(None);
         }
@@ -1030,7 +1037,7 @@ pub fn export_markdown(session: &Session, messages: &[Message]) -> String {
         };
         out.push_str(&format!("## {who} · {}\n\n", format_time(m.created_at)));
         out.push_str(m.content.trim_end());
-        if m.status != "complete" {
+        if m.status != MessageStatus::Complete {
             out.push_str("\n\n*(interrupted)*");
         }
         out.push_str("\n\n");
@@ -1247,14 +1254,19 @@ mod tests {
             )
             .unwrap();
         store
-            .append_message(session.id, Role::User, "표를 보여 주세요", "complete")
+            .append_message(
+                session.id,
+                Role::User,
+                "표를 보여 주세요",
+                MessageStatus::Complete,
+            )
             .unwrap();
         store
             .append_message(
                 session.id,
                 Role::Assistant,
                 "| a | b |\n|---|---|\n| 1 | 2 |",
-                "interrupted",
+                MessageStatus::Interrupted,
             )
             .unwrap();
         let messages = store.messages(session.id).unwrap();

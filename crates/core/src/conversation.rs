@@ -8,7 +8,7 @@
 
 use crate::engine::{ChatMessage, ChatRequest};
 use crate::error::{Error, Result};
-use crate::store::{Message, Persona, Role, SessionSetup, Tone};
+use crate::store::{Message, MessageStatus, Persona, Role, SessionSetup, Tone};
 
 /// Longest automatic title taken from the first message, in characters.
 const TITLE_CHARS: usize = 60;
@@ -183,7 +183,7 @@ pub fn title_from(text: &str) -> String {
 }
 
 /// The status of a reply whose request failed.
-pub const FAILED_REPLY_STATUS: &str = "interrupted";
+pub const FAILED_REPLY_STATUS: MessageStatus = MessageStatus::Interrupted;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -196,7 +196,7 @@ mod tests {
             session_id: 1,
             role,
             content: content.to_owned(),
-            status: "complete".to_owned(),
+            status: MessageStatus::Complete,
             error_code: None,
             suggestions: Vec::new(),
             sources: Vec::new(),

@@ -62,7 +62,7 @@ use super::keyword;
 use super::vectors::{Header, VectorIndex};
 use crate::config::{Config, DocumentsConfig, EmbeddingConfig};
 use crate::owner::Owner;
-use crate::store::{found, now_ms, store_err, AccessLevel, Store};
+use crate::store::{found, now_ms, store_err, AccessLevel, DocumentStatus, FileStatus, Store};
 use crate::{Error, Result};
 
 /// A document as the Documents page lists it.
@@ -74,8 +74,7 @@ pub struct Document {
     pub kind: String,
     pub size_bytes: i64,
     pub level: AccessLevel,
-    /// `indexed` or `failed` (a file that could never be read).
-    pub status: String,
+    pub status: DocumentStatus,
     /// Why the last import of this file failed; an indexed document keeps its chunks.
     pub error: Option<String>,
     pub chunk_count: i64,
@@ -89,8 +88,7 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileOutcome {
     pub path: String,
-    /// `added`, `replaced`, `unchanged` or `failed`.
-    pub status: String,
+    pub status: FileStatus,
     pub chunks: i64,
     pub error_code: Option<String>,
     pub error: Option<String>,

@@ -66,7 +66,7 @@ use super::{
 };
 use crate::config::{AutoOr, ModelConfig, Sampling};
 use crate::error::{Error, ErrorCode, Result};
-use crate::store::{now_ms, Persona, RequestRecord, Role};
+use crate::store::{now_ms, Persona, RequestOutcome, RequestRecord, Role};
 
 /// llama.cpp's backend is process-wide and may be initialised only once.
 pub(crate) fn backend() -> Result<&'static LlamaBackend> {

@@ -10,7 +10,7 @@ impl Store {
         session_id: i64,
         role: Role,
         content: &str,
-        status: &str,
+        status: MessageStatus,
     ) -> Result<Message> {
         let now = now_ms();
         let path = self.path.clone();
@@ -29,7 +29,7 @@ impl Store {
             session_id,
             role,
             content: content.to_owned(),
-            status: status.to_owned(),
+            status,
             error_code: None,
             suggestions: Vec::new(),
             sources: Vec::new(),
@@ -293,7 +293,7 @@ impl Store {
         &mut self,
         id: i64,
         content: &str,
-        status: &str,
+        status: MessageStatus,
         error_code: Option<&str>,
     ) -> Result<Message> {
         let changed = self
@@ -394,9 +394,9 @@ pub(super) fn insert_message(
     now: i64,
 ) -> rusqlite::Result<i64> {
     let status = if owner.is_some() {
-        "streaming"
+        MessageStatus::Streaming
     } else {
-        "complete"
+        MessageStatus::Complete
     };
     tx.execute(
         "INSERT INTO messages (session_id, role, content, status, owner, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -62,7 +62,12 @@ fn reopening_an_existing_database_keeps_its_data_and_does_not_migrate_again() {
         let mut store = Store::open(&path).unwrap();
         let s = store.create_session(Persona::Office, "Budget").unwrap();
         store
-            .append_message(s.id, Role::User, "분기 예산 보고서", "complete")
+            .append_message(
+                s.id,
+                Role::User,
+                "분기 예산 보고서",
+                MessageStatus::Complete,
+            )
             .unwrap();
         s.id
     };
@@ -120,7 +125,7 @@ fn connections_opening_a_new_file_at_once_migrate_it_once_and_all_work() {
                     .create_session(Persona::Office, &format!("session {i}"))
                     .map_err(|e| format!("session: {e:?}"))?;
                 store
-                    .append_message(s.id, Role::User, "hello", "complete")
+                    .append_message(s.id, Role::User, "hello", MessageStatus::Complete)
                     .map_err(|e| format!("message: {e:?}"))?;
                 Ok::<_, String>(())
             })
@@ -187,7 +192,7 @@ fn sessions_are_listed_newest_first_and_searched_by_literal_title() {
         .create_session(Persona::Character, "100% done_now")
         .unwrap();
     store
-        .append_message(a.id, Role::User, "hi", "complete")
+        .append_message(a.id, Role::User, "hi", MessageStatus::Complete)
         .unwrap();
     let ids: Vec<i64> = store.sessions(None).unwrap().iter().map(|s| s.id).collect();
     assert_eq!(
@@ -203,7 +208,7 @@ fn sessions_are_listed_newest_first_and_searched_by_literal_title() {
             (a.id, b.id)
         };
         store
-            .append_message(top, Role::User, "again", "complete")
+            .append_message(top, Role::User, "again", MessageStatus::Complete)
             .unwrap();
         let ids: Vec<i64> = store.sessions(None).unwrap().iter().map(|s| s.id).collect();
         assert_eq!(ids, [top, other], "round {round}");
@@ -247,7 +252,12 @@ fn deleting_a_session_removes_its_messages_but_keeps_its_cards_readable() {
     let (_dir, mut store) = temp_store();
     let s = store.create_session(Persona::Office, "Minutes").unwrap();
     let m = store
-        .append_message(s.id, Role::Assistant, "The deadline is Friday.", "complete")
+        .append_message(
+            s.id,
+            Role::Assistant,
+            "The deadline is Friday.",
+            MessageStatus::Complete,
+        )
         .unwrap();
     let card = store.save_card(m.id, "deadline").unwrap();
     assert_eq!(card.session_title, "Minutes");
@@ -300,10 +310,15 @@ fn a_reply_is_finished_with_its_status_reason_and_suggestions() {
         .unwrap();
     assert_eq!(s.character.as_ref().unwrap().name, "Mochi");
     let reply = store
-        .append_message(s.id, Role::Assistant, "", "streaming")
+        .append_message(s.id, Role::Assistant, "", MessageStatus::Streaming)
         .unwrap();
     let done = store
-        .finish_message(reply.id, "Half a", "interrupted", Some("cancelled"))
+        .finish_message(
+            reply.id,
+            "Half a",
+            MessageStatus::Interrupted,
+            Some("cancelled"),
+        )
         .unwrap();
     assert_eq!(
         (
@@ -343,7 +358,7 @@ fn replies_cut_off_by_an_exit_are_marked_interrupted_and_a_live_writers_are_left
     let (_dir, mut store) = temp_store();
     let s = store.create_session(Persona::Office, "x").unwrap();
     store
-        .append_message(s.id, Role::User, "question", "complete")
+        .append_message(s.id, Role::User, "question", MessageStatus::Complete)
         .unwrap();
     let live = store
         .begin_reply(s.id, ReplyStart::Retry, "live-writer", &|_| true)
@@ -351,10 +366,15 @@ fn replies_cut_off_by_an_exit_are_marked_interrupted_and_a_live_writers_are_left
         .reply;
     let other = store.create_session(Persona::Office, "y").unwrap();
     let cut = store
-        .append_message(other.id, Role::Assistant, "partial", "streaming")
+        .append_message(
+            other.id,
+            Role::Assistant,
+            "partial",
+            MessageStatus::Streaming,
+        )
         .unwrap();
     let whole = store
-        .append_message(other.id, Role::Assistant, "done", "complete")
+        .append_message(other.id, Role::Assistant, "done", MessageStatus::Complete)
         .unwrap();
     let alive = |owner: &str| owner == "live-writer";
     assert_eq!(store.interrupt_unfinished_replies(&alive).unwrap(), 1);
@@ -405,7 +425,7 @@ fn a_session_has_one_reply_at_a_time_and_a_refused_start_writes_nothing() {
     );
     // Writer a finished: the next turn starts.
     store
-        .finish_message(first.reply.id, "answer", "complete", None)
+        .finish_message(first.reply.id, "answer", MessageStatus::Complete, None)
         .unwrap();
     let retry = store
         .begin_reply(s.id, ReplyStart::Retry, "writer-b", &|owner| {
@@ -463,7 +483,7 @@ fn a_message_for_a_missing_session_is_refused_without_a_partial_write() {
     let (_dir, mut store) = temp_store();
     assert_eq!(
         store
-            .append_message(42, Role::User, "x", "complete")
+            .append_message(42, Role::User, "x", MessageStatus::Complete)
             .unwrap_err()
             .code(),
         "not_found"
@@ -513,11 +533,12 @@ fn chunks_are_searchable_through_the_trigram_index_and_leave_it_when_deleted() {
 #[test]
 fn request_totals_add_up_by_outcome() {
     let (_dir, mut store) = temp_store();
-    for outcome in ["ok", "ok", "cancelled", "busy", "error"] {
+    use RequestOutcome as O;
+    for outcome in [O::Ok, O::Ok, O::Cancelled, O::Busy, O::Error] {
         store
             .log_request(&RequestRecord {
                 model: "smollm2".into(),
-                outcome: outcome.into(),
+                outcome,
                 prompt_tokens: 10,
                 completion_tokens: 5,
                 started_at: now_ms(),

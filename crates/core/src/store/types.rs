@@ -3,6 +3,114 @@
 
 use super::*;
 
+/// A status stored as text: serialised, stored and compared by its name (`m.status == "complete"`
+/// reads as the column does).
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)*
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // `pad`, so that a width (`{status:<9}`) applies.
+                f.pad(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::parse(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("{text:?} is not a {}", stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+
+stored_enum! {
+    /// Where a message is in its life (`messages.status`).
+    MessageStatus {
+        Complete => "complete",
+        /// Being written now (by the writer in `messages.owner`).
+        Streaming => "streaming",
+        /// Stopped, failed, or cut off by an exit; `error_code` says why.
+        Interrupted => "interrupted",
+    }
+}
+
+stored_enum! {
+    /// How a model request ended (`request_log.outcome`).
+    RequestOutcome {
+        Ok => "ok",
+        Cancelled => "cancelled",
+        /// Refused: the model's queue was full.
+        Busy => "busy",
+        Error => "error",
+    }
+}
+
+/// For records built field by field (tests, the request log's callers).
+impl Default for RequestOutcome {
+    fn default() -> RequestOutcome {
+        RequestOutcome::Ok
+    }
+}
+
+stored_enum! {
+    /// A document's state (`documents.status`).
+    DocumentStatus {
+        Pending => "pending",
+        Indexing => "indexing",
+        Indexed => "indexed",
+        /// A file that could never be read; its error says why.
+        Failed => "failed",
+    }
+}
+
+stored_enum! {
+    /// What happened to one file of an import (`import_files.status`).
+    FileStatus {
+        Pending => "pending",
+        Added => "added",
+        Replaced => "replaced",
+        Unchanged => "unchanged",
+        Failed => "failed",
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -203,8 +311,7 @@ pub struct Message {
     pub session_id: i64,
     pub role: Role,
     pub content: String,
-    /// `complete`, `streaming` (being written now) or `interrupted` (stopped or failed).
-    pub status: String,
+    pub status: MessageStatus,
     /// Why an interrupted reply stopped (`cancelled` or an error code).
     pub error_code: Option<String>,
     /// Follow-up questions suggested after an office answer.
@@ -312,8 +419,7 @@ pub struct RequestRecord {
     pub model: String,
     pub persona: Option<String>,
     pub started_at: i64,
-    /// `ok`, `cancelled`, `busy` or `error`.
-    pub outcome: String,
+    pub outcome: RequestOutcome,
     pub error_code: Option<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,

@@ -253,10 +253,13 @@ impl Library {
             failed: 0,
             chunks: 0,
         };
-        let mut files_done = files.iter().filter(|(_, f)| f.status != "pending").count() as i64;
+        let mut files_done = files
+            .iter()
+            .filter(|(_, f)| f.status != FileStatus::Pending)
+            .count() as i64;
         let mut chunks_done: i64 = files.iter().map(|(_, f)| f.chunks).sum();
         for (file_id, outcome) in files {
-            if outcome.status != "pending" {
+            if outcome.status != FileStatus::Pending {
                 report.files.push(outcome);
                 continue;
             }
@@ -303,12 +306,12 @@ impl Library {
             report.files.push(outcome);
         }
         for f in &report.files {
-            match f.status.as_str() {
-                "added" => report.added += 1,
-                "replaced" => report.replaced += 1,
-                "unchanged" => report.unchanged += 1,
-                "failed" => report.failed += 1,
-                _ => {}
+            match f.status {
+                FileStatus::Added => report.added += 1,
+                FileStatus::Replaced => report.replaced += 1,
+                FileStatus::Unchanged => report.unchanged += 1,
+                FileStatus::Failed => report.failed += 1,
+                FileStatus::Pending => {}
             }
             report.chunks += f.chunks;
         }
@@ -510,9 +513,9 @@ impl Library {
             .map_err(|e| store_err(&db, e))?;
         }
         let status = if existing.is_some() {
-            "replaced"
+            FileStatus::Replaced
         } else {
-            "added"
+            FileStatus::Added
         };
         tx.execute(
             "UPDATE import_files SET status = ?2, document_id = ?3, chunks = ?4, error_code = NULL, error = NULL WHERE id = ?1",
@@ -526,7 +529,7 @@ impl Library {
         self.apply_to_vectors(&removed, &added, Some(level), epoch_before, epoch_after)?;
         Ok(Some(FileOutcome {
             path: path_text,
-            status: status.to_owned(),
+            status,
             chunks: chunks.len() as i64,
             error_code: None,
             error: None,
@@ -597,7 +600,7 @@ impl Library {
         drop(store);
         Ok(FileOutcome {
             path: path_text,
-            status: "unchanged".to_owned(),
+            status: FileStatus::Unchanged,
             chunks,
             error_code: None,
             error: None,
@@ -831,7 +834,7 @@ pub(super) fn import_level(
 pub(super) fn failed_outcome(path: &Path, e: &Error) -> FileOutcome {
     FileOutcome {
         path: path.to_string_lossy().into_owned(),
-        status: "failed".to_owned(),
+        status: FileStatus::Failed,
         chunks: 0,
         error_code: Some(e.code().as_str().to_owned()),
         error: Some(e.to_string()),

@@ -52,7 +52,7 @@ impl WorkerShared {
                 model: self.report.file_name(),
                 persona: Some(self.persona.as_str().to_owned()),
                 started_at: now_ms(),
-                outcome: "busy".to_owned(),
+                outcome: RequestOutcome::Busy,
                 error_code: Some("busy".to_owned()),
                 ..RequestRecord::default()
             });

@@ -570,17 +570,17 @@ impl Server<'_> {
             .stats
             .record(outcome, timings, prompt_tokens as u32, cached as u32);
         let (label, code) = match outcome {
-            Outcome::Succeeded => ("ok", None),
-            Outcome::Cancelled => ("cancelled", None),
-            Outcome::Busy => ("busy", Some(ErrorCode::Busy.as_str())),
-            Outcome::Failed(code) => ("error", Some(code.as_str())),
+            Outcome::Succeeded => (RequestOutcome::Ok, None),
+            Outcome::Cancelled => (RequestOutcome::Cancelled, None),
+            Outcome::Busy => (RequestOutcome::Busy, Some(ErrorCode::Busy.as_str())),
+            Outcome::Failed(code) => (RequestOutcome::Error, Some(code.as_str())),
         };
         let ms = |v: f64| Some(v.round() as i64);
         self.shared.log(RequestRecord {
             model: self.shared.report.file_name(),
             persona: Some(self.persona().to_owned()),
             started_at: job.submitted_at_ms,
-            outcome: label.to_owned(),
+            outcome: label,
             error_code: code.map(str::to_owned),
             prompt_tokens: prompt_tokens as i64,
             completion_tokens: completion_tokens as i64,
