@@ -7,6 +7,7 @@
 //! it was given. Ctrl-C cancels the reply being written (the text so far is kept, marked
 //! interrupted); Ctrl-D at the prompt quits.
 
+use deskmate_core::error::EngineError;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,7 +78,10 @@ pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
             (Ok(report), false) => print_report(report),
             (Err(e), false) => {
                 println!("{}: FAILED [{}]\n  {e}\n", persona.as_str(), e.code());
-                if let deskmate_core::Error::ModelLoadFailed { attempts, .. } = e {
+                if let deskmate_core::Error::Engine(EngineError::ModelLoadFailed {
+                    attempts, ..
+                }) = e
+                {
                     print_attempts(attempts);
                 }
             }
@@ -87,9 +91,9 @@ pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
             Ok(report) => serde_json::json!({ "persona": persona, "ok": true, "report": report }),
             Err(e) => {
                 let attempts = match &e {
-                    deskmate_core::Error::ModelLoadFailed { attempts, .. } => {
-                        serde_json::to_value(attempts)?
-                    }
+                    deskmate_core::Error::Engine(EngineError::ModelLoadFailed {
+                        attempts, ..
+                    }) => serde_json::to_value(attempts)?,
                     _ => serde_json::Value::Array(Vec::new()),
                 };
                 serde_json::json!({

@@ -11,6 +11,7 @@
 //! Validation happens at attach time ([`AttachmentStore::stage_image`]), so a bad image is
 //! refused before the user sends anything; sending only links what was staged.
 
+use crate::error::{ChatError, VisionError};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -83,13 +84,13 @@ impl AttachmentStore {
             .map_err(|e| Error::io(path, e))?
             .len();
         if size > self.limits.max_file_bytes {
-            return Err(Error::ImageTooLarge {
+            return Err(Error::Vision(VisionError::ImageTooLarge {
                 name,
                 reason: format!(
                     "the file is {size} bytes, over the limit of {} bytes",
                     self.limits.max_file_bytes
                 ),
-            });
+            }));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         self.stage_image(&name, &bytes)
@@ -101,7 +102,7 @@ impl AttachmentStore {
     }
 
     fn resolve_one(&self, id: &str) -> Result<NewAttachment> {
-        let missing = || Error::AttachmentMissing { id: id.to_owned() };
+        let missing = || Error::Chat(ChatError::AttachmentMissing { id: id.to_owned() });
         if !is_sha256(id) {
             return Err(missing());
         }

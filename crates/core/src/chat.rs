@@ -17,12 +17,13 @@
 //!
 //! One reply at a time per session, across processes: a second send while one is being written
 //! (by this chat, or by another process on the same data folder: the window and `deskmate
-//! chat`) is refused with [`Error::ReplyInProgress`] and stores nothing. The placeholder names
+//! chat`) is refused with [`Error::Chat(ChatError::ReplyInProgress)`] and stores nothing. The placeholder names
 //! its writer ([`crate::owner`]); the check and the writes are one write transaction
 //! ([`Store::begin_reply`]). [`Chat::stop`] cancels a running reply of this process at once.
 
 pub mod grounding;
 
+use crate::error::{ChatError, EngineError};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -166,10 +167,10 @@ pub fn check_message<'t>(text: &'t str, options: &TurnOptions) -> Result<&'t str
     let text = conversation::validate_user_text(text)?;
     let got = text.chars().count();
     if got > options.max_message_chars {
-        return Err(Error::MessageTooLong {
+        return Err(Error::Chat(ChatError::MessageTooLong {
             limit: options.max_message_chars,
             got,
-        });
+        }));
     }
     Ok(text)
 }
@@ -399,9 +400,9 @@ impl Chat {
         // The messages up to the last user message (the reply placeholder follows it).
         let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
             self.release(session_id);
-            return Err(Error::NothingToRetry {
+            return Err(Error::Chat(ChatError::NothingToRetry {
                 session: session_id,
-            });
+            }));
         };
         drop(store);
         let setup = session.setup();
@@ -515,9 +516,9 @@ impl Chat {
                 .flatten()
                 .any(|writer| self.writer.is_alive(writer));
         if busy {
-            return Err(Error::ReplyInProgress {
+            return Err(Error::Chat(ChatError::ReplyInProgress {
                 session: session_id,
-            });
+            }));
         }
         Ok(())
     }
@@ -533,9 +534,9 @@ impl Chat {
     fn claim(&self, session_id: i64) -> Result<CancelToken> {
         let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         if active.contains_key(&session_id) {
-            return Err(Error::ReplyInProgress {
+            return Err(Error::Chat(ChatError::ReplyInProgress {
                 session: session_id,
-            });
+            }));
         }
         let token = CancelToken::default();
         active.insert(session_id, token.clone());
@@ -759,9 +760,9 @@ impl Turn {
                 GenerationEvent::Failed(e) => return Outcome::Failed(ErrorPayload::from(&e), text),
             }
         }
-        let crashed = Error::WorkerCrashed {
+        let crashed = Error::Engine(EngineError::WorkerCrashed {
             persona: persona.as_str(),
-        };
+        });
         Outcome::Failed(ErrorPayload::from(&crashed), text)
     }
 
@@ -779,20 +780,24 @@ impl Turn {
                     .submit_cancellable(persona, request.clone(), self.cancel.clone());
             match submitted {
                 Ok(g) => return Ok(g),
-                Err(Error::ModelNotLoaded { .. }) => match self.engine.persona_state(persona) {
-                    PersonaState::Loading { .. } if Instant::now() < deadline => {
-                        if self.cancel.is_cancelled() {
-                            return Err(cancelled_payload());
+                Err(Error::Engine(EngineError::ModelNotLoaded { .. })) => {
+                    match self.engine.persona_state(persona) {
+                        PersonaState::Loading { .. } if Instant::now() < deadline => {
+                            if self.cancel.is_cancelled() {
+                                return Err(cancelled_payload());
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
                         }
-                        std::thread::sleep(Duration::from_millis(100));
+                        PersonaState::Failed { error, .. } => return Err(error),
+                        _ => {
+                            return Err(ErrorPayload::from(&Error::Engine(
+                                EngineError::ModelNotLoaded {
+                                    persona: persona.as_str(),
+                                },
+                            )))
+                        }
                     }
-                    PersonaState::Failed { error, .. } => return Err(error),
-                    _ => {
-                        return Err(ErrorPayload::from(&Error::ModelNotLoaded {
-                            persona: persona.as_str(),
-                        }))
-                    }
-                },
+                }
                 Err(e) => return Err(ErrorPayload::from(&e)),
             }
         }

@@ -15,6 +15,7 @@
 //! A file with problems never stops the app: [`load_or_init`] falls back to the shipped default and
 //! hands the problems to the caller to show.
 
+use crate::error::ConfigError;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -587,9 +588,11 @@ impl Config {
 
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Config::from_json_str(&text).map_err(|problems| Error::ConfigInvalid {
-            path: path.to_path_buf(),
-            problems,
+        Config::from_json_str(&text).map_err(|problems| {
+            Error::Config(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
         })
     }
 
@@ -604,10 +607,10 @@ impl Config {
     pub fn save(&self, path: &Path) -> Result<()> {
         let problems = self.problems();
         if !problems.is_empty() {
-            return Err(Error::ConfigInvalid {
+            return Err(Error::Config(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
-            });
+            }));
         }
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::InvalidInput {
             field: "config",
@@ -732,7 +735,7 @@ pub fn load_or_init(path: &Path) -> Result<LoadedConfig> {
             source: ConfigSource::User,
             problems: Vec::new(),
         }),
-        Err(Error::ConfigInvalid { problems, .. }) => Ok(LoadedConfig {
+        Err(Error::Config(ConfigError::Invalid { problems, .. })) => Ok(LoadedConfig {
             config: Config::shipped(),
             source: ConfigSource::BuiltinDefault,
             problems,

@@ -15,7 +15,7 @@
 //! same file with the same load parameters), reloads and unloads at run time, and hands out
 //! [`Generation`]s. Its methods block (loading takes seconds); async callers use
 //! `spawn_blocking`. Requests never block: they queue or fail at once with
-//! [`Error::EngineBusy`].
+//! [`Error::Engine(EngineError::Busy)`].
 
 pub mod fit;
 pub mod gguf;
@@ -24,6 +24,7 @@ pub mod stats;
 pub mod text;
 mod worker;
 
+use crate::error::{EngineError, VisionError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,7 +186,9 @@ impl Generation {
                 GenerationEvent::Failed(e) => return Err(e),
             }
         }
-        Err(Error::WorkerCrashed { persona: "model" })
+        Err(Error::Engine(EngineError::WorkerCrashed {
+            persona: "model",
+        }))
     }
 }
 
@@ -333,7 +336,7 @@ impl Engine {
     }
 
     /// Loads (or reloads) a persona's model: the one already loaded for it is unloaded first,
-    /// its running requests ending with [`Error::ModelUnloaded`]. `path` is the model file
+    /// its running requests ending with [`Error::Engine(EngineError::ModelUnloaded)`]. `path` is the model file
     /// (relative paths in the config are resolved by the caller). Blocks while loading.
     pub fn load(&self, persona: Persona, path: &Path, config: &ModelConfig) -> Result<LoadReport> {
         self.set_pending(
@@ -349,7 +352,7 @@ impl Engine {
             file: path.to_path_buf(),
             error: crate::ErrorPayload::from(e),
             attempts: match e {
-                Error::ModelLoadFailed { attempts, .. } => attempts.clone(),
+                Error::Engine(EngineError::ModelLoadFailed { attempts, .. }) => attempts.clone(),
                 _ => Vec::new(),
             },
         });
@@ -463,9 +466,11 @@ impl Engine {
         cancel: CancelToken,
     ) -> Result<Generation> {
         let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
-        let loaded = models.get(&persona).ok_or(Error::ModelNotLoaded {
-            persona: persona.as_str(),
-        })?;
+        let loaded = models
+            .get(&persona)
+            .ok_or(Error::Engine(EngineError::ModelNotLoaded {
+                persona: persona.as_str(),
+            }))?;
         loaded.worker.shared.submit(request, cancel)
     }
 
@@ -489,9 +494,11 @@ impl Engine {
     /// Whether the persona's loaded model sees images: it needs a vision projector
     /// (`models.<persona>.mmproj`) that llama.cpp's multimodal library loaded with it.
     pub fn vision_support(&self, persona: Persona) -> Result<()> {
-        let unavailable = |reason: String| Error::VisionUnavailable {
-            persona: persona.as_str(),
-            reason,
+        let unavailable = |reason: String| {
+            Error::Vision(VisionError::VisionUnavailable {
+                persona: persona.as_str(),
+                reason,
+            })
         };
         let Some(status) = self.status(persona) else {
             return Err(unavailable("the model is not loaded".into()));

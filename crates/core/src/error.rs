@@ -1,4 +1,9 @@
-//! The one error type of `deskmate-core`, and the codes a user can see.
+//! The errors of `deskmate-core`, and the codes a user can see.
+//!
+//! Each area has its own enum ([`ConfigError`], [`StoreError`], [`ChatError`],
+//! [`DocumentsError`], [`VoiceError`], [`VisionError`], [`EngineError`], [`ModelsError`]); the
+//! crate's [`Error`] wraps them (`From` for each) beside the few that any area may raise (I/O, a
+//! full disk, not found, invalid input, cancelled, internal). A front end sees only `Error`.
 //!
 //! Every variant has a stable, machine-readable [`ErrorCode`] ([`Error::code`]) that the UI and
 //! the CLI map to human messages (ko/en); the `Display` text is the English developer-facing
@@ -139,7 +144,7 @@ impl PartialEq<str> for ErrorCode {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    // --- files and paths ---
+    // --- any area ---
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -155,34 +160,6 @@ pub enum Error {
         "{path}: the disk is full; free some space and try again (what was already saved is kept)"
     )]
     DiskFull { path: PathBuf },
-
-    // --- configuration ---
-    #[error("{} in {}:\n{}", problem_count(.problems), .path.display(), render_problems(.problems))]
-    ConfigInvalid {
-        path: PathBuf,
-        problems: Vec<ConfigProblem>,
-    },
-
-    // --- store ---
-    #[error("database {path}: {source}")]
-    Store {
-        path: PathBuf,
-        #[source]
-        source: Arc<rusqlite::Error>,
-    },
-    #[error("database {path} has schema version {found}, newer than this Deskmate understands ({supported}); update Deskmate")]
-    StoreTooNew {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
-    #[error("database {path} stayed locked by another Deskmate process (the window or another command) for {seconds} s; try again when it has finished")]
-    StoreBusy {
-        path: PathBuf,
-        seconds: u64,
-        #[source]
-        source: Arc<rusqlite::Error>,
-    },
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: i64 },
     #[error("{field}: {message}")]
@@ -194,31 +171,94 @@ pub enum Error {
     /// earlier and is not there to use.
     #[error("{what} is unavailable: {reason}")]
     Internal { what: &'static str, reason: String },
+    #[error("{what} was cancelled")]
+    Cancelled { what: &'static str },
+    #[error("the GPU monitor could not be started: {reason}")]
+    MonitorUnavailable { reason: String },
 
+    // --- one per area, each with its own enum ---
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    #[error(transparent)]
+    Documents(#[from] DocumentsError),
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
+    #[error(transparent)]
+    Vision(#[from] VisionError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Models(#[from] ModelsError),
+}
+
+/// Errors of configuration (crates/core/src/config.rs).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{} in {}:\n{}", problem_count(.problems), .path.display(), render_problems(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+/// Errors of the SQLite store (crates/core/src/store.rs).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    #[error("database {path} has schema version {found}, newer than this Deskmate understands ({supported}); update Deskmate")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database {path} stayed locked by another Deskmate process (the window or another command) for {seconds} s; try again when it has finished")]
+    Busy {
+        path: PathBuf,
+        seconds: u64,
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+}
+
+/// Errors of chat turns (crates/core/src/chat.rs, attachments.rs).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChatError {
     #[error("message: {got} characters is over the limit of {limit} (chat.max_message_chars)")]
     MessageTooLong { limit: usize, got: usize },
     #[error("session {session}: a reply is already being written; stop it first")]
     ReplyInProgress { session: i64 },
     #[error("session {session}: there is no message to answer again")]
     NothingToRetry { session: i64 },
-
-    // --- documents (crates/core/src/documents) ---
     #[error("attachment {id}: not found; attach the image again")]
     AttachmentMissing { id: String },
+}
+
+/// Errors of documents (crates/core/src/documents).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DocumentsError {
     #[error("{path}: .{extension} files are not supported (txt, md, pdf, docx, html, csv)")]
-    DocumentUnsupported { path: PathBuf, extension: String },
+    Unsupported { path: PathBuf, extension: String },
     #[error("{path}: {size} bytes is over the limit of {limit} (documents.max_file_mb)")]
-    DocumentTooLarge {
+    TooLarge {
         path: PathBuf,
         size: u64,
         limit: u64,
     },
     #[error("{path}: the file is encrypted or password-protected")]
-    DocumentEncrypted { path: PathBuf },
+    Encrypted { path: PathBuf },
     #[error("{path}: cannot be read as a document: {reason}")]
-    DocumentUnreadable { path: PathBuf, reason: String },
+    Unreadable { path: PathBuf, reason: String },
     #[error("{path}: contains no text")]
-    DocumentEmpty { path: PathBuf },
+    Empty { path: PathBuf },
     #[error("tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
     #[error("embedding model {path}: not found (embedding.model); install it with `deskmate models fetch`")]
@@ -233,13 +273,16 @@ pub enum Error {
     #[error("{reason}; vector search works from memory, and the index is rebuilt at every start until the file can be written")]
     VectorIndexUnsaved { path: PathBuf, reason: String },
     #[error("{path}: already imported at a level above this profile's clearance; only a profile that can see it may import it again or change its level")]
-    DocumentAboveClearance { path: PathBuf },
+    AboveClearance { path: PathBuf },
     #[error("an import is already running (job {job}); wait for it or cancel it")]
     ImportInProgress { job: i64 },
     #[error("{path}: cannot be opened: {reason}")]
     OpenFailed { path: PathBuf, reason: String },
+}
 
-    // --- voice (crates/core/src/voice) ---
+/// Errors of voice input (crates/core/src/voice).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VoiceError {
     #[error(
         "speech model {path}: not found (speech.model); install it with `deskmate models fetch`"
     )]
@@ -273,10 +316,11 @@ pub enum Error {
     InputPermissionDenied { device: String },
     #[error("no recording is in progress")]
     NotRecording,
-    #[error("{what} was cancelled")]
-    Cancelled { what: &'static str },
+}
 
-    // --- vision (crates/core/src/vision.rs) ---
+/// Errors of image input (crates/core/src/vision.rs).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VisionError {
     #[error("{name}: {detail} is not a supported image (png, jpeg, webp, gif)")]
     ImageUnsupported { name: String, detail: String },
     #[error("{name}: the image is corrupt or truncated: {reason}")]
@@ -288,12 +332,11 @@ pub enum Error {
         persona: &'static str,
         reason: String,
     },
+}
 
-    // --- GPU monitor (crates/core/src/gpu.rs) ---
-    #[error("the GPU monitor could not be started: {reason}")]
-    MonitorUnavailable { reason: String },
-
-    // --- model files, checked before llama.cpp sees them (engine::gguf) ---
+/// Errors of the inference engine and the model files it checks (crates/core/src/engine).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
     #[error("{path}: file not found")]
     ModelFileMissing { path: PathBuf },
     #[error("{path}: is a directory, not a model file")]
@@ -312,10 +355,8 @@ pub enum Error {
     },
     #[error("{path}: the GGUF header is corrupt: {detail}")]
     ModelCorrupt { path: PathBuf, detail: String },
-
-    // --- inference engine (crates/core/src/engine) ---
     #[error("the inference engine could not start: {message}")]
-    EngineInit { message: String },
+    Init { message: String },
     #[error("{path}: llama.cpp could not load the model after {} attempt(s): {reason}", .attempts.len())]
     ModelLoadFailed {
         path: PathBuf,
@@ -335,7 +376,7 @@ pub enum Error {
     #[error(
         "the {persona} model is busy: {queued} requests are already waiting; try again shortly"
     )]
-    EngineBusy {
+    Busy {
         persona: &'static str,
         queued: usize,
     },
@@ -355,15 +396,17 @@ pub enum Error {
     ModelUnloaded { persona: &'static str },
     #[error("the {persona} model's worker stopped unexpectedly")]
     WorkerCrashed { persona: &'static str },
+}
 
-    // --- model manager (owned by crates/core/src/models.rs) ---
-    // MODEL-MANAGER-VARIANTS
+/// Errors of the model manager (crates/core/src/models.rs).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelsError {
     #[error("model manifest {origin}: {message}")]
-    ModelManifestInvalid { origin: String, message: String },
+    ManifestInvalid { origin: String, message: String },
     #[error("unknown model \"{id}\"; the manifest lists: {}", .known.join(", "))]
-    ModelUnknown { id: String, known: Vec<String> },
+    Unknown { id: String, known: Vec<String> },
     #[error("{}", crate::models::render_fetch_failures(.failures))]
-    ModelFetchFailed {
+    FetchFailed {
         /// `(model id, one reason per failed file and source)` for every model that failed.
         failures: Vec<(String, Vec<String>)>,
     },
@@ -392,73 +435,19 @@ impl Error {
             Error::Io { .. } => C::Io,
             Error::NoHomeDir => C::NoHomeDir,
             Error::DiskFull { .. } => C::DiskFull,
-            Error::ConfigInvalid { .. } => C::ConfigInvalid,
-            Error::Store { .. } => C::Store,
-            Error::StoreTooNew { .. } => C::StoreTooNew,
-            Error::StoreBusy { .. } => C::StoreBusy,
             Error::NotFound { .. } => C::NotFound,
             Error::InvalidInput { .. } => C::InvalidInput,
             Error::Internal { .. } => C::Internal,
-            Error::MessageTooLong { .. } => C::MessageTooLong,
-            Error::ReplyInProgress { .. } => C::ReplyInProgress,
-            Error::NothingToRetry { .. } => C::NothingToRetry,
-            Error::AttachmentMissing { .. } => C::AttachmentMissing,
-            Error::DocumentUnsupported { .. } => C::DocumentUnsupported,
-            Error::DocumentTooLarge { .. } => C::DocumentTooLarge,
-            Error::DocumentEncrypted { .. } => C::DocumentEncrypted,
-            Error::DocumentUnreadable { .. } => C::DocumentUnreadable,
-            Error::DocumentEmpty { .. } => C::DocumentEmpty,
-            Error::Tokenizer { .. } => C::Tokenizer,
-            Error::EmbeddingModelMissing { .. } => C::EmbeddingModelMissing,
-            Error::EmbeddingRuntime { .. } => C::EmbeddingRuntimeMissing,
-            Error::EmbeddingFailed { .. } => C::EmbeddingFailed,
-            Error::VectorIndex { .. } => C::VectorIndex,
-            Error::VectorIndexUnsaved { .. } => C::VectorIndexUnsaved,
-            Error::DocumentAboveClearance { .. } => C::DocumentAboveClearance,
-            Error::ImportInProgress { .. } => C::ImportInProgress,
-            Error::OpenFailed { .. } => C::OpenFailed,
-            Error::SpeechModelMissing { .. } => C::SpeechModelMissing,
-            Error::SpeechHelperMissing { .. } => C::SpeechHelperMissing,
-            Error::SpeechFailed { .. } => C::SpeechFailed,
-            Error::SpeechModelInvalid { .. } => C::SpeechModelInvalid,
-            Error::SpeechLanguageUnsupported { .. } => C::SpeechLanguageUnsupported,
-            Error::AudioUnsupported { .. } => C::AudioUnsupported,
-            Error::AudioUnreadable { .. } => C::AudioUnreadable,
-            Error::AudioTooLong { .. } => C::AudioTooLong,
-            Error::NoInputDevice => C::NoInputDevice,
-            Error::InputDeviceFailed { .. } => C::InputDeviceFailed,
-            Error::InputPermissionDenied { .. } => C::InputPermissionDenied,
-            Error::NotRecording => C::NotRecording,
             Error::Cancelled { .. } => C::Cancelled,
-            Error::ImageUnsupported { .. } => C::ImageUnsupported,
-            Error::ImageCorrupt { .. } => C::ImageCorrupt,
-            Error::ImageTooLarge { .. } => C::ImageTooLarge,
-            Error::VisionUnavailable { .. } => C::VisionUnavailable,
             Error::MonitorUnavailable { .. } => C::MonitorUnavailable,
-            Error::ModelFileMissing { .. } => C::ModelMissing,
-            Error::ModelNotAFile { .. } => C::ModelNotAFile,
-            Error::ModelUnreadable { .. } => C::ModelUnreadable,
-            Error::ModelNotGguf { .. } => C::ModelNotGguf,
-            Error::ModelUnsupportedVersion { .. } => C::ModelUnsupportedVersion,
-            Error::ModelTruncated { .. } => C::ModelTruncated,
-            Error::ModelCorrupt { .. } => C::ModelCorrupt,
-            Error::EngineInit { .. } => C::EngineInit,
-            Error::ModelLoadFailed {
-                out_of_memory: true,
-                ..
-            } => C::OutOfMemory,
-            Error::ModelLoadFailed { .. } => C::ModelLoadFailed,
-            Error::ChatTemplate { .. } => C::ChatTemplate,
-            Error::ModelNotLoaded { .. } => C::ModelNotLoaded,
-            Error::EngineBusy { .. } => C::Busy,
-            Error::PromptTooLong { .. } => C::PromptTooLong,
-            Error::Decode { .. } => C::DecodeFailed,
-            Error::ModelUnloaded { .. } => C::ModelUnloaded,
-            Error::WorkerCrashed { .. } => C::WorkerCrashed,
-            // MODEL-MANAGER-CODES
-            Error::ModelManifestInvalid { .. } => C::ModelManifestInvalid,
-            Error::ModelUnknown { .. } => C::ModelUnknown,
-            Error::ModelFetchFailed { .. } => C::ModelFetchFailed,
+            Error::Config(e) => e.code(),
+            Error::Store(e) => e.code(),
+            Error::Chat(e) => e.code(),
+            Error::Documents(e) => e.code(),
+            Error::Voice(e) => e.code(),
+            Error::Vision(e) => e.code(),
+            Error::Engine(e) => e.code(),
+            Error::Models(e) => e.code(),
         }
     }
 
@@ -478,6 +467,131 @@ impl Error {
     /// Whether this error means the disk (or the user's quota) is full.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, Error::DiskFull { .. })
+    }
+}
+
+impl ConfigError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            ConfigError::Invalid { .. } => C::ConfigInvalid,
+        }
+    }
+}
+
+impl StoreError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            StoreError::Sqlite { .. } => C::Store,
+            StoreError::TooNew { .. } => C::StoreTooNew,
+            StoreError::Busy { .. } => C::StoreBusy,
+        }
+    }
+}
+
+impl ChatError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            ChatError::MessageTooLong { .. } => C::MessageTooLong,
+            ChatError::ReplyInProgress { .. } => C::ReplyInProgress,
+            ChatError::NothingToRetry { .. } => C::NothingToRetry,
+            ChatError::AttachmentMissing { .. } => C::AttachmentMissing,
+        }
+    }
+}
+
+impl DocumentsError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            DocumentsError::Unsupported { .. } => C::DocumentUnsupported,
+            DocumentsError::TooLarge { .. } => C::DocumentTooLarge,
+            DocumentsError::Encrypted { .. } => C::DocumentEncrypted,
+            DocumentsError::Unreadable { .. } => C::DocumentUnreadable,
+            DocumentsError::Empty { .. } => C::DocumentEmpty,
+            DocumentsError::Tokenizer { .. } => C::Tokenizer,
+            DocumentsError::EmbeddingModelMissing { .. } => C::EmbeddingModelMissing,
+            DocumentsError::EmbeddingRuntime { .. } => C::EmbeddingRuntimeMissing,
+            DocumentsError::EmbeddingFailed { .. } => C::EmbeddingFailed,
+            DocumentsError::VectorIndex { .. } => C::VectorIndex,
+            DocumentsError::VectorIndexUnsaved { .. } => C::VectorIndexUnsaved,
+            DocumentsError::AboveClearance { .. } => C::DocumentAboveClearance,
+            DocumentsError::ImportInProgress { .. } => C::ImportInProgress,
+            DocumentsError::OpenFailed { .. } => C::OpenFailed,
+        }
+    }
+}
+
+impl VoiceError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            VoiceError::SpeechModelMissing { .. } => C::SpeechModelMissing,
+            VoiceError::SpeechHelperMissing { .. } => C::SpeechHelperMissing,
+            VoiceError::SpeechFailed { .. } => C::SpeechFailed,
+            VoiceError::SpeechModelInvalid { .. } => C::SpeechModelInvalid,
+            VoiceError::SpeechLanguageUnsupported { .. } => C::SpeechLanguageUnsupported,
+            VoiceError::AudioUnsupported { .. } => C::AudioUnsupported,
+            VoiceError::AudioUnreadable { .. } => C::AudioUnreadable,
+            VoiceError::AudioTooLong { .. } => C::AudioTooLong,
+            VoiceError::NoInputDevice => C::NoInputDevice,
+            VoiceError::InputDeviceFailed { .. } => C::InputDeviceFailed,
+            VoiceError::InputPermissionDenied { .. } => C::InputPermissionDenied,
+            VoiceError::NotRecording => C::NotRecording,
+        }
+    }
+}
+
+impl VisionError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            VisionError::ImageUnsupported { .. } => C::ImageUnsupported,
+            VisionError::ImageCorrupt { .. } => C::ImageCorrupt,
+            VisionError::ImageTooLarge { .. } => C::ImageTooLarge,
+            VisionError::VisionUnavailable { .. } => C::VisionUnavailable,
+        }
+    }
+}
+
+impl EngineError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            EngineError::ModelFileMissing { .. } => C::ModelMissing,
+            EngineError::ModelNotAFile { .. } => C::ModelNotAFile,
+            EngineError::ModelUnreadable { .. } => C::ModelUnreadable,
+            EngineError::ModelNotGguf { .. } => C::ModelNotGguf,
+            EngineError::ModelUnsupportedVersion { .. } => C::ModelUnsupportedVersion,
+            EngineError::ModelTruncated { .. } => C::ModelTruncated,
+            EngineError::ModelCorrupt { .. } => C::ModelCorrupt,
+            EngineError::Init { .. } => C::EngineInit,
+            EngineError::ModelLoadFailed {
+                out_of_memory: true,
+                ..
+            } => C::OutOfMemory,
+            EngineError::ModelLoadFailed { .. } => C::ModelLoadFailed,
+            EngineError::ChatTemplate { .. } => C::ChatTemplate,
+            EngineError::ModelNotLoaded { .. } => C::ModelNotLoaded,
+            EngineError::Busy { .. } => C::Busy,
+            EngineError::PromptTooLong { .. } => C::PromptTooLong,
+            EngineError::Decode { .. } => C::DecodeFailed,
+            EngineError::ModelUnloaded { .. } => C::ModelUnloaded,
+            EngineError::WorkerCrashed { .. } => C::WorkerCrashed,
+        }
+    }
+}
+
+impl ModelsError {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
+        match self {
+            ModelsError::ManifestInvalid { .. } => C::ModelManifestInvalid,
+            ModelsError::Unknown { .. } => C::ModelUnknown,
+            ModelsError::FetchFailed { .. } => C::ModelFetchFailed,
+        }
     }
 }
 

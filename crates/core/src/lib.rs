@@ -22,7 +22,7 @@ pub mod store;
 pub mod vision;
 pub mod voice;
 
-pub use error::{Error, ErrorPayload, Result};
+pub use error::{Error, ErrorCode, ErrorPayload, Result};
 
 /// The compute backends compiled into this build: always the CPU, plus the GPU backends chosen
 /// with the `cuda` and `vulkan` cargo features.

@@ -35,6 +35,7 @@
 mod fetch;
 mod manifest;
 
+use crate::error::ModelsError;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -333,7 +334,7 @@ impl FetchReport {
         self.models.iter().all(ModelReport::ok)
     }
 
-    /// `Ok(self)` when every model is installed, else [`Error::ModelFetchFailed`] listing every
+    /// `Ok(self)` when every model is installed, else [`Error::Models(ModelsError::FetchFailed)`] listing every
     /// failed model with its reasons.
     pub fn into_result(self) -> Result<FetchReport> {
         let failures: Vec<(String, Vec<String>)> = self
@@ -345,12 +346,12 @@ impl FetchReport {
         if failures.is_empty() {
             Ok(self)
         } else {
-            Err(Error::ModelFetchFailed { failures })
+            Err(Error::Models(ModelsError::FetchFailed { failures }))
         }
     }
 }
 
-/// The `Display` text of [`Error::ModelFetchFailed`].
+/// The `Display` text of [`Error::Models(ModelsError::FetchFailed)`].
 pub(crate) fn render_fetch_failures(failures: &[(String, Vec<String>)]) -> String {
     let mut out = match failures.len() {
         1 => "could not install 1 model".to_owned(),

@@ -5,7 +5,7 @@
 //!   commands): a writer waits up to [`BUSY_TIMEOUT`] for another's write to finish, and every
 //!   transaction takes the write lock when it begins (`BEGIN IMMEDIATE`), because a read
 //!   transaction that later writes cannot wait (SQLite answers `SQLITE_BUSY` at once). A wait
-//!   that runs out is [`Error::StoreBusy`]; a full disk is [`Error::DiskFull`].
+//!   that runs out is [`Error::Store(StoreError::Busy)`]; a full disk is [`Error::DiskFull`].
 //! - The schema version is `PRAGMA user_version` and [`MIGRATIONS`] is append-only: migration *n*
 //!   takes a database from version *n* to *n + 1* inside one write transaction that reads the
 //!   version again once it holds the lock, so processes that open a new file at the same moment
@@ -27,6 +27,7 @@
 //! share it behind a mutex or open one per thread (WAL allows concurrent readers). Calls block:
 //! from async code, run them on a blocking thread.
 
+use crate::error::StoreError;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -54,7 +55,7 @@ use types::profile_from_row;
 pub use types::*;
 
 /// How long a write waits for another connection's write (another process's import, say)
-/// before giving up with [`Error::StoreBusy`].
+/// before giving up with [`Error::Store(StoreError::Busy)`].
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Store {
@@ -131,11 +132,11 @@ impl Store {
             // is not locked at all.
             let found = self.schema_version()?;
             if found > latest {
-                return Err(Error::StoreTooNew {
+                return Err(Error::Store(StoreError::TooNew {
                     path,
                     found,
                     supported: latest,
-                });
+                }));
             }
             if found == latest {
                 return Ok(());
@@ -210,18 +211,20 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
 pub(crate) fn store_err(path: &Path, source: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
     match source.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::StoreBusy {
-            path: path.to_path_buf(),
-            seconds: BUSY_TIMEOUT.as_secs(),
-            source: std::sync::Arc::new(source),
-        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Error::Store(StoreError::Busy {
+                path: path.to_path_buf(),
+                seconds: BUSY_TIMEOUT.as_secs(),
+                source: std::sync::Arc::new(source),
+            })
+        }
         Some(ErrorCode::DiskFull) => Error::DiskFull {
             path: path.to_path_buf(),
         },
-        _ => Error::Store {
+        _ => Error::Store(StoreError::Sqlite {
             path: path.to_path_buf(),
             source: std::sync::Arc::new(source),
-        },
+        }),
     }
 }
 

@@ -7,12 +7,12 @@
 //!
 //! Invariants:
 //! - Only PNG, JPEG, WebP and GIF are accepted, recognised by their magic bytes, never by the
-//!   file name; anything else is [`Error::ImageUnsupported`] saying what it looks like.
+//!   file name; anything else is [`Error::Vision(VisionError::ImageUnsupported)`] saying what it looks like.
 //! - Nothing is decoded before the file size and the header's dimensions are checked against
 //!   [`ImageLimits`], and the decoder itself runs under `image::Limits`, so a decompression
-//!   bomb or a lying header is refused ([`Error::ImageTooLarge`]) without allocating its pixels.
+//!   bomb or a lying header is refused ([`Error::Vision(VisionError::ImageTooLarge)`]) without allocating its pixels.
 //! - Every accepted image has been decoded in full, so a corrupt or truncated file is
-//!   [`Error::ImageCorrupt`] at check time, not later in the model.
+//!   [`Error::Vision(VisionError::ImageCorrupt)`] at check time, not later in the model.
 //! - Only the first frame of an animated GIF or WebP is used, and the caller is told so.
 //! - Images are only ever scaled down, keeping their aspect ratio; EXIF orientation is applied.
 //! - Transparency is flattened onto white for the model and kept in the thumbnail.
@@ -21,6 +21,7 @@
 //!
 //! Everything here is blocking and CPU-bound: call it from a worker thread or `spawn_blocking`.
 
+use crate::error::VisionError;
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -281,14 +282,14 @@ fn check_file_size(name: &str, size: u64, limits: &ImageLimits) -> Result<()> {
     if size <= limits.max_file_bytes {
         return Ok(());
     }
-    Err(Error::ImageTooLarge {
+    Err(Error::Vision(VisionError::ImageTooLarge {
         name: name.to_owned(),
         reason: format!(
             "the file is {}, over the limit of {}",
             format_bytes(size),
             format_bytes(limits.max_file_bytes)
         ),
-    })
+    }))
 }
 
 // --- format detection ---
@@ -297,9 +298,11 @@ fn detect_format(name: &str, bytes: &[u8]) -> Result<ImageFormatKind> {
     image::guess_format(bytes)
         .ok()
         .and_then(ImageFormatKind::from_image_format)
-        .ok_or_else(|| Error::ImageUnsupported {
-            name: name.to_owned(),
-            detail: describe_unsupported(bytes),
+        .ok_or_else(|| {
+            Error::Vision(VisionError::ImageUnsupported {
+                name: name.to_owned(),
+                detail: describe_unsupported(bytes),
+            })
         })
 }
 
@@ -437,16 +440,16 @@ fn bound_decoder(decoder: &mut impl ImageDecoder, limits: &ImageLimits) -> image
 
 fn check_dimensions(name: &str, width: u32, height: u32, limits: &ImageLimits) -> Result<()> {
     let too_large = |reason| {
-        Err(Error::ImageTooLarge {
+        Err(Error::Vision(VisionError::ImageTooLarge {
             name: name.to_owned(),
             reason,
-        })
+        }))
     };
     if width == 0 || height == 0 {
-        return Err(Error::ImageCorrupt {
+        return Err(Error::Vision(VisionError::ImageCorrupt {
             name: name.to_owned(),
             reason: format!("the header gives a size of {width} × {height} pixels"),
-        });
+        }));
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
@@ -472,24 +475,24 @@ fn image_error(
 ) -> Error {
     let name = name.to_owned();
     match error {
-        ImageError::Limits(limit) => Error::ImageTooLarge {
+        ImageError::Limits(limit) => Error::Vision(VisionError::ImageTooLarge {
             name,
             reason: format!(
                 "decoding it would go over the limits ({} per side, {} of memory): {limit}",
                 group_digits(u64::from(limits.max_side)),
                 format_bytes(limits.max_alloc())
             ),
-        },
-        ImageError::Unsupported(unsupported) => Error::ImageUnsupported {
+        }),
+        ImageError::Unsupported(unsupported) => Error::Vision(VisionError::ImageUnsupported {
             name,
             detail: format!("this kind of {} ({unsupported})", format.label()),
-        },
+        }),
         // Decoding, I/O on an in-memory cursor (unexpected end) and parameter errors all mean
         // the data is not a whole, valid image.
-        other => Error::ImageCorrupt {
+        other => Error::Vision(VisionError::ImageCorrupt {
             name,
             reason: other.to_string(),
-        },
+        }),
     }
 }
 
@@ -500,11 +503,11 @@ fn check_jpeg_complete(name: &str, bytes: &[u8]) -> Result<()> {
     if jpeg_has_end_marker(bytes) {
         return Ok(());
     }
-    Err(Error::ImageCorrupt {
+    Err(Error::Vision(VisionError::ImageCorrupt {
         name: name.to_owned(),
         reason: "the JPEG data stops before its end-of-image marker (the file is cut short)"
             .to_owned(),
-    })
+    }))
 }
 
 fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
@@ -720,9 +723,11 @@ fn encode_thumbnail(name: &str, mut thumbnail: RgbaImage, has_alpha: bool) -> Re
     };
     // Encoding into memory does not fail in practice; if it ever does, the image cannot be
     // shown, which the user sees the same way as a bad file.
-    written.map_err(|error| Error::ImageCorrupt {
-        name: name.to_owned(),
-        reason: format!("could not make its thumbnail: {error}"),
+    written.map_err(|error| {
+        Error::Vision(VisionError::ImageCorrupt {
+            name: name.to_owned(),
+            reason: format!("could not make its thumbnail: {error}"),
+        })
     })?;
     Ok(png)
 }
@@ -888,21 +893,21 @@ mod tests {
 
     fn unsupported_detail(result: Result<ImageInfo>) -> String {
         match result {
-            Err(Error::ImageUnsupported { detail, .. }) => detail,
+            Err(Error::Vision(VisionError::ImageUnsupported { detail, .. })) => detail,
             other => panic!("expected ImageUnsupported, got {other:?}"),
         }
     }
 
     fn assert_corrupt<T: std::fmt::Debug>(result: Result<T>) {
         assert!(
-            matches!(result, Err(Error::ImageCorrupt { .. })),
+            matches!(result, Err(Error::Vision(VisionError::ImageCorrupt { .. }))),
             "expected ImageCorrupt, got {result:?}"
         );
     }
 
     fn too_large_reason<T: std::fmt::Debug>(result: Result<T>) -> String {
         match result {
-            Err(Error::ImageTooLarge { reason, .. }) => reason,
+            Err(Error::Vision(VisionError::ImageTooLarge { reason, .. })) => reason,
             other => panic!("expected ImageTooLarge, got {other:?}"),
         }
     }
@@ -1140,7 +1145,9 @@ mod tests {
             ..limits()
         };
         match inspect_file(&path, &small, 896) {
-            Err(Error::ImageTooLarge { name, .. }) => assert_eq!(name, "big.png"),
+            Err(Error::Vision(VisionError::ImageTooLarge { name, .. })) => {
+                assert_eq!(name, "big.png")
+            }
             other => panic!("expected ImageTooLarge, got {other:?}"),
         }
     }
@@ -1155,7 +1162,9 @@ mod tests {
         let broken = dir.path().join("notes.png");
         std::fs::write(&broken, b"hello").unwrap();
         match inspect_file(&broken, &limits(), 896) {
-            Err(Error::ImageUnsupported { name, .. }) => assert_eq!(name, "notes.png"),
+            Err(Error::Vision(VisionError::ImageUnsupported { name, .. })) => {
+                assert_eq!(name, "notes.png")
+            }
             other => panic!("expected ImageUnsupported, got {other:?}"),
         }
     }

@@ -16,6 +16,7 @@ pub mod audio;
 pub mod capture;
 mod helper;
 
+use crate::error::VoiceError;
 use std::path::{Path, PathBuf};
 
 use crate::config::{AutoOr, SpeechConfig, SpeechLanguage};
@@ -62,9 +63,9 @@ impl SpeechRecognizer {
     /// The UI disables the microphone with this error's message.
     pub fn check(&self) -> Result<()> {
         if !self.model.is_file() {
-            return Err(Error::SpeechModelMissing {
+            return Err(Error::Voice(VoiceError::SpeechModelMissing {
                 path: self.model.clone(),
-            });
+            }));
         }
         self.helper_process().map(|_| ())
     }
@@ -85,11 +86,11 @@ impl SpeechRecognizer {
         let helper = self.helper_process()?;
         let seconds = samples_16k.len() as f64 / f64::from(audio::WHISPER_RATE);
         if seconds > f64::from(audio::MAX_SECONDS) {
-            return Err(Error::AudioTooLong {
+            return Err(Error::Voice(VoiceError::AudioTooLong {
                 what: "recording".into(),
                 seconds,
                 limit: audio::MAX_SECONDS,
-            });
+            }));
         }
         if audio::level_dbfs(&samples_16k) <= audio::SILENCE_DBFS {
             return Ok(Transcript {

@@ -6,6 +6,7 @@
 //! from the mirror named by `DESKMATE_MODEL_MIRROR`; without them these tests fail and say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use deskmate_core::error::EngineError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,7 +170,10 @@ fn a_full_queue_answers_busy_at_once() {
     let started = Instant::now();
     let refused = engine.submit(Persona::Office, long()).unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(100));
-    assert!(matches!(refused, Error::EngineBusy { .. }), "{refused}");
+    assert!(
+        matches!(refused, Error::Engine(EngineError::Busy { .. })),
+        "{refused}"
+    );
     assert_eq!(refused.code(), "busy");
     assert_eq!(engine.status(Persona::Office).unwrap().stats.busy, 1);
 }

@@ -4,6 +4,7 @@
 //! [`App::voice_cancel`]; its levels go to the callback given at the start. Transcription and
 //! image decoding block: call them off the async runtime.
 
+use crate::error::VoiceError;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -122,7 +123,10 @@ impl App {
 
     /// Ends the recording and transcribes it.
     pub fn voice_stop(&self, language: Option<SpeechLanguage>) -> Result<Transcript> {
-        let recording = self.media.take_recording().ok_or(Error::NotRecording)?;
+        let recording = self
+            .media
+            .take_recording()
+            .ok_or(Error::Voice(VoiceError::NotRecording))?;
         self.media.speech().transcribe(recording.stop()?, language)
     }
 

@@ -11,6 +11,7 @@
 //! over-long run is cut with [`TokenCounter::fitting_prefix`] (which reads only about the
 //! prefix it returns), and chunks are sliced from the section by byte offsets.
 
+use crate::error::DocumentsError;
 use std::path::Path;
 
 use serde::Serialize;
@@ -35,9 +36,11 @@ impl ModelTokenizer {
     pub fn from_file(path: &Path) -> Result<ModelTokenizer> {
         tokenizers::Tokenizer::from_file(path)
             .map(ModelTokenizer)
-            .map_err(|e| Error::Tokenizer {
-                path: path.to_path_buf(),
-                message: e.to_string(),
+            .map_err(|e| {
+                Error::Documents(DocumentsError::Tokenizer {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
             })
     }
 }

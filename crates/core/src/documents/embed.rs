@@ -4,7 +4,7 @@
 //! fastembed with mean pooling; fastembed L2-normalises the output, so cosine distance is a dot
 //! product. ONNX Runtime is a shared library loaded at run time with `ort::init_from` (fastembed
 //! is built with `ort-load-dynamic`): a missing or too old library is an
-//! [`Error::EmbeddingRuntime`], never a panic, and the documents module then falls back to
+//! [`Error::Documents(DocumentsError::EmbeddingRuntime)`], never a panic, and the documents module then falls back to
 //! keyword search.
 //!
 //! e5 models were trained with `query: ` and `passage: ` prefixes; leaving them out costs
@@ -14,6 +14,7 @@
 //! [`Embedder`] is `Send` and used from one thread at a time (the documents worker holds it in a
 //! mutex).
 
+use crate::error::DocumentsError;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -50,24 +51,26 @@ fn load_runtime(library: &Path) -> Result<()> {
         return if loaded == library {
             Ok(())
         } else {
-            Err(Error::EmbeddingRuntime {
+            Err(Error::Documents(DocumentsError::EmbeddingRuntime {
                 path: library.to_path_buf(),
                 reason: format!(
                     "ONNX Runtime is already loaded from {}; restart Deskmate to use another library",
                     loaded.display()
                 ),
-            })
+            }))
         };
     }
     if !library.is_file() {
-        return Err(Error::EmbeddingRuntime {
+        return Err(Error::Documents(DocumentsError::EmbeddingRuntime {
             path: library.to_path_buf(),
             reason: "file not found (embedding.runtime_library)".to_owned(),
-        });
+        }));
     }
-    let runtime_error = |reason: String| Error::EmbeddingRuntime {
-        path: library.to_path_buf(),
-        reason,
+    let runtime_error = |reason: String| {
+        Error::Documents(DocumentsError::EmbeddingRuntime {
+            path: library.to_path_buf(),
+            reason,
+        })
     };
     // Loading a shared library runs its initialisers; a foreign file can crash here, but a
     // missing or wrong-version one is an error from `init_from`.
@@ -90,16 +93,16 @@ impl OnnxEmbedder {
             let path = model_dir.join(name);
             std::fs::read(&path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    Error::EmbeddingModelMissing { path }
+                    Error::Documents(DocumentsError::EmbeddingModelMissing { path })
                 } else {
                     Error::io(path, e)
                 }
             })
         };
         if !model_dir.is_dir() {
-            return Err(Error::EmbeddingModelMissing {
+            return Err(Error::Documents(DocumentsError::EmbeddingModelMissing {
                 path: model_dir.to_path_buf(),
-            });
+            }));
         }
         let onnx = read("model.onnx")?;
         let tokenizer_files = fastembed::TokenizerFiles {
@@ -108,19 +111,20 @@ impl OnnxEmbedder {
             special_tokens_map_file: read("special_tokens_map.json")?,
             tokenizer_config_file: read("tokenizer_config.json")?,
         };
-        let dimensions =
-            hidden_size(&tokenizer_files.config_file).ok_or_else(|| Error::EmbeddingFailed {
+        let dimensions = hidden_size(&tokenizer_files.config_file).ok_or_else(|| {
+            Error::Documents(DocumentsError::EmbeddingFailed {
                 message: format!("{}: config.json has no hidden_size", model_dir.display()),
-            })?;
+            })
+        })?;
         load_runtime(runtime_library)?;
         let model = fastembed::UserDefinedEmbeddingModel::new(onnx, tokenizer_files)
             .with_pooling(fastembed::Pooling::Mean);
         let options = fastembed::InitOptionsUserDefined::new().with_max_length(512);
         let model =
             fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
-                Error::EmbeddingFailed {
+                Error::Documents(DocumentsError::EmbeddingFailed {
                     message: format!("{}: {e}", model_dir.display()),
-                }
+                })
             })?;
         let model_id = model_dir
             .file_name()
@@ -140,17 +144,19 @@ impl OnnxEmbedder {
         let vectors = self
             .model
             .embed(&texts, Some(self.batch_size))
-            .map_err(|e| Error::EmbeddingFailed {
-                message: e.to_string(),
+            .map_err(|e| {
+                Error::Documents(DocumentsError::EmbeddingFailed {
+                    message: e.to_string(),
+                })
             })?;
         if let Some(bad) = vectors.iter().find(|v| v.len() != self.dimensions) {
-            return Err(Error::EmbeddingFailed {
+            return Err(Error::Documents(DocumentsError::EmbeddingFailed {
                 message: format!(
                     "the model gave {} dimensions, its config.json says {}",
                     bad.len(),
                     self.dimensions
                 ),
-            });
+            }));
         }
         Ok(vectors)
     }
@@ -183,8 +189,10 @@ impl Embedder for OnnxEmbedder {
 
     fn embed_query(&mut self, text: &str) -> Result<Vec<f32>> {
         let mut vectors = self.embed(vec![format!("{}{text}", self.query_prefix)])?;
-        vectors.pop().ok_or_else(|| Error::EmbeddingFailed {
-            message: "the model returned no vector for the query".to_owned(),
+        vectors.pop().ok_or_else(|| {
+            Error::Documents(DocumentsError::EmbeddingFailed {
+                message: "the model returned no vector for the query".to_owned(),
+            })
         })
     }
 }

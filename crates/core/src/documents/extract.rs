@@ -15,6 +15,7 @@
 //!
 //! Every failure is an [`Error`] naming the file; nothing here panics or aborts a batch.
 
+use crate::error::DocumentsError;
 use std::io::Read;
 use std::path::Path;
 
@@ -89,26 +90,28 @@ pub fn extract_file(path: &Path, max_bytes: u64) -> Result<Extracted> {
 
 /// Reads a file that may be imported: a supported kind, a regular file, within `max_bytes`.
 pub fn read_document(path: &Path, max_bytes: u64) -> Result<(DocKind, Vec<u8>)> {
-    let kind = DocKind::of(path).ok_or_else(|| Error::DocumentUnsupported {
-        path: path.to_path_buf(),
-        extension: path
-            .extension()
-            .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+    let kind = DocKind::of(path).ok_or_else(|| {
+        Error::Documents(DocumentsError::Unsupported {
+            path: path.to_path_buf(),
+            extension: path
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        })
     })?;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::DocumentUnreadable {
+        return Err(Error::Documents(DocumentsError::Unreadable {
             path: path.to_path_buf(),
             reason: "not a regular file".into(),
-        });
+        }));
     }
     if meta.len() > max_bytes {
-        return Err(Error::DocumentTooLarge {
+        return Err(Error::Documents(DocumentsError::TooLarge {
             path: path.to_path_buf(),
             size: meta.len(),
             limit: max_bytes,
-        });
+        }));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     Ok((kind, bytes))
@@ -137,9 +140,9 @@ pub fn extract_bytes(path: &Path, kind: DocKind, bytes: &[u8]) -> Result<Extract
         .filter(|s| !s.text.is_empty())
         .collect();
     if sections.is_empty() {
-        return Err(Error::DocumentEmpty {
+        return Err(Error::Documents(DocumentsError::Empty {
             path: path.to_path_buf(),
-        });
+        }));
     }
     Ok(Extracted {
         kind,
@@ -173,10 +176,10 @@ fn tidy(text: &str) -> String {
 }
 
 fn unreadable(path: &Path, reason: impl Into<String>) -> Error {
-    Error::DocumentUnreadable {
+    Error::Documents(DocumentsError::Unreadable {
         path: path.to_path_buf(),
         reason: reason.into(),
-    }
+    })
 }
 
 /// UTF-8 (with or without BOM), UTF-16 with a BOM, or EUC-KR/CP949; binary data is refused.
@@ -380,9 +383,9 @@ const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
 fn docx_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {
     if bytes.starts_with(&OLE_MAGIC) {
-        return Err(Error::DocumentEncrypted {
+        return Err(Error::Documents(DocumentsError::Encrypted {
             path: path.to_path_buf(),
-        });
+        }));
     }
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| unreadable(path, format!("not a DOCX (zip) file: {e}")))?;
@@ -461,15 +464,15 @@ fn pdf_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {
     }
     match lopdf::Document::load_mem(bytes) {
         Ok(doc) if doc.is_encrypted() => {
-            return Err(Error::DocumentEncrypted {
+            return Err(Error::Documents(DocumentsError::Encrypted {
                 path: path.to_path_buf(),
-            })
+            }))
         }
         Ok(_) => {}
         Err(lopdf::Error::Decryption(_)) => {
-            return Err(Error::DocumentEncrypted {
+            return Err(Error::Documents(DocumentsError::Encrypted {
                 path: path.to_path_buf(),
-            })
+            }))
         }
         Err(e) => return Err(unreadable(path, format!("corrupt PDF: {e}"))),
     }

@@ -29,7 +29,7 @@
 //!   `levels_epoch`, and a search that finds it moved reads the levels again (not the vectors).
 //!
 //! Threading: every method blocks (file parsing, embedding, SQLite); call from a worker thread
-//! or `spawn_blocking`. One job runner at a time ([`Error::ImportInProgress`] otherwise);
+//! or `spawn_blocking`. One job runner at a time ([`Error::Documents(DocumentsError::ImportInProgress)`] otherwise);
 //! searches may run while it works (they share the store and index mutexes, held briefly).
 //!
 //! Layout: this file holds the library, its types and the catalog (list, level, delete, open);
@@ -42,6 +42,7 @@ mod import;
 mod search;
 mod vector_index;
 
+use crate::error::DocumentsError;
 pub use search::fuse;
 use vector_index::{index_at, read_epoch};
 
@@ -345,9 +346,11 @@ impl Library {
         match &mut *slot {
             EmbedderSlot::Ready(e) => Ok(f(e.as_mut())),
             EmbedderSlot::Failed(why, _) => Err(why.clone()),
-            EmbedderSlot::NotLoaded => Err(Error::EmbeddingModelMissing {
-                path: self.model_dir.clone(),
-            }),
+            EmbedderSlot::NotLoaded => {
+                Err(Error::Documents(DocumentsError::EmbeddingModelMissing {
+                    path: self.model_dir.clone(),
+                }))
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! (`--page`), Zathura (`--page`), qpdfview (`FILE#PAGE`). The viewer is started detached; its
 //! exit is not waited for.
 
+use crate::error::DocumentsError;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -71,16 +72,16 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 /// Opens `file` in the system viewer.
 pub fn open_original(file: &Path, page: Option<u32>) -> Result<Opened> {
     if !file.is_file() {
-        return Err(Error::OpenFailed {
+        return Err(Error::Documents(DocumentsError::OpenFailed {
             path: file.to_path_buf(),
             reason: "the file is no longer there (moved or deleted since it was imported)".into(),
-        });
+        }));
     }
     let Some((program, args, at_page)) = viewer_command(file, page, &find_on_path) else {
-        return Err(Error::OpenFailed {
+        return Err(Error::Documents(DocumentsError::OpenFailed {
             path: file.to_path_buf(),
             reason: "no program to open files was found (install xdg-utils)".into(),
-        });
+        }));
     };
     Command::new(&program)
         .args(&args)
@@ -88,9 +89,11 @@ pub fn open_original(file: &Path, page: Option<u32>) -> Result<Opened> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| Error::OpenFailed {
-            path: file.to_path_buf(),
-            reason: format!("{}: {e}", program.display()),
+        .map_err(|e| {
+            Error::Documents(DocumentsError::OpenFailed {
+                path: file.to_path_buf(),
+                reason: format!("{}: {e}", program.display()),
+            })
         })?;
     Ok(Opened {
         program: program.to_string_lossy().into_owned(),

@@ -14,6 +14,7 @@
 //! Threading: usearch allows concurrent searches and adds; callers still hold the index in a
 //! mutex because growing its capacity must not race an add.
 
+use crate::error::DocumentsError;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -123,14 +124,14 @@ impl VectorIndex {
     /// Adds (or replaces) the vector of chunk `key`.
     pub fn add(&mut self, key: i64, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dimensions {
-            return Err(Error::VectorIndex {
+            return Err(Error::Documents(DocumentsError::VectorIndex {
                 path: self.path.clone(),
                 message: format!(
                     "chunk {key}: {} dimensions, the index has {}",
                     vector.len(),
                     self.dimensions
                 ),
-            });
+            }));
         }
         let key = key as u64;
         if self.index.contains(key) {
@@ -196,9 +197,11 @@ impl VectorIndex {
             epoch,
             count: self.index.size(),
         };
-        let mut header_line = serde_json::to_vec(&header).map_err(|e| Error::VectorIndex {
-            path: self.path.clone(),
-            message: e.to_string(),
+        let mut header_line = serde_json::to_vec(&header).map_err(|e| {
+            Error::Documents(DocumentsError::VectorIndex {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })
         })?;
         header_line.push(b'\n');
         let body_len = self.index.serialized_length();
@@ -222,10 +225,10 @@ fn split_file(bytes: &[u8]) -> Option<(Header, &[u8])> {
 }
 
 fn index_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::VectorIndex {
+    Error::Documents(DocumentsError::VectorIndex {
         path: path.to_path_buf(),
         message: e.to_string(),
-    }
+    })
 }
 
 #[cfg(test)]

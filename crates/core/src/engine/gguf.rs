@@ -10,6 +10,7 @@
 //! ggml type: u32, offset: u64`), then the tensor data from the next multiple of
 //! `general.alignment` (32 by default).
 
+use crate::error::EngineError;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -87,21 +88,21 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn truncated(&self, what: &str) -> Error {
-        Error::ModelTruncated {
+        Error::Engine(EngineError::ModelTruncated {
             path: self.path.to_path_buf(),
             detail: format!(
                 "it ends inside the header while reading {what} at byte {}",
                 self.pos
             ),
             file_len: self.len,
-        }
+        })
     }
 
     fn corrupt(&self, detail: String) -> Error {
-        Error::ModelCorrupt {
+        Error::Engine(EngineError::ModelCorrupt {
             path: self.path.to_path_buf(),
             detail,
-        }
+        })
     }
 
     fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Error> {
@@ -254,25 +255,27 @@ pub fn read(path: &Path) -> Result<GgufModel, Error> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::ModelFileMissing {
+            return Err(Error::Engine(EngineError::ModelFileMissing {
                 path: path.to_path_buf(),
-            })
+            }))
         }
         Err(e) => {
-            return Err(Error::ModelUnreadable {
+            return Err(Error::Engine(EngineError::ModelUnreadable {
                 path: path.to_path_buf(),
                 message: e.to_string(),
-            })
+            }))
         }
     };
     if meta.is_dir() {
-        return Err(Error::ModelNotAFile {
+        return Err(Error::Engine(EngineError::ModelNotAFile {
             path: path.to_path_buf(),
-        });
+        }));
     }
-    let file = File::open(path).map_err(|e| Error::ModelUnreadable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    let file = File::open(path).map_err(|e| {
+        Error::Engine(EngineError::ModelUnreadable {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     })?;
     let mut r = Reader {
         inner: BufReader::with_capacity(1 << 16, file),
@@ -281,24 +284,24 @@ pub fn read(path: &Path) -> Result<GgufModel, Error> {
         path,
     };
 
-    let magic = r
-        .bytes::<4>("the magic number")
-        .map_err(|_| Error::ModelNotGguf {
+    let magic = r.bytes::<4>("the magic number").map_err(|_| {
+        Error::Engine(EngineError::ModelNotGguf {
             path: path.to_path_buf(),
             found: String::from("(fewer than 4 bytes)"),
-        })?;
+        })
+    })?;
     if &magic != b"GGUF" {
-        return Err(Error::ModelNotGguf {
+        return Err(Error::Engine(EngineError::ModelNotGguf {
             path: path.to_path_buf(),
             found: String::from_utf8_lossy(&magic).escape_debug().to_string(),
-        });
+        }));
     }
     let version = r.u32("the version")?;
     if !(2..=3).contains(&version) {
-        return Err(Error::ModelUnsupportedVersion {
+        return Err(Error::Engine(EngineError::ModelUnsupportedVersion {
             path: path.to_path_buf(),
             version,
-        });
+        }));
     }
     let tensor_count = r.u64("the tensor count")?;
     let metadata_count = r.u64("the metadata count")?;
@@ -379,7 +382,7 @@ impl GgufModel {
             tensor.size = Some(size);
             let end = tensor.offset.checked_add(size);
             if end.is_none_or(|end| end > data_len) {
-                return Err(Error::ModelTruncated {
+                return Err(Error::Engine(EngineError::ModelTruncated {
                     path: self.path.clone(),
                     detail: format!(
                         "tensor {} needs bytes up to {} but the data ends at {}",
@@ -388,7 +391,7 @@ impl GgufModel {
                         self.file_len
                     ),
                     file_len: self.file_len,
-                });
+                }));
             }
         }
         Ok(())

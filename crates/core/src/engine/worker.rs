@@ -30,6 +30,7 @@ mod queue;
 mod server;
 mod slots;
 
+use crate::error::EngineError;
 use load::*;
 use mtmd::*;
 pub(crate) use queue::WorkerShared;
@@ -77,8 +78,10 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend> {
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|message| Error::EngineInit {
-            message: message.clone(),
+        .map_err(|message| {
+            Error::Engine(EngineError::Init {
+                message: message.clone(),
+            })
         })
 }
 
@@ -112,8 +115,10 @@ pub(crate) fn start(spec: LoadSpec, sink: Option<RequestSink>) -> Result<Worker>
     let thread = std::thread::Builder::new()
         .name(format!("deskmate-{}-model", persona.as_str()))
         .spawn(move || worker_main(backend, spec, sink, ready_tx))
-        .map_err(|e| Error::EngineInit {
-            message: format!("cannot start the {} model's thread: {e}", persona.as_str()),
+        .map_err(|e| {
+            Error::Engine(EngineError::Init {
+                message: format!("cannot start the {} model's thread: {e}", persona.as_str()),
+            })
         })?;
     match ready_rx.recv() {
         Ok(Ok((shared, model))) => Ok(Worker {
@@ -127,9 +132,9 @@ pub(crate) fn start(spec: LoadSpec, sink: Option<RequestSink>) -> Result<Worker>
         }
         Err(_) => {
             let _ = thread.join();
-            Err(Error::WorkerCrashed {
+            Err(Error::Engine(EngineError::WorkerCrashed {
                 persona: persona.as_str(),
-            })
+            }))
         }
     }
 }
@@ -168,12 +173,12 @@ fn worker_main(
     let ctx = match model.new_context(backend, context_params(&spec.config, &settings)) {
         Ok(ctx) => ctx,
         Err(e) => {
-            let _ = ready.send(Err(Error::ModelLoadFailed {
+            let _ = ready.send(Err(Error::Engine(EngineError::ModelLoadFailed {
                 path: spec.path.clone(),
                 reason: format!("{e}: {}", failure_reason(&log.since(0))),
                 out_of_memory: false,
                 attempts: report.attempts.clone(),
-            }));
+            })));
             return;
         }
     };

@@ -6,6 +6,7 @@
 //! the entry's index and id. Every object rejects unknown keys; every `sha256` key must be present
 //! (`null` is allowed for `url` sources only, which then need `--allow-unverified`).
 
+use crate::error::ModelsError;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -218,9 +219,11 @@ impl Manifest {
 
     /// Parses and validates manifest JSON; `origin` names it in errors (a path, "shipped manifest").
     pub fn parse(json: &str, origin: &str) -> Result<Manifest> {
-        let invalid = |message: String| Error::ModelManifestInvalid {
-            origin: origin.to_owned(),
-            message,
+        let invalid = |message: String| {
+            Error::Models(ModelsError::ManifestInvalid {
+                origin: origin.to_owned(),
+                message,
+            })
         };
         let raw: RawManifest = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
         if raw.version != MANIFEST_VERSION {
@@ -277,9 +280,11 @@ impl Manifest {
             Selection::Ids(ids) => {
                 let mut out: Vec<&ModelEntry> = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let entry = self.get(id).ok_or_else(|| Error::ModelUnknown {
-                        id: id.clone(),
-                        known: self.models.iter().map(|m| m.id.clone()).collect(),
+                    let entry = self.get(id).ok_or_else(|| {
+                        Error::Models(ModelsError::Unknown {
+                            id: id.clone(),
+                            known: self.models.iter().map(|m| m.id.clone()).collect(),
+                        })
                     })?;
                     if !out.iter().any(|e| e.id == entry.id) {
                         out.push(entry);
@@ -531,7 +536,7 @@ mod tests {
 
     fn message(json: &str) -> String {
         match parse(json) {
-            Err(e @ Error::ModelManifestInvalid { .. }) => {
+            Err(e @ Error::Models(ModelsError::ManifestInvalid { .. })) => {
                 assert_eq!(e.code(), "model_manifest_invalid");
                 e.to_string()
             }

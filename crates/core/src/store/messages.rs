@@ -2,6 +2,7 @@
 //! one transaction ([`Store::begin_reply`]), finished, or found cut off.
 
 use super::*;
+use crate::error::ChatError;
 
 impl Store {
     /// Appends a message and marks its session as just used, in one transaction.
@@ -73,7 +74,7 @@ impl Store {
 
     /// Starts a reply in one write transaction, so that two writers (two processes, or two
     /// chats of one) never both start one in a session: a reply still `streaming` whose
-    /// writer is alive (`writer_alive(owner)`) refuses with [`Error::ReplyInProgress`] and
+    /// writer is alive (`writer_alive(owner)`) refuses with [`Error::Chat(ChatError::ReplyInProgress)`] and
     /// nothing is written; one whose writer is gone is marked interrupted (`app_closed`) first.
     /// Then `start` is stored (the user's message, or for a retry the replies after the last
     /// one deleted) with a `streaming` placeholder owned by `owner`.
@@ -102,9 +103,9 @@ impl Store {
         for (id, writer) in &streaming {
             match writer {
                 Some(writer) if writer_alive(writer) => {
-                    return Err(Error::ReplyInProgress {
+                    return Err(Error::Chat(ChatError::ReplyInProgress {
                         session: session_id,
-                    })
+                    }))
                 }
                 _ => {
                     tx.execute(
@@ -143,9 +144,9 @@ impl Store {
                         |r| r.get(0),
                     )
                     .map_err(err)?;
-                let last_user = last_user.ok_or(Error::NothingToRetry {
+                let last_user = last_user.ok_or(Error::Chat(ChatError::NothingToRetry {
                     session: session_id,
-                })?;
+                }))?;
                 let replaced: Vec<i64> = {
                     let mut stmt = tx
                         .prepare(

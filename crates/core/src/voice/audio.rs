@@ -14,7 +14,7 @@
 //!   in `[-1, 1]` (a broken float file's NaN and infinities become 0,
 //!   overshoot is clamped).
 //! - Nothing longer than [`MAX_SECONDS`] is decoded: a longer file is
-//!   [`Error::AudioTooLong`], never a silently shortened transcript. The
+//!   [`Error::Voice(VoiceError::AudioTooLong)`], never a silently shortened transcript. The
 //!   length the container declares (WAV data size, FLAC stream info, the
 //!   MP3 Xing/LAME header, the last OGG page) is trusted to refuse a file
 //!   before decoding it, so a header that claims too much is refused even if
@@ -23,13 +23,13 @@
 //!   had been decoded, just over the limit.
 //! - Nothing here panics, whatever the input: no `unwrap`, and the decoders
 //!   run inside `catch_unwind`, so that a bug in one on some malformed file
-//!   is an [`Error::AudioUnreadable`] rather than a crash.
+//!   is an [`Error::Voice(VoiceError::AudioUnreadable)`] rather than a crash.
 //!
 //! Errors say what the user can do: a file type we do not handle is
-//! [`Error::AudioUnsupported`], decided from the extension alone before the
+//! [`Error::Voice(VoiceError::AudioUnsupported)`], decided from the extension alone before the
 //! file is opened; a file that cannot be opened or read from disk is
 //! [`Error::Io`]; a file of a handled type whose content does not decode is
-//! [`Error::AudioUnreadable`], with the reason.
+//! [`Error::Voice(VoiceError::AudioUnreadable)`], with the reason.
 //!
 //! Damaged files: a file that starts well and breaks later (a truncated
 //! download, a recording cut off by a crash) gives the audio before the damage
@@ -40,6 +40,7 @@
 //! which not one sample decodes is an error. Decoding also stops, keeping what
 //! it has, at a change of sample rate or a chained OGG stream.
 
+use crate::error::VoiceError;
 use std::fs::File;
 use std::io::{Cursor, ErrorKind};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -517,10 +518,10 @@ pub fn resample(input: &[f32], from_rate: u32, to_rate: u32) -> Vec<f32> {
 ///
 /// # Errors
 ///
-/// - [`Error::AudioUnsupported`]: the extension is missing or not handled.
+/// - [`Error::Voice(VoiceError::AudioUnsupported)`]: the extension is missing or not handled.
 /// - [`Error::Io`]: the file cannot be opened or read.
-/// - [`Error::AudioUnreadable`]: the content does not decode.
-/// - [`Error::AudioTooLong`]: the audio is longer than [`MAX_SECONDS`].
+/// - [`Error::Voice(VoiceError::AudioUnreadable)`]: the content does not decode.
+/// - [`Error::Voice(VoiceError::AudioTooLong)`]: the audio is longer than [`MAX_SECONDS`].
 pub fn decode_file(path: &Path) -> Result<Vec<f32>> {
     let extension = supported_extension(path)?;
     let file = File::open(path).map_err(|source| Error::io(path, source))?;
@@ -563,10 +564,10 @@ struct Origin {
 
 impl Origin {
     fn unreadable(&self, reason: impl Into<String>) -> Error {
-        Error::AudioUnreadable {
+        Error::Voice(VoiceError::AudioUnreadable {
             path: self.path.clone(),
             reason: reason.into(),
-        }
+        })
     }
 
     fn too_long(&self, seconds: f64, limit: u32) -> Error {
@@ -576,11 +577,11 @@ impl Origin {
             .unwrap_or(self.path.as_os_str())
             .to_string_lossy()
             .into_owned();
-        Error::AudioTooLong {
+        Error::Voice(VoiceError::AudioTooLong {
             what,
             seconds,
             limit,
-        }
+        })
     }
 
     /// Maps an error from opening the stream (probing it, making its
@@ -621,10 +622,10 @@ fn supported_extension(path: &Path) -> Result<String> {
     if SUPPORTED_EXTENSIONS.contains(&extension.as_str()) {
         Ok(extension)
     } else {
-        Err(Error::AudioUnsupported {
+        Err(Error::Voice(VoiceError::AudioUnsupported {
             path: path.to_path_buf(),
             extension,
-        })
+        }))
     }
 }
 
@@ -1170,7 +1171,7 @@ mod tests {
     fn other_extensions_are_unsupported_before_the_file_is_read() {
         for (name, extension) in [("memo.m4a", "m4a"), ("notes.txt", "txt"), ("README", "")] {
             match decode_bytes(name, b"RIFF".to_vec()) {
-                Err(Error::AudioUnsupported { extension: e, path }) => {
+                Err(Error::Voice(VoiceError::AudioUnsupported { extension: e, path })) => {
                     assert_eq!(e, extension);
                     assert_eq!(path, Path::new(name));
                 }
@@ -1179,7 +1180,10 @@ mod tests {
         }
         // Checked before opening: a missing .m4a is unsupported, not missing.
         let err = decode_file(Path::new("/nonexistent/memo.m4a")).unwrap_err();
-        assert!(matches!(err, Error::AudioUnsupported { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Voice(VoiceError::AudioUnsupported { .. })),
+            "{err:?}"
+        );
         assert!(err
             .to_string()
             .ends_with(".m4a audio is not supported (wav, mp3, ogg, flac)"));
@@ -1223,7 +1227,7 @@ mod tests {
         for (name, bytes, expected) in cases {
             let (_dir, path) = temp_file(name, &bytes);
             match decode_file(&path) {
-                Err(Error::AudioUnreadable { path: p, reason }) => {
+                Err(Error::Voice(VoiceError::AudioUnreadable { path: p, reason })) => {
                     assert_eq!(p, path);
                     assert_eq!(reason, expected, "{name}");
                 }
@@ -1236,7 +1240,7 @@ mod tests {
     fn a_wav_header_without_samples_is_unreadable() {
         let bytes = wav_bytes(1, 16, 1, 16_000, &[], None);
         match decode_bytes("silent.wav", bytes) {
-            Err(Error::AudioUnreadable { reason, .. }) => {
+            Err(Error::Voice(VoiceError::AudioUnreadable { reason, .. })) => {
                 assert_eq!(reason, "no audio could be decoded from it");
             }
             other => panic!("{other:?}"),
@@ -1298,11 +1302,11 @@ mod tests {
         let (_dir, path) = temp_file("lecture.wav", &wav_bytes(1, 16, 1, 8000, &data, None));
         let err = decode_file(&path).unwrap_err();
         match &err {
-            Error::AudioTooLong {
+            Error::Voice(VoiceError::AudioTooLong {
                 what,
                 seconds,
                 limit,
-            } => {
+            }) => {
                 assert_eq!(what, "lecture.wav");
                 assert!((seconds - 601.0).abs() < 1e-6);
                 assert_eq!(*limit, MAX_SECONDS);
@@ -1322,7 +1326,7 @@ mod tests {
         let bytes = wav_bytes(1, 16, 1, 16_000, &[0u8; 3200], Some(claimed));
         let err = decode_bytes("claims.wav", bytes).unwrap_err();
         assert!(
-            matches!(err, Error::AudioTooLong { seconds, .. } if (seconds - 700.0).abs() < 1e-6),
+            matches!(err, Error::Voice(VoiceError::AudioTooLong { seconds, .. }) if (seconds - 700.0).abs() < 1e-6),
             "{err:?}"
         );
     }
@@ -1344,11 +1348,11 @@ mod tests {
             |limit| decode_source(Box::new(Cursor::new(bytes.clone())), "wav", &origin, limit);
         assert_eq!(decode(2).unwrap().len(), 32_000);
         match decode(1) {
-            Err(Error::AudioTooLong {
+            Err(Error::Voice(VoiceError::AudioTooLong {
                 what,
                 seconds,
                 limit,
-            }) => {
+            })) => {
                 assert_eq!(what, "stream.wav");
                 assert_eq!(limit, 1);
                 assert!(seconds > 1.0 && seconds <= 2.0, "{seconds}");

@@ -11,6 +11,7 @@
 //! `on_level`. The open result (device name, format, or the error) comes back before
 //! [`Recording::start`] returns, so a missing microphone is an immediate, clear error.
 
+use crate::error::VoiceError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -77,15 +78,17 @@ impl Recording {
         let thread = std::thread::Builder::new()
             .name("deskmate-mic".into())
             .spawn(move || record(input.as_ref(), &stop_flag, &opened_tx, &on_level))
-            .map_err(|e| Error::InputDeviceFailed {
-                device: "default".into(),
-                reason: format!("no thread for the recording: {e}"),
+            .map_err(|e| {
+                Error::Voice(VoiceError::InputDeviceFailed {
+                    device: "default".into(),
+                    reason: format!("no thread for the recording: {e}"),
+                })
             })?;
         let opened = opened_rx.recv().unwrap_or_else(|_| {
-            Err(Error::InputDeviceFailed {
+            Err(Error::Voice(VoiceError::InputDeviceFailed {
                 device: "default".into(),
                 reason: "the recording thread stopped while opening the device".into(),
-            })
+            }))
         });
         match opened {
             Ok(format) => Ok(Recording {
@@ -122,10 +125,15 @@ impl Recording {
 
     fn finish(&mut self) -> Result<Captured> {
         self.stop.store(true, Ordering::SeqCst);
-        let thread = self.thread.take().ok_or(Error::NotRecording)?;
-        thread.join().map_err(|_| Error::InputDeviceFailed {
-            device: self.format.device.clone(),
-            reason: "the recording thread panicked".into(),
+        let thread = self
+            .thread
+            .take()
+            .ok_or(Error::Voice(VoiceError::NotRecording))?;
+        thread.join().map_err(|_| {
+            Error::Voice(VoiceError::InputDeviceFailed {
+                device: self.format.device.clone(),
+                reason: "the recording thread panicked".into(),
+            })
         })
     }
 }
@@ -245,7 +253,7 @@ impl AudioInput for FileInput {
         if self.path.is_file() {
             Ok(self.format())
         } else {
-            Err(Error::NoInputDevice)
+            Err(Error::Voice(VoiceError::NoInputDevice))
         }
     }
 
@@ -269,9 +277,11 @@ impl AudioInput for FileInput {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             })
-            .map_err(|e| Error::InputDeviceFailed {
-                device: self.format().device,
-                reason: e.to_string(),
+            .map_err(|e| {
+                Error::Voice(VoiceError::InputDeviceFailed {
+                    device: self.format().device,
+                    reason: e.to_string(),
+                })
             })?;
         Ok((
             self.format(),
@@ -292,7 +302,7 @@ mod cpal_input {
     use cpal::{FromSample, SampleFormat, SizedSample};
 
     use super::{AudioInput, InputFormat, InputStream, SampleSink};
-    use crate::error::{Error, Result};
+    use crate::error::{Error, Result, VoiceError};
 
     impl AudioInput for super::CpalInput {
         fn probe(&self) -> Result<InputFormat> {
@@ -320,10 +330,10 @@ mod cpal_input {
                 SampleFormat::U8 => build::<u8>(&device, &config, sink),
                 SampleFormat::I8 => build::<i8>(&device, &config, sink),
                 other => {
-                    return Err(Error::InputDeviceFailed {
+                    return Err(Error::Voice(VoiceError::InputDeviceFailed {
                         device: name,
                         reason: format!("its sample format {other} is not supported"),
-                    })
+                    }))
                 }
             }
             .map_err(|e| device_error(&name, &e))?;
@@ -334,7 +344,9 @@ mod cpal_input {
 
     fn default_input() -> Result<(cpal::Device, cpal::SupportedStreamConfig)> {
         let host = cpal::default_host();
-        let device = host.default_input_device().ok_or(Error::NoInputDevice)?;
+        let device = host
+            .default_input_device()
+            .ok_or(Error::Voice(VoiceError::NoInputDevice))?;
         // On a machine without a sound card cpal still returns a default device; the failure
         // only shows when its configuration is asked for. With no input device at all that is
         // "no device", not "the device failed".
@@ -343,7 +355,7 @@ mod cpal_input {
             Err(e) => {
                 let any_input = host.input_devices().map(|mut d| d.next().is_some());
                 if matches!(any_input, Ok(false)) {
-                    Err(Error::NoInputDevice)
+                    Err(Error::Voice(VoiceError::NoInputDevice))
                 } else {
                     Err(device_error(&device_name(&device), &e))
                 }
@@ -387,16 +399,16 @@ mod cpal_input {
 
     fn device_error(device: &str, e: &cpal::Error) -> Error {
         match e.kind() {
-            cpal::ErrorKind::PermissionDenied => Error::InputPermissionDenied {
+            cpal::ErrorKind::PermissionDenied => Error::Voice(VoiceError::InputPermissionDenied {
                 device: device.to_owned(),
-            },
+            }),
             cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable => {
-                Error::NoInputDevice
+                Error::Voice(VoiceError::NoInputDevice)
             }
-            _ => Error::InputDeviceFailed {
+            _ => Error::Voice(VoiceError::InputDeviceFailed {
                 device: device.to_owned(),
                 reason: e.to_string(),
-            },
+            }),
         }
     }
 }
@@ -435,14 +447,14 @@ mod tests {
     impl AudioInput for FakeInput {
         fn probe(&self) -> Result<InputFormat> {
             match self {
-                FakeInput::Missing => Err(Error::NoInputDevice),
-                FakeInput::Fails => Err(Error::InputDeviceFailed {
+                FakeInput::Missing => Err(Error::Voice(VoiceError::NoInputDevice)),
+                FakeInput::Fails => Err(Error::Voice(VoiceError::InputDeviceFailed {
                     device: "USB mic".into(),
                     reason: "device busy".into(),
-                }),
-                FakeInput::Denied => Err(Error::InputPermissionDenied {
+                })),
+                FakeInput::Denied => Err(Error::Voice(VoiceError::InputPermissionDenied {
                     device: "USB mic".into(),
-                }),
+                })),
                 FakeInput::Tone { rate, channels, .. } => Ok(InputFormat {
                     device: "fake".into(),
                     sample_rate: *rate,

@@ -6,6 +6,7 @@
 //! next request starts a fresh helper. The helper's stderr (whisper.cpp's log) is drained on a
 //! thread into a short tail that explains failures the protocol cannot (a crash, an abort).
 
+use crate::error::VoiceError;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -39,10 +40,10 @@ pub fn locate_helper() -> Result<PathBuf> {
 
 /// The error for a helper looked for in `searched` and not found.
 pub(crate) fn missing_helper(searched: Vec<PathBuf>) -> Error {
-    Error::SpeechHelperMissing {
+    Error::Voice(VoiceError::SpeechHelperMissing {
         name: HELPER_NAME.to_owned(),
         searched,
-    }
+    })
 }
 
 /// [`locate_helper`]'s search: the helper, or every place it was looked for.
@@ -138,8 +139,10 @@ impl Helper {
             payload.extend_from_slice(&s.to_le_bytes());
         }
         let value = self.request(&header, &payload, model)?;
-        serde_json::from_value(value).map_err(|e| Error::SpeechFailed {
-            message: format!("the speech helper answered something unexpected: {e}"),
+        serde_json::from_value(value).map_err(|e| {
+            Error::Voice(VoiceError::SpeechFailed {
+                message: format!("the speech helper answered something unexpected: {e}"),
+            })
         })
     }
 
@@ -192,15 +195,17 @@ impl Helper {
                     slot.take().map(reap);
                 }
                 Err(match code.as_str() {
-                    "speech_model_missing" => Error::SpeechModelMissing {
+                    "speech_model_missing" => Error::Voice(VoiceError::SpeechModelMissing {
                         path: model.to_owned(),
-                    },
-                    "speech_model_invalid" => Error::SpeechModelInvalid {
+                    }),
+                    "speech_model_invalid" => Error::Voice(VoiceError::SpeechModelInvalid {
                         path: model.to_owned(),
                         message,
-                    },
-                    "speech_language_unsupported" => Error::SpeechLanguageUnsupported { message },
-                    _ => Error::SpeechFailed { message },
+                    }),
+                    "speech_language_unsupported" => {
+                        Error::Voice(VoiceError::SpeechLanguageUnsupported { message })
+                    }
+                    _ => Error::Voice(VoiceError::SpeechFailed { message }),
                 })
             }
             Err(e) => {
@@ -216,8 +221,10 @@ impl Helper {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::SpeechFailed {
-                message: format!("{} cannot be started: {e}", self.path.display()),
+            .map_err(|e| {
+                Error::Voice(VoiceError::SpeechFailed {
+                    message: format!("{} cannot be started: {e}", self.path.display()),
+                })
             })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -256,7 +263,7 @@ impl Helper {
             message.push_str("; its last log lines:\n");
             message.push_str(tail);
         }
-        Error::SpeechFailed { message }
+        Error::Voice(VoiceError::SpeechFailed { message })
     }
 }
 

@@ -3,6 +3,7 @@
 //! applied to the vector index.
 
 use super::*;
+use crate::error::DocumentsError;
 
 impl Library {
     /// Records an import of `paths` (files, and folders walked recursively) as a job whose
@@ -157,7 +158,7 @@ impl Library {
             .is_err()
         {
             let job = self.unfinished_jobs()?.first().copied().unwrap_or(0);
-            return Err(Error::ImportInProgress { job });
+            return Err(Error::Documents(DocumentsError::ImportInProgress { job }));
         }
         self.cancel.store(false, Ordering::SeqCst);
         let result = (|| {
@@ -634,9 +635,9 @@ impl Library {
             self.documents.chunk_overlap as usize,
         );
         if chunks.is_empty() {
-            return Err(Error::DocumentEmpty {
+            return Err(Error::Documents(DocumentsError::Empty {
                 path: path.to_path_buf(),
-            });
+            }));
         }
         Ok(Prepared::Changed {
             kind,
@@ -815,9 +816,9 @@ pub(super) fn import_level(
     spec: &JobSpec,
 ) -> Result<AccessLevel> {
     if known.is_some_and(|level| level > spec.clearance) {
-        return Err(Error::DocumentAboveClearance {
+        return Err(Error::Documents(DocumentsError::AboveClearance {
             path: path.to_path_buf(),
-        });
+        }));
     }
     if let Some(level) = spec.level.filter(|l| *l > spec.clearance) {
         return Err(Error::InvalidInput {

@@ -2,6 +2,7 @@
 //! fused by reciprocal rank, then the passages re-read under the profile's clearance.
 
 use super::*;
+use crate::error::DocumentsError;
 
 impl Library {
     /// Hybrid search under the active profile's clearance.
@@ -90,9 +91,9 @@ impl Library {
         let vector_hits = match vector_half {
             None => Vec::new(),
             Some(Err(_)) => {
-                return Err(Error::EmbeddingFailed {
+                return Err(Error::Documents(DocumentsError::EmbeddingFailed {
                     message: "the vector search thread panicked".to_owned(),
-                })
+                }))
             }
             Some(Ok(Ok(hits))) => hits?,
             Some(Ok(Err(why))) => {

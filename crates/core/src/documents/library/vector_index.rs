@@ -3,6 +3,7 @@
 //! with a search warning, when the file cannot be written).
 
 use super::*;
+use crate::error::DocumentsError;
 
 impl Library {
     /// Applies one committed transaction's chunk changes to the in-memory index. `epoch_before`
@@ -64,10 +65,10 @@ impl Library {
                 if unsaved.is_none() {
                     tracing::warn!(error = %e, "the vector index cannot be saved; it is kept in memory");
                 }
-                *unsaved = Some(Error::VectorIndexUnsaved {
+                *unsaved = Some(Error::Documents(DocumentsError::VectorIndexUnsaved {
                     path: self.vectors_path.clone(),
                     reason: e.to_string(),
-                });
+                }));
                 Ok(false)
             }
         }

@@ -2,6 +2,7 @@
 //! template (the file's own, or one chosen by architecture).
 
 use super::*;
+use crate::error::EngineError;
 
 pub(super) struct Loaded {
     pub(super) model: Arc<LlamaModel>,
@@ -179,22 +180,22 @@ pub(super) fn load(
     let model = match result {
         Ok(model) => model,
         Err(failure) => {
-            return Err(Error::ModelLoadFailed {
+            return Err(Error::Engine(EngineError::ModelLoadFailed {
                 path: spec.path.clone(),
                 reason: failure.reason,
                 out_of_memory: failure.out_of_memory,
                 attempts,
-            })
+            }))
         }
     };
 
     let (template, template_source) =
         chat_template(&model, config, gguf.architecture()).map_err(|(template, message)| {
-            Error::ChatTemplate {
+            Error::Engine(EngineError::ChatTemplate {
                 path: spec.path.clone(),
                 template,
                 message,
-            }
+            })
         })?;
 
     let report = LoadReport {

@@ -5,6 +5,7 @@
 use super::server::{Prompt, Server};
 use super::slots::NO_TOKEN;
 use super::*;
+use crate::error::{EngineError, VisionError};
 
 /// The vision projector named by `mmproj` (relative to the model's folder), loaded for `model`.
 /// A projector that cannot be loaded leaves the text model working: the report says why.
@@ -65,10 +66,10 @@ pub(super) fn load_projector(
 }
 
 pub(super) fn image_error(persona: &'static str, e: &dyn std::fmt::Display) -> Error {
-    Error::Decode {
+    Error::Engine(EngineError::Decode {
         persona,
         message: format!("the image could not be prepared: {e}"),
-    }
+    })
 }
 
 impl Server<'_> {
@@ -116,10 +117,10 @@ impl Server<'_> {
         let persona = self.persona();
         if self.mtmd.is_none() {
             return Err((
-                Error::VisionUnavailable {
+                Error::Vision(VisionError::VisionUnavailable {
                     persona,
                     reason: "no vision projector is loaded for this model".into(),
-                },
+                }),
                 0,
             ));
         }
@@ -150,21 +151,21 @@ impl Server<'_> {
         let tokens = chunks.total_tokens();
         if tokens > limit {
             return Err((
-                Error::PromptTooLong {
+                Error::Engine(EngineError::PromptTooLong {
                     tokens,
                     limit,
                     n_ctx: self.settings.n_ctx,
                     parallel: self.settings.parallel,
-                },
+                }),
                 tokens,
             ));
         }
         let Some(index) = self.pick_slot(&[]) else {
             return Err((
-                Error::Decode {
+                Error::Engine(EngineError::Decode {
                     persona,
                     message: "no free slot".into(),
-                },
+                }),
                 tokens,
             ));
         };
@@ -194,10 +195,10 @@ impl Server<'_> {
             Err(e) => {
                 let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
                 Err((
-                    Error::Decode {
+                    Error::Engine(EngineError::Decode {
                         persona,
                         message: format!("reading the image failed: {e}"),
-                    },
+                    }),
                     tokens,
                 ))
             }

@@ -3,6 +3,7 @@
 //! request log. Shared between the callers and the worker thread.
 
 use super::*;
+use crate::error::EngineError;
 
 /// What callers share with the worker thread.
 pub(crate) struct WorkerShared {
@@ -34,14 +35,14 @@ impl WorkerShared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a request, or answers [`Error::EngineBusy`] at once when the queue is full.
+    /// Queues a request, or answers [`Error::Engine(EngineError::Busy)`] at once when the queue is full.
     pub fn submit(&self, request: ChatRequest, cancel: CancelToken) -> Result<Generation> {
         let (events, receiver) = unbounded_channel();
         let mut queue = self.lock();
         if queue.shutdown {
-            return Err(Error::ModelUnloaded {
+            return Err(Error::Engine(EngineError::ModelUnloaded {
                 persona: self.persona.as_str(),
-            });
+            }));
         }
         // A request that will find a free slot at the next step is not "waiting".
         if queue.jobs.len() >= self.max_queue + queue.idle_slots {
@@ -56,10 +57,10 @@ impl WorkerShared {
                 error_code: Some("busy".to_owned()),
                 ..RequestRecord::default()
             });
-            return Err(Error::EngineBusy {
+            return Err(Error::Engine(EngineError::Busy {
                 persona: self.persona.as_str(),
                 queued,
-            });
+            }));
         }
         queue.jobs.push_back(Job {
             request,
@@ -75,7 +76,7 @@ impl WorkerShared {
         Ok(Generation::new(receiver, cancel))
     }
 
-    /// Asks the worker to stop: queued and running requests end with [`Error::ModelUnloaded`].
+    /// Asks the worker to stop: queued and running requests end with [`Error::Engine(EngineError::ModelUnloaded)`].
     pub fn shutdown(&self) {
         self.lock().shutdown = true;
         self.wake.notify_all();

@@ -3,6 +3,7 @@
 
 use super::slots::{self, SlotView};
 use super::*;
+use crate::error::EngineError;
 
 pub(super) struct Slot {
     pub(super) seq: i32,
@@ -180,10 +181,10 @@ impl Server<'_> {
             // admit() never hands out more jobs than free slots.
             self.fail_job(
                 job,
-                Error::Decode {
+                Error::Engine(EngineError::Decode {
                     persona: self.persona(),
                     message: "no free slot".into(),
-                },
+                }),
                 prompt.len(),
             );
             return;
@@ -299,22 +300,24 @@ impl Server<'_> {
             let text = self
                 .model
                 .apply_chat_template(&self.template, &chat, true)
-                .map_err(|e| Error::ChatTemplate {
-                    path: self.shared.report.file.clone(),
-                    template: self.shared.report.chat_template.clone(),
-                    message: e.to_string(),
+                .map_err(|e| {
+                    Error::Engine(EngineError::ChatTemplate {
+                        path: self.shared.report.file.clone(),
+                        template: self.shared.report.chat_template.clone(),
+                        message: e.to_string(),
+                    })
                 })?;
             let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
             if tokens.len() <= limit {
                 return Ok((text, dropped));
             }
             if !drop_oldest_turn(&mut messages) {
-                return Err(Error::PromptTooLong {
+                return Err(Error::Engine(EngineError::PromptTooLong {
                     tokens: tokens.len(),
                     limit,
                     n_ctx: self.settings.n_ctx,
                     parallel: self.settings.parallel,
-                });
+                }));
             }
             dropped += 1;
         }
@@ -423,10 +426,10 @@ impl Server<'_> {
                     let seq = self.slots[index].seq;
                     let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
                     self.slots[index].cache.clear();
-                    let e = Error::Decode {
+                    let e = Error::Engine(EngineError::Decode {
                         persona: self.persona(),
                         message: message.clone(),
-                    };
+                    });
                     self.finish(index, End::Failed(e));
                 }
             }
@@ -598,15 +601,15 @@ impl Server<'_> {
     pub(super) fn fail_everything(&mut self) {
         let jobs: Vec<Job> = self.shared.lock().jobs.drain(..).collect();
         for job in jobs {
-            let e = Error::ModelUnloaded {
+            let e = Error::Engine(EngineError::ModelUnloaded {
                 persona: self.persona(),
-            };
+            });
             self.fail_job(job, e, 0);
         }
         for index in 0..self.slots.len() {
-            let e = Error::ModelUnloaded {
+            let e = Error::Engine(EngineError::ModelUnloaded {
                 persona: self.persona(),
-            };
+            });
             self.finish(index, End::Failed(e));
         }
     }
