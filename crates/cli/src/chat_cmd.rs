@@ -399,7 +399,7 @@ impl TerminalChat<'_> {
                     summary.reply_status = Some(reply.status);
                 }
                 ChatEvent::Failed { error, reply, .. } => {
-                    if error.code == ErrorCode::Cancelled {
+                    if error.code() == ErrorCode::Cancelled {
                         // Stopped before any text: nothing was kept.
                         summary.finish_reason = Some(FinishReason::Cancelled);
                     } else {
@@ -414,7 +414,7 @@ impl TerminalChat<'_> {
         }
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
         if let Some(e) = failure {
-            anyhow::bail!("{} ({})", e.message, e.code);
+            return Err(e.into());
         }
         Ok(summary)
     }

@@ -39,7 +39,7 @@ use crate::engine::{
     CancelToken, ChatMessage, ChatRequest, Completion, Engine, FinishReason, GenerationEvent,
     ImageInput, PersonaState, Timings,
 };
-use crate::error::{Error, ErrorCode, ErrorPayload, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::owner::Owner;
 use crate::store::{
     BegunReply, Character, Message, MessageSource, MessageStatus, NewAttachment, Persona,
@@ -115,7 +115,7 @@ pub enum ChatEvent {
     Failed {
         reply_id: i64,
         reply: Option<Message>,
-        error: ErrorPayload,
+        error: Error,
     },
     Related {
         message_id: i64,
@@ -621,7 +621,7 @@ impl Turn {
                 emit(ChatEvent::Failed {
                     reply_id,
                     reply: None,
-                    error: cancelled_payload(),
+                    error: cancelled(),
                 });
                 None
             }
@@ -629,7 +629,7 @@ impl Turn {
                 emit(ChatEvent::Failed {
                     reply_id,
                     reply: None,
-                    error: ErrorPayload::from(&e),
+                    error: e,
                 });
                 None
             }
@@ -757,21 +757,18 @@ impl Turn {
                     });
                 }
                 GenerationEvent::Finished(c) => return Outcome::Finished(c, text),
-                GenerationEvent::Failed(e) => return Outcome::Failed(ErrorPayload::from(&e), text),
+                GenerationEvent::Failed(e) => return Outcome::Failed(e, text),
             }
         }
         let crashed = Error::Engine(EngineError::WorkerCrashed {
             persona: persona.as_str(),
         });
-        Outcome::Failed(ErrorPayload::from(&crashed), text)
+        Outcome::Failed(crashed, text)
     }
 
     /// Submits, waiting while the persona's model is still loading; a model that failed to load
     /// gives its load error (e.g. `model_missing`), which says more than "not loaded".
-    fn submit_when_loaded(
-        &self,
-        request: ChatRequest,
-    ) -> Result<crate::engine::Generation, ErrorPayload> {
+    fn submit_when_loaded(&self, request: ChatRequest) -> Result<crate::engine::Generation> {
         let persona = self.setup.persona;
         let deadline = Instant::now() + LOAD_WAIT;
         loop {
@@ -784,21 +781,19 @@ impl Turn {
                     match self.engine.persona_state(persona) {
                         PersonaState::Loading { .. } if Instant::now() < deadline => {
                             if self.cancel.is_cancelled() {
-                                return Err(cancelled_payload());
+                                return Err(cancelled());
                             }
                             std::thread::sleep(Duration::from_millis(100));
                         }
                         PersonaState::Failed { error, .. } => return Err(error),
                         _ => {
-                            return Err(ErrorPayload::from(&Error::Engine(
-                                EngineError::ModelNotLoaded {
-                                    persona: persona.as_str(),
-                                },
-                            )))
+                            return Err(Error::Engine(EngineError::ModelNotLoaded {
+                                persona: persona.as_str(),
+                            }))
                         }
                     }
                 }
-                Err(e) => return Err(ErrorPayload::from(&e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -817,7 +812,7 @@ impl Turn {
             Outcome::Failed(e, text) => (
                 text,
                 conversation::FAILED_REPLY_STATUS,
-                Some(e.code.as_str()),
+                Some(e.code().as_str()),
             ),
         };
         if text.is_empty() && status != MessageStatus::Complete {
@@ -881,7 +876,7 @@ impl Turn {
 
 enum Outcome {
     Finished(Completion, String),
-    Failed(ErrorPayload, String),
+    Failed(Error, String),
 }
 
 fn last_question(history: &[Message]) -> Option<String> {
@@ -892,11 +887,9 @@ fn last_question(history: &[Message]) -> Option<String> {
         .map(|m| m.content.clone())
 }
 
-fn cancelled_payload() -> ErrorPayload {
-    ErrorPayload {
-        code: ErrorCode::Cancelled,
-        message: "stopped before any text was written".to_owned(),
-    }
+/// A reply stopped before any text was written.
+fn cancelled() -> Error {
+    Error::Cancelled { what: "the reply" }
 }
 
 /// Short, predictable sampling for the background requests (seeded: the same answer gets the

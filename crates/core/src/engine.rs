@@ -266,7 +266,7 @@ pub enum PersonaState {
     Failed {
         persona: Persona,
         file: PathBuf,
-        error: crate::ErrorPayload,
+        error: Error,
         attempts: Vec<fit::Attempt>,
     },
 }
@@ -350,7 +350,7 @@ impl Engine {
         let failed = result.as_ref().err().map(|e| PersonaState::Failed {
             persona,
             file: path.to_path_buf(),
-            error: crate::ErrorPayload::from(e),
+            error: e.clone(),
             attempts: match e {
                 Error::Engine(EngineError::ModelLoadFailed { attempts, .. }) => attempts.clone(),
                 _ => Vec::new(),

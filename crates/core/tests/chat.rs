@@ -216,7 +216,7 @@ fn a_reply_stopped_before_any_text_is_removed_and_says_so() {
                 reply_id: id,
                 reply,
                 error,
-            } => Some((*id, reply.is_none(), error.code.as_str())),
+            } => Some((*id, reply.is_none(), error.code().as_str())),
             _ => None,
         })
         .expect("the page is told the empty reply is gone");
@@ -306,7 +306,7 @@ fn a_missing_model_fails_with_its_load_error_and_keeps_the_message() {
             _ => None,
         })
         .expect("a failed event");
-    assert_eq!(error.code, "model_missing");
+    assert_eq!(error.code(), "model_missing");
     let messages = f.store.lock().unwrap().messages(session).unwrap();
     assert_eq!(messages.len(), 1, "the user's message is kept");
     assert_eq!(messages[0].content, "안녕?");

@@ -516,7 +516,7 @@ fn persona_states_say_loaded_failed_or_not_loaded() {
         "{states:?}"
     );
     assert!(
-        matches!(&states[1], PersonaState::Failed { error, .. } if error.code == "model_missing"),
+        matches!(&states[1], PersonaState::Failed { error, .. } if error.code() == "model_missing"),
         "{states:?}"
     );
     let json = serde_json::to_value(&states).unwrap();
