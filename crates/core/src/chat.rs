@@ -154,6 +154,8 @@ pub struct Turn {
     store: Arc<Mutex<Store>>,
     engine: Arc<Engine>,
     active: Arc<Mutex<HashMap<i64, CancelToken>>>,
+    /// Set when [`Turn::run`] starts; a turn dropped before has its placeholder removed.
+    ran: bool,
 }
 
 fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
@@ -373,6 +375,7 @@ impl Chat {
             store: Arc::clone(&self.store),
             engine: Arc::clone(&self.engine),
             active: Arc::clone(&self.active),
+            ran: false,
         })
     }
 
@@ -430,6 +433,7 @@ impl Chat {
             store: Arc::clone(&self.store),
             engine: Arc::clone(&self.engine),
             active: Arc::clone(&self.active),
+            ran: false,
         })
     }
 
@@ -565,9 +569,16 @@ impl Turn {
     }
 }
 
-/// A turn dropped without being run (its thread could not start) frees its session.
+/// A turn dropped without being run (its thread could not start) removes its empty
+/// placeholder, which would otherwise keep the session busy for as long as this process lives,
+/// and frees its session. The user's message stays, as after a failed reply.
 impl Drop for Turn {
     fn drop(&mut self) {
+        if !self.ran {
+            if let Err(e) = lock(&self.store).delete_message(self.start.reply.id) {
+                tracing::warn!(error = %e, "the placeholder of a reply never started was not removed");
+            }
+        }
         self.release();
     }
 }
@@ -587,6 +598,7 @@ impl Turn {
 
     /// Writes the reply, then the extras; blocks until `done` has been emitted.
     pub fn run(mut self, mut emit: impl FnMut(ChatEvent)) {
+        self.ran = true;
         let reply_id = self.start.reply.id;
         let persona = self.setup.persona;
         if persona == Persona::Office {

@@ -416,3 +416,26 @@ fn a_grounded_answer_cites_what_the_profile_may_see_and_nothing_above_it() {
     let (sources, _) = ask("When does the garage close?");
     assert_eq!(sources, ["garage.md"]);
 }
+
+/// A turn whose thread never started (it is dropped unrun) leaves no `streaming` placeholder
+/// behind, so the session is not held busy for the rest of the process: the next send works.
+#[test]
+fn a_turn_dropped_before_it_ran_frees_its_session_and_leaves_no_placeholder() {
+    let f = fixture(8);
+    let turn = f
+        .chat
+        .send(None, &office(), "First question", OPTIONS)
+        .unwrap();
+    let session = turn.start().session.id;
+    let reply = turn.start().reply.id;
+    drop(turn);
+    let messages = f.store.lock().unwrap().messages(session).unwrap();
+    assert!(messages.iter().all(|m| m.id != reply), "{messages:?}");
+    assert_eq!(messages.len(), 1, "the user's message stays");
+    f.chat.check_not_replying(session).unwrap();
+    let next = f
+        .chat
+        .send(Some(session), &office(), "Second question", OPTIONS)
+        .unwrap();
+    collect(next);
+}
