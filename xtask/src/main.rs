@@ -100,6 +100,9 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The client the local API is tested with, pinned so a new release cannot change a test's result.
+const OPENAI_PACKAGE: &str = "openai==3.60.0";
+
 fn step(what: &str) {
     println!("\n==> {what}");
 }
@@ -146,6 +149,34 @@ impl Repo {
         let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.current_dir(&self.root);
         cmd
+    }
+
+    /// A Python with the pinned `openai` package, for the local API's client tests: a virtual
+    /// environment in the target directory, made once.
+    fn test_python(&self) -> Result<PathBuf> {
+        step(&format!(
+            "the openai package for the API tests ({OPENAI_PACKAGE})"
+        ));
+        let venv = self.target_dir().join("test-python");
+        let python = venv.join("bin").join("python");
+        let has_it = Command::new(&python)
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('openai'))",
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        if has_it.as_deref() == OPENAI_PACKAGE.strip_prefix("openai==") {
+            return Ok(python);
+        }
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).context(
+            "python3 -m venv failed: install python3 and python3-venv (Debian: apt install python3-venv)",
+        )?;
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", OPENAI_PACKAGE]))
+            .context("installing the openai package from the Python package index")?;
+        Ok(python)
     }
 
     fn prerequisites(&self, for_tests: bool) -> Result<()> {
@@ -371,7 +402,11 @@ fn test_all(skip_lint: bool) -> Result<()> {
              `cargo xtask models --set default` or a full mirror provides it)"
         );
     }
-    run(repo.cargo().args(["test", "--workspace"]))?;
+    let python = repo.test_python()?;
+    run(repo
+        .cargo()
+        .args(["test", "--workspace"])
+        .env("DESKMATE_TEST_PYTHON", &python))?;
 
     repo.e2e()?;
     step("all tests passed");

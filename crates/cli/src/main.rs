@@ -3,6 +3,7 @@
 //! Each subcommand is a few lines that call the core; output is for people by default and one
 //! JSON document with `--json`. Exit status: 0 success, 1 the check or task failed, 2 bad usage.
 
+mod api_cmd;
 mod bench_cmd;
 mod bench_docs_cmd;
 mod chat_cmd;
@@ -91,6 +92,11 @@ enum Command {
     Transcribe(media_cmd::TranscribeArgs),
     /// Check an image as the chat would: accepted or why not, and how it would be scaled
     ImageCheck(media_cmd::ImageCheckArgs),
+    /// Serve the local OpenAI-compatible API (chat, embeddings, document search) until Ctrl-C
+    Serve(api_cmd::ServeArgs),
+    /// The local API's key
+    #[command(subcommand)]
+    Api(api_cmd::ApiCommand),
     /// Where Deskmate keeps its configuration, database and models
     Paths {
         #[arg(long)]
@@ -184,6 +190,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(cmd) => docs_cmd::profile(&paths()?, &cmd),
         Command::Transcribe(args) => media_cmd::transcribe(&paths()?, &args),
         Command::ImageCheck(args) => media_cmd::image_check(&args),
+        Command::Serve(args) => api_cmd::serve(&paths()?, &args),
+        Command::Api(cmd) => api_cmd::api(&paths()?, &cmd),
         Command::Paths { json } => {
             let paths = paths()?;
             if json {

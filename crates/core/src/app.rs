@@ -22,6 +22,7 @@
 //! ([`App::send`], one thread per turn), model loading ([`App::load_in_background`]), imports
 //! ([`App::import_documents`], one runner at a time), the monitor ([`App::start_monitor`]).
 
+mod api;
 mod conversations;
 mod documents;
 mod media;
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+pub use api::{ApiChat, ApiChatRequest, ApiKey, ApiKeyInfo, API_KEY_FILE};
 pub use conversations::{OpenSession, Profiles, SendMessage, SessionExport};
 pub use documents::{DocumentsStatus, ImportEvent};
 pub use media::{VisionSupport, VoiceStatus};

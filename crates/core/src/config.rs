@@ -300,6 +300,9 @@ pub struct ApiConfig {
     pub enabled: bool,
     pub host: String,
     pub port: u32,
+    /// Web pages (origins such as `http://localhost:3000`) allowed to call the API from a
+    /// browser. Empty, the default: no cross-origin access at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -308,6 +311,7 @@ impl Default for ApiConfig {
             enabled: false,
             host: "127.0.0.1".to_owned(),
             port: 8765,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -529,6 +533,17 @@ impl Config {
             Err(_) => c.fail("api.host", format!("must be an IP address such as 127.0.0.1, got {:?}", self.api.host)),
         }
         c.int("api.port", self.api.port, 1024, 65_535);
+        for (i, origin) in self.api.cors_origins.iter().enumerate() {
+            let host = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            if !host.is_some_and(|h| !h.is_empty() && !h.contains(['/', ' ', '*'])) {
+                c.fail(
+                    format!("api.cors_origins[{i}]"),
+                    format!("must be an origin such as http://localhost:3000 (scheme, host and port; no path, no *), got {origin:?}"),
+                );
+            }
+        }
         c.problems
     }
 

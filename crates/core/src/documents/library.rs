@@ -376,6 +376,18 @@ impl Library {
         self.with_embedder_ready(f)?
     }
 
+    /// Embeds texts with the library's model as e5 queries (`query: ` prefix, e5's advice for
+    /// similarity between short texts); one 384-number vector per text. For the local API's
+    /// embeddings and the benchmark's query vectors.
+    pub fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.with_embedder_required(|e| texts.iter().map(|t| e.embed_query(t)).collect())
+    }
+
+    /// `text`'s length in the embedding model's tokens (estimated when its tokenizer is absent).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.counter().count(text)
+    }
+
     /// Why vector search is unavailable, or `None` when it works.
     pub fn vector_notice(&self) -> Option<Error> {
         self.with_embedder_ready(|_| Ok(())).err()

@@ -74,12 +74,6 @@ impl Library {
             .collect())
     }
 
-    /// Embeds texts as queries with the library's model (the benchmark's query vectors).
-    #[doc(hidden)]
-    pub fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.with_embedder_required(|e| texts.iter().map(|t| e.embed_query(t)).collect())
-    }
-
     /// Every chunk's text, in id order.
     #[doc(hidden)]
     pub fn chunk_texts(&self) -> Result<Vec<String>> {

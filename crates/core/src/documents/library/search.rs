@@ -28,6 +28,17 @@ impl Library {
     }
 
     /// Search as the named profile would (the CLI's `--profile`); its clearance applies.
+    /// Hybrid search under `clearance` rather than the active profile's (the local API searches
+    /// as its key's profile).
+    pub fn search_with_clearance(
+        &self,
+        query: &str,
+        k: usize,
+        clearance: AccessLevel,
+    ) -> Result<SearchResult> {
+        self.search_under(query.trim(), k, SearchMode::Hybrid, clearance)
+    }
+
     pub fn search_for_profile(
         &self,
         profile: &str,

@@ -1,0 +1,403 @@
+//! The local API as its clients see it: `deskmate serve` with the real SmolLM2 and e5 models,
+//! driven by the `openai` Python package (what editors and scripts use) and by curl.
+//!
+//! The Python client comes from `DESKMATE_TEST_PYTHON` (`cargo xtask test` installs the pinned
+//! `openai` package into a virtual environment and sets it), else `python3`; a machine without
+//! the package reports the Python test as skipped, and the curl tests still run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{command, deskmate, repo_models};
+use serde_json::{json, Value};
+
+/// A running `deskmate serve` on a free port, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    key: String,
+    home: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Both personas on SmolLM2 (two slots each), the repository's e5 model for embeddings.
+fn config(home: &Path) {
+    let models = repo_models();
+    let persona = json!({
+        "path": models.join("SmolLM2-135M-Instruct.Q4_1.gguf"), "n_ctx": 2048, "parallel": 2,
+        "threads": 2, "max_queue": 4,
+        "sampling": {"temperature": 0.0, "max_tokens": 24}
+    });
+    let config = json!({
+        "models": {"office": persona, "character": persona},
+        "embedding": {
+            "model": models.join("multilingual-e5-small-onnx"),
+            "runtime_library": models.join("libonnxruntime.so.1.24.4")
+        }
+    });
+    std::fs::write(home.join("config.json"), config.to_string()).unwrap();
+}
+
+fn start(home: tempfile::TempDir) -> Server {
+    let key = String::from_utf8(deskmate(home.path(), &["api", "key"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("dm-"), "{key}");
+    let mut child = command(home.path(), &["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address: {line:?}"))
+        .to_owned();
+    let server = Server {
+        child,
+        url,
+        key,
+        home,
+    };
+    // The models load in the background; /health says when.
+    let started = Instant::now();
+    loop {
+        let (status, health) = curl(&server, "GET", "/health", None, None);
+        assert_eq!(status, 200, "{health}");
+        if health["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["ready"] == true)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "models never loaded: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server
+}
+
+/// `curl` with the key (unless `key` says otherwise); the status and the JSON body.
+fn curl(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"])
+        .arg(format!("{}{path}", server.url));
+    let auth = key.unwrap_or(&server.key);
+    if !auth.is_empty() {
+        cmd.args(["-H", &format!("Authorization: Bearer {auth}")]);
+    }
+    if let Some(body) = body {
+        // From a file: a 2 MB body is over the limit of a command line.
+        let file = server.home.path().join("body.json");
+        std::fs::write(&file, body).unwrap();
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", file.display()));
+    }
+    let out = cmd.output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(json).unwrap_or(Value::String(json.to_owned())),
+    )
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// The interpreter with the `openai` package, or why there is none.
+fn python_with_openai() -> Result<PathBuf, String> {
+    let python = std::env::var_os("DESKMATE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let probe = Command::new(&python)
+        .args(["-c", "import openai; print(openai.__version__)"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => Ok(python),
+        Ok(out) => Err(format!(
+            "{} has no openai package ({}); `cargo xtask test` installs it",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("{}: {e}", python.display())),
+    }
+}
+
+const CLIENT: &str = r#"
+import json, sys
+import openai
+
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key=sys.argv[2])
+ids = sorted(m.id for m in client.models.list())
+
+pieces, finish = [], None
+stream = client.chat.completions.create(
+    model="office",
+    messages=[{"role": "user", "content": "What is the capital of France?"}],
+    stream=True,
+    max_tokens=24,
+)
+for chunk in stream:
+    if chunk.choices:
+        if chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+
+whole = client.chat.completions.create(
+    model="character",
+    messages=[{"role": "system", "content": "You are cheerful."},
+              {"role": "user", "content": "Say hello."}],
+    max_tokens=16,
+    temperature=0,
+    seed=7,
+)
+
+vectors = client.embeddings.create(
+    model="multilingual-e5-small",
+    input=["서울은 대한민국의 수도입니다.", "The garage closes at ten."],
+)
+
+try:
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    unknown = None
+except openai.NotFoundError as e:
+    unknown = e.status_code
+
+try:
+    openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="dm-wrong").models.list()
+    wrong_key = None
+except openai.AuthenticationError as e:
+    wrong_key = e.status_code
+
+print(json.dumps({
+    "ids": ids,
+    "pieces": pieces,
+    "finish": finish,
+    "text": whole.choices[0].message.content,
+    "usage": whole.usage.model_dump(),
+    "dimensions": [len(d.embedding) for d in vectors.data],
+    "unknown_model": unknown,
+    "wrong_key": wrong_key,
+}))
+"#;
+
+#[test]
+fn the_openai_package_lists_streams_completes_and_embeds() {
+    let python = match python_with_openai() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("skipped: the openai-package test ({why})");
+            return;
+        }
+    };
+    let home = tempfile::tempdir().unwrap();
+    config(home.path());
+    let server = start(home);
+    let out = Command::new(python)
+        .args(["-c", CLIENT, &server.url, &server.key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["ids"], json!(["character", "office"]));
+    assert!(
+        seen["pieces"].as_array().unwrap().len() > 1,
+        "a streamed reply arrives in pieces: {seen}"
+    );
+    assert!(
+        seen["finish"] == "stop" || seen["finish"] == "length",
+        "{seen}"
+    );
+    assert!(!seen["text"].as_str().unwrap().is_empty(), "{seen}");
+    assert!(
+        seen["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{seen}"
+    );
+    assert!(
+        seen["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{seen}"
+    );
+    assert_eq!(seen["dimensions"], json!([384, 384]));
+    assert_eq!(seen["unknown_model"], 404);
+    assert_eq!(seen["wrong_key"], 401);
+}
+
+#[test]
+fn bad_requests_get_openai_shaped_errors_with_the_right_status() {
+    let home = tempfile::tempdir().unwrap();
+    config(home.path());
+    let server = start(home);
+    let chat =
+        r#"{"model": "office", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}"#;
+
+    let (status, body) = curl(&server, "GET", "/v1/models", None, Some(""));
+    assert_eq!(
+        (status, error_code(&body)),
+        (401, "invalid_api_key"),
+        "{body}"
+    );
+    let (status, body) = curl(&server, "GET", "/v1/models", None, Some("dm-0000"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (401, "invalid_api_key"),
+        "{body}"
+    );
+    assert!(body["error"]["message"].is_string(), "{body}");
+
+    let (status, body) = curl(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        Some("{\"model\": "),
+        None,
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "invalid_input"),
+        "{body}"
+    );
+
+    let big = format!(
+        r#"{{"model": "office", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
+        "a".repeat(2 << 20)
+    );
+    let (status, body) = curl(&server, "POST", "/v1/chat/completions", Some(&big), None);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(error_code(&body), "invalid_input", "{body}");
+
+    let unknown = chat.replace("\"office\"", "\"gpt-4o\"");
+    let (status, body) = curl(
+        &server,
+        "POST",
+        "/v1/chat/completions",
+        Some(&unknown),
+        None,
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (404, "model_not_found"),
+        "{body}"
+    );
+
+    let (status, body) = curl(&server, "POST", "/v1/chat/completions", Some(chat), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "chat.completion");
+    assert!(
+        body["usage"]["total_tokens"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+
+    let (status, body) = curl(&server, "GET", "/v1/nothing", None, None);
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+
+    // Every request went to the request log.
+    let app = common::app(server.home.path());
+    let logged = app
+        .request_totals("api /v1/chat/completions")
+        .unwrap()
+        .requests;
+    assert!(logged >= 4, "{logged} chat requests logged");
+}
+
+#[test]
+fn a_key_bound_to_a_public_profile_never_receives_a_restricted_passage() {
+    let home = tempfile::tempdir().unwrap();
+    config(home.path());
+    let secret = home.path().join("salaries.txt");
+    std::fs::write(
+        &secret,
+        "Confidential salary table: the garage attendant earns 41 million won a year.",
+    )
+    .unwrap();
+    let open = home.path().join("garage.txt");
+    std::fs::write(
+        &open,
+        "The office garage opens at seven and closes at ten in the evening.",
+    )
+    .unwrap();
+    let ingest = |path: &Path, level: &str| {
+        let out = deskmate(
+            home.path(),
+            &["ingest", "--level", level, path.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ingest(&secret, "restricted");
+    ingest(&open, "public");
+    let out = deskmate(
+        home.path(),
+        &["profile", "add", "intern", "--clearance", "public"],
+    );
+    assert!(out.status.success());
+    let out = deskmate(home.path(), &["api", "key", "--new", "--profile", "intern"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start(home);
+
+    let search = r#"{"query": "garage attendant salary", "k": 10}"#;
+    let (status, body) = curl(&server, "POST", "/v1/documents/search", Some(search), None);
+    assert_eq!(status, 200, "{body}");
+    let files: Vec<&str> = body["passages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file_name"].as_str().unwrap())
+        .collect();
+    assert!(files.contains(&"garage.txt"), "{body}");
+    assert!(!files.contains(&"salaries.txt"), "{body}");
+
+    let chat = r#"{"model": "office", "messages": [{"role": "user", "content": "How much does the garage attendant earn? When does the garage close?"}], "max_tokens": 8}"#;
+    let (status, body) = curl(&server, "POST", "/v1/chat/completions", Some(chat), None);
+    assert_eq!(status, 200, "{body}");
+    let sources: Vec<&str> = body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["file_name"].as_str().unwrap())
+        .collect();
+    assert!(!sources.contains(&"salaries.txt"), "{body}");
+    assert!(
+        !body.to_string().contains("41 million"),
+        "the restricted text never reaches the answer: {body}"
+    );
+}

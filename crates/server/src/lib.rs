@@ -1,0 +1,105 @@
+//! The local API: OpenAI-compatible endpoints over deskmate-core's app layer, so that editors,
+//! scripts and chat front ends on this workstation (the `openai` package, Open WebUI, curl) use
+//! the models and documents Deskmate has loaded.
+//!
+//! Endpoints: `GET /health` (open), and behind the bearer key: `GET /v1/models`,
+//! `POST /v1/chat/completions` (streamed as server-sent events or not), `POST /v1/embeddings`
+//! (e5) and our own `POST /v1/documents/search`.
+//!
+//! Invariants:
+//! - It listens on a loopback address only (the configuration refuses any other) and every
+//!   `/v1` request needs the key (`deskmate api key`); the key's profile bounds every passage
+//!   returned or quoted to the model.
+//! - There is no chat of its own: a completion is a request to the same engine, slots and queue
+//!   as the window's turns ([`App::api_chat`]). A full queue answers 429 with `Retry-After` at
+//!   once; a client that goes away cancels its request.
+//! - Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`; `code` is
+//!   Deskmate's error code (or OpenAI's for the protocol's own cases: `invalid_api_key`,
+//!   `model_not_found`).
+//! - Bodies are limited to [`MAX_BODY_BYTES`]; a request that has not answered within
+//!   [`REQUEST_TIMEOUT`] gets 408 (a stream is bounded by its `max_tokens` instead).
+//! - Every request goes to the request log with its outcome.
+//!
+//! Threading: handlers run on tokio; every call into the core (SQLite, the embedder, the
+//! library) runs on the blocking pool. A generation's events arrive on a tokio channel.
+
+mod error;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use deskmate_core::app::App;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+
+/// The largest request body accepted (a 2 MB body gets 413).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// How long a request may take to answer (a stream's headers come at once).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) app: Arc<App>,
+}
+
+/// The API's routes and layers over `app`. `cors_origins` (the configuration's
+/// `api.cors_origins`) lets those web pages call it; empty, none may.
+pub fn router(app: Arc<App>, cors_origins: &[String]) -> Router {
+    let api = Api { app };
+    let v1 = Router::new()
+        .route("/v1/models", get(routes::models))
+        .route("/v1/chat/completions", post(routes::chat_completions))
+        .route("/v1/embeddings", post(routes::embeddings))
+        .route("/v1/documents/search", post(routes::documents_search))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            routes::require_key,
+        ));
+    let mut router = Router::new()
+        .route("/health", get(routes::health))
+        .merge(v1)
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            routes::log_request,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api);
+    let origins: Vec<HeaderValue> = cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if !origins.is_empty() {
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
+    router
+}
+
+/// Serves the API on `listener` until `shutdown` completes; requests in flight are finished.
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    cors_origins: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app, cors_origins))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
