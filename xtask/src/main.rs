@@ -9,6 +9,7 @@
 //! - `cargo xtask e2e`: only the end-to-end tests (builds the app first).
 //! - `cargo xtask bench engine [--model PATH] [--quick]`: the engine benchmark against
 //!   llama.cpp's `llama-bench` (see [`llama_bench`]).
+//! - `cargo xtask bench api [--model PATH]`: the local API under 16 concurrent streams.
 //!
 //! Every step says what it is doing; a missing prerequisite fails with the exact command that
 //! installs it. Work happens in the repository root; `models/` there holds the model files.
@@ -58,7 +59,11 @@ commands:
   bench documents [--quick]
                       document ingest speed, query latency at 10k/100k chunks, HNSW recall and
                       retrieval quality (hybrid vs keyword vs vector) on a labeled ko+en set;
-                      writes target/bench/documents.json and documents.md";
+                      writes target/bench/documents.json and documents.md
+  bench api [--model PATH]
+                      16 concurrent streamed requests against 4 slots through the local API:
+                      time to first token p50/p95 and throughput against one request alone;
+                      writes target/bench/api.json and api.md";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -77,8 +82,9 @@ fn main() {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("engine") => bench_engine(&args[2..]),
             Some("documents") => bench_documents(&args[2..]),
+            Some("api") => bench_api(&args[2..]),
             _ => Err(anyhow::anyhow!(
-                "usage: cargo xtask bench engine [--model PATH] [--quick]\n       cargo xtask bench documents [--quick]"
+                "usage: cargo xtask bench engine [--model PATH] [--quick]\n       cargo xtask bench documents [--quick]\n       cargo xtask bench api [--model PATH]"
             )),
         },
         Some("help" | "--help" | "-h") | None => {
@@ -756,6 +762,62 @@ fn bench_engine(args: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask bench documents`: see `crates/cli/src/bench_docs_cmd.rs` for what is measured.
+/// 16 concurrent streamed chat completions against 4 slots through the local API, as a client
+/// sees them: time to first token (p50, p95) and throughput, as ratios against one request
+/// alone in the same run.
+fn bench_api(args: &[String]) -> Result<()> {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let repo = Repo::locate()?;
+    let model = match flag_value(args, "--model") {
+        Some(m) => PathBuf::from(m),
+        None => {
+            repo.fetch_models("test")?;
+            repo.models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
+        }
+    };
+    step("building the CLI (the server and the client of the benchmark)");
+    run(repo.cargo().args(["build", "--workspace", "--all-targets"]))?;
+    let cli = repo.target_dir().join("debug").join(exe("deskmate"));
+    step("16 concurrent streamed requests against 4 slots (queue of 12)");
+    let raw = capture(
+        Command::new(&cli)
+            .args(["bench-api", "--model"])
+            .arg(&model)
+            .args(["--concurrency", "16", "--slots", "4", "--max-queue", "12"]),
+    )?;
+    let report: serde_json::Value =
+        serde_json::from_str(raw.trim()).context("reading the API benchmark's JSON")?;
+    let out_dir = repo.root.join("target").join("bench");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let json_path = out_dir.join("api.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let (s, c, r) = (&report["single"], &report["concurrent"], &report["ratios"]);
+    let md = format!(
+        "# API benchmark\n\nModel `{}`, {} slots, queue {}, {} concurrent streamed requests of {} tokens, through `deskmate serve`'s HTTP API.\n\n\
+         | | one request alone | {} at once | ratio |\n|---|---|---|---|\n\
+         | time to first token, p50 | {:.0} ms | {:.0} ms | {:.1}× |\n\
+         | time to first token, p95 | | {:.0} ms | {:.1}× |\n\
+         | generation, tokens/s | {:.1} | {:.1} (all requests together) | {:.2}× |\n\n\
+         Finished {}, refused with 429 {}, lost {}.\n",
+        report["model"].as_str().unwrap_or("?"),
+        report["slots"], report["max_queue"], report["concurrency"], report["max_tokens"],
+        report["concurrency"],
+        num(&s["ttft_ms"]), num(&c["p50_ttft_ms"]), num(&r["p50_ttft_vs_single"]),
+        num(&c["p95_ttft_ms"]), num(&r["p95_ttft_vs_single"]),
+        num(&s["tokens_per_s"]), num(&c["aggregate_tokens_per_s"]), num(&r["aggregate_tokens_per_s_vs_single"]),
+        c["finished"], c["refused_429"], c["lost"],
+    );
+    let md_path = out_dir.join("api.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    println!(
+        "\n{md}\nwritten: {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    Ok(())
+}
+
 fn bench_documents(args: &[String]) -> Result<()> {
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let repo = Repo::locate()?;

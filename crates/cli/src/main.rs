@@ -4,6 +4,7 @@
 //! JSON document with `--json`. Exit status: 0 success, 1 the check or task failed, 2 bad usage.
 
 mod api_cmd;
+mod bench_api_cmd;
 mod bench_cmd;
 mod bench_docs_cmd;
 mod chat_cmd;
@@ -92,6 +93,9 @@ enum Command {
     Transcribe(media_cmd::TranscribeArgs),
     /// Check an image as the chat would: accepted or why not, and how it would be scaled
     ImageCheck(media_cmd::ImageCheckArgs),
+    /// Benchmark the local API under concurrent streamed requests (used by `cargo xtask bench api`)
+    #[command(hide = true)]
+    BenchApi(bench_api_cmd::BenchApiArgs),
     /// Serve the local OpenAI-compatible API (chat, embeddings, document search) until Ctrl-C
     Serve(api_cmd::ServeArgs),
     /// The local API's key
@@ -191,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transcribe(args) => media_cmd::transcribe(&paths()?, &args),
         Command::ImageCheck(args) => media_cmd::image_check(&args),
         Command::Serve(args) => api_cmd::serve(&paths()?, &args),
+        Command::BenchApi(args) => bench_api_cmd::bench_api(&args),
         Command::Api(cmd) => api_cmd::api(&paths()?, &cmd),
         Command::Paths { json } => {
             let paths = paths()?;

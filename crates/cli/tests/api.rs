@@ -401,3 +401,79 @@ fn a_key_bound_to_a_public_profile_never_receives_a_restricted_passage() {
         "the restricted text never reaches the answer: {body}"
     );
 }
+
+/// 16 streamed requests at once against 4 slots and a queue of 4: each one either streams to
+/// its end (`[DONE]`) or is refused at once with 429 and `Retry-After`; none is lost and none
+/// hangs (curl gives up after 120 s, which would fail the test).
+#[test]
+fn sixteen_concurrent_streams_against_four_slots_each_finish_or_get_429() {
+    let home = tempfile::tempdir().unwrap();
+    let models = repo_models();
+    let persona = json!({
+        "path": models.join("SmolLM2-135M-Instruct.Q4_1.gguf"), "n_ctx": 2048, "parallel": 4,
+        "threads": 2, "max_queue": 4,
+        "sampling": {"temperature": 0.0, "max_tokens": 32}
+    });
+    std::fs::write(
+        home.path().join("config.json"),
+        json!({"models": {"office": persona, "character": persona}}).to_string(),
+    )
+    .unwrap();
+    let server = start(home);
+    let body = json!({
+        "model": "office", "stream": true,
+        "messages": [{"role": "user", "content": "Count from one to twenty in words."}]
+    })
+    .to_string();
+    let outcomes: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (url, key, body) = (&server.url, &server.key, &body);
+                s.spawn(move || {
+                    let out = Command::new("curl")
+                        .args(["-sS", "-N", "--max-time", "120", "-D", "-", "-X", "POST"])
+                        .arg(format!("{url}/v1/chat/completions"))
+                        .args(["-H", &format!("Authorization: Bearer {key}")])
+                        .args(["-H", "Content-Type: application/json", "-d", body])
+                        .output()
+                        .expect("curl runs");
+                    (
+                        String::from_utf8_lossy(&out.stdout).into_owned(),
+                        String::from_utf8_lossy(&out.stderr).into_owned(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (mut done, mut refused) = (0, 0);
+    for (out, err) in &outcomes {
+        assert!(
+            err.is_empty(),
+            "curl failed (a hang or a dropped connection): {err}"
+        );
+        let status_line = out.lines().next().unwrap_or("");
+        if status_line.contains(" 200") {
+            assert!(
+                out.contains("data: [DONE]"),
+                "a stream that did not end: {out}"
+            );
+            assert!(
+                out.contains("\"finish_reason\":\"length\"")
+                    || out.contains("\"finish_reason\":\"stop\""),
+                "{out}"
+            );
+            done += 1;
+        } else if status_line.contains(" 429") {
+            assert!(out.to_ascii_lowercase().contains("retry-after: 1"), "{out}");
+            assert!(out.contains("\"code\":\"busy\""), "{out}");
+            refused += 1;
+        } else {
+            panic!("neither finished nor refused: {out}");
+        }
+    }
+    assert_eq!(done + refused, 16);
+    // 4 slots and 4 queued places: at least 8 are served.
+    assert!(done >= 8, "{done} finished, {refused} refused");
+    eprintln!("16 concurrent streams: {done} finished, {refused} refused with 429");
+}
