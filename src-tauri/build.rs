@@ -46,6 +46,10 @@ const COMMANDS: &[&str] = &[
     "image_attach_path",
     "image_attach",
     "vision_support",
+    "api_status",
+    "api_set_enabled",
+    "api_key_show",
+    "api_key_new",
 ];
 
 fn main() {

@@ -8,6 +8,7 @@
 //! the window. Start-up never fails on a bad configuration, a missing model or an unreadable
 //! database: those are reported through `app_status` and shown as banners.
 
+mod api_commands;
 mod chat_commands;
 mod docs_commands;
 mod media_commands;
@@ -103,6 +104,10 @@ pub fn run() -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "models not loaded");
             }
             docs_commands::forward_import_events(&app, tauri_app.handle().clone());
+            // The local API runs when the configuration says so.
+            let api_server = Arc::new(api_commands::ApiServer::default());
+            api_server.reconcile(&app);
+            tauri_app.manage(api_server);
             // An import cut off by the last exit carries on (and embeddings missing since the
             // model was absent are made), in the background.
             if let Err(e) = app.resume_imports() {
@@ -156,6 +161,10 @@ pub fn run() -> anyhow::Result<()> {
             media_commands::image_attach_path,
             media_commands::image_attach,
             media_commands::vision_support,
+            api_commands::api_status,
+            api_commands::api_set_enabled,
+            api_commands::api_key_show,
+            api_commands::api_key_new,
         ])
         .run(tauri::generate_context!())?;
     Ok(())

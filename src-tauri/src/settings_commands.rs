@@ -20,9 +20,19 @@ pub fn config_get(state: State<'_, AppState>) -> Config {
 /// Validates and saves the configuration (an invalid one is refused with every problem named
 /// and the file is left as it was), then applies it (see `App::save_config`).
 #[tauri::command]
-pub async fn config_save(state: State<'_, AppState>, config: Config) -> Result<Config, Error> {
-    let app = Arc::clone(&state);
-    blocking(move || app.save_config(config)).await
+pub async fn config_save(
+    state: State<'_, AppState>,
+    api_server: State<'_, Arc<crate::api_commands::ApiServer>>,
+    config: Config,
+) -> Result<Config, Error> {
+    let (app, api_server) = (Arc::clone(&state), Arc::clone(&api_server));
+    blocking(move || {
+        let saved = app.save_config(config)?;
+        // The local API follows `api.*` (on, off, another port).
+        api_server.reconcile(&app);
+        Ok(saved)
+    })
+    .await
 }
 
 /// Loads a persona's model again with the current configuration (in the background; the

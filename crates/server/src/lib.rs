@@ -27,6 +27,7 @@ mod error;
 mod routes;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,79 @@ pub fn router(app: Arc<App>, cors_origins: &[String]) -> Router {
         );
     }
     router
+}
+
+/// A server started by [`start`], on a thread (and tokio runtime) of its own.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests, lets the ones in flight finish, and waits for the thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Binds `addr` (a loopback address; anything else is refused) and serves the API on a thread
+/// of its own until [`RunningServer::stop`]. For front ends without a tokio runtime of their
+/// own to lend (the window); binding errors (the port in use) come back here.
+pub fn start(
+    app: Arc<App>,
+    addr: SocketAddr,
+    cors_origins: Vec<String>,
+) -> std::io::Result<RunningServer> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{addr} is not a loopback address; the API never listens beyond this machine"),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("deskmate-api")
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("deskmate-api".into())
+        .spawn(move || {
+            let served = runtime.block_on(serve(app, listener, &cors_origins, async {
+                let _ = stopped.await;
+            }));
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the local API stopped");
+            }
+        })?;
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` completes; requests in flight are finished.

@@ -126,6 +126,19 @@ impl App {
         })
     }
 
+    /// The key's profile and file (and the key), without making one.
+    pub fn api_key_info(&self) -> Result<Option<ApiKeyInfo>> {
+        let Some(key) = self.api_key()? else {
+            return Ok(None);
+        };
+        Ok(Some(ApiKeyInfo {
+            profile: self.profile_by_id(key.profile_id)?,
+            file: self.api_key_file(),
+            key: key.key,
+            created_at: key.created_at,
+        }))
+    }
+
     /// The stored key when `presented` is it (compared in constant time); `None` otherwise,
     /// and when there is no key.
     pub fn api_key_for(&self, presented: &str) -> Result<Option<ApiKey>> {
