@@ -110,12 +110,10 @@ fn start(app: &Arc<App>, config: &ApiConfig) -> Result<RunningServer, Error> {
     // A key exists before the first request can need one.
     app.ensure_api_key(false, None)?;
     let addr = SocketAddr::new(host, port);
-    deskmate_server::start(Arc::clone(app), addr, config.cors_origins.clone()).map_err(|e| {
-        Error::Internal {
-            what: "the local API",
-            reason: format!("{addr}: {e}"),
-        }
-    })
+    // A bind failure (the port in use) is an I/O error on the address: the page says to close
+    // the other program or change `api.port`.
+    deskmate_server::start(Arc::clone(app), addr, config.cors_origins.clone())
+        .map_err(|e| Error::io(addr.to_string(), e))
 }
 
 #[tauri::command]

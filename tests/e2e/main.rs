@@ -267,6 +267,44 @@ fn the_models_page_shows_the_engines_load_reports_and_failures() {
     assert_eq!(saved["chat"]["max_message_chars"], 1234);
     assert_eq!(saved["models"]["office"]["n_gpu_layers"], 0);
     app.screenshot("settings-saved.png").unwrap();
+
+    // The local API: the switch starts the server (and saves api.enabled), its address and key
+    // are shown, the server answers with that key, and switching off stops it.
+    app.click("[data-testid=\"api-enabled\"]").unwrap();
+    app.wait_for("[data-testid=\"api-url\"]").unwrap();
+    let url = app.text("[data-testid=\"api-url\"]").unwrap();
+    assert!(url.contains("http://127.0.0.1:"), "{url}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(saved["api"]["enabled"], true);
+    app.click("[data-testid=\"api-key-show\"]").unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid=\"api-key\"]')?.textContent.includes('dm-') && !document.querySelector('[data-testid=\"api-key\"]')?.textContent.includes('•')",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let key = app.text("[data-testid=\"api-key\"]").unwrap();
+    let key = key.trim();
+    let base = url.trim().trim_end_matches('/');
+    let models = ureq::get(&format!("{base}/models"))
+        .header("Authorization", &format!("Bearer {key}"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(models.contains("\"office\""), "{models}");
+    app.screenshot("settings-api.png").unwrap();
+    app.click("[data-testid=\"api-enabled\"]").unwrap();
+    app.wait_until(
+        "!document.querySelector('[data-testid=\"api-url\"]')",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(
+        ureq::get(&format!("{base}/models")).call().is_err(),
+        "stopped"
+    );
 }
 
 // --- the chat desktop (issue 4), against the real SmolLM2 model ---

@@ -453,7 +453,7 @@ impl Error {
 
     /// An I/O error on `path`; a full disk becomes [`Error::DiskFull`] so that every write path
     /// reports it the same way.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if is_disk_full(&source) {
             return Error::DiskFull { path };

@@ -3,13 +3,16 @@ import {
   DOCUMENT_ERROR_CODES,
   ERROR_CODES,
   IMAGE_ERROR_CODES,
+  LOCAL_API_ERROR_CODES,
   VOICE_ERROR_CODES,
   describeChatError,
   describeDocumentError,
   describeImageError,
+  describeLocalApiError,
   describeMonitorError,
   describeVoiceError,
   isErrorCode,
+  isLocalApiErrorCode,
   type ErrorCode,
   type ErrorMessage,
 } from './errors';
@@ -27,6 +30,7 @@ const AREAS: Record<string, (code: string) => Partial<ErrorMessage> & { key: Mes
   voice: (code) => describeVoiceError(code),
   image: (code) => ({ key: describeImageError(code) }),
   monitor: (code) => ({ key: describeMonitorError(code) }),
+  api: (code) => ({ key: describeLocalApiError(code) }),
 };
 
 const OTHER: Record<string, MessageKey> = {
@@ -35,6 +39,7 @@ const OTHER: Record<string, MessageKey> = {
   voice: 'voice.error.other',
   image: 'attach.error.other',
   monitor: 'monitor.error',
+  api: 'api.error.other',
 };
 
 describe('ERROR_CODES', () => {
@@ -73,7 +78,7 @@ describe('ERROR_CODES', () => {
   });
 
   it('is the only list: every area list holds known codes', () => {
-    for (const code of [...DOCUMENT_ERROR_CODES, ...VOICE_ERROR_CODES, ...IMAGE_ERROR_CODES]) {
+    for (const code of [...DOCUMENT_ERROR_CODES, ...VOICE_ERROR_CODES, ...IMAGE_ERROR_CODES, ...LOCAL_API_ERROR_CODES]) {
       expect(ERROR_CODES, code).toContain(code);
     }
   });
@@ -198,5 +203,24 @@ describe('describeVoiceError and describeImageError', () => {
     expect(translate('ko', 'attach.error.io', { name: 'cat.png' })).toContain('cat.png');
     expect(translate('en', 'attach.error.image_corrupt', { name: 'cat.png' })).toContain('cat.png');
     expect(translate('ko', 'attach.error.image_corrupt', { name: 'cat.png' })).toContain('cat.png');
+  });
+});
+
+describe('describeLocalApiError', () => {
+  it('maps every known code to its own message and tells them from the others', () => {
+    for (const code of LOCAL_API_ERROR_CODES) {
+      expect(describeLocalApiError(code)).toBe(`api.error.${code}`);
+      expect(isLocalApiErrorCode(code)).toBe(true);
+      expect(translate('ko', describeLocalApiError(code))).not.toBe(translate('en', describeLocalApiError(code)));
+    }
+    for (const code of ['something_new', 'model_missing', '', null, undefined]) {
+      expect(describeLocalApiError(code)).toBe('api.error.other');
+      expect(isLocalApiErrorCode(code)).toBe(false);
+    }
+  });
+
+  it('says a port in use can be changed in config.json', () => {
+    expect(t(describeLocalApiError('io'))).toContain('api.port');
+    expect(tKo(describeLocalApiError('io'))).toContain('api.port');
   });
 });

@@ -241,3 +241,29 @@ const MONITOR_ERRORS: Partial<Record<ErrorCode, MessageKey>> = {
 export function describeMonitorError(code: string | null | undefined): MessageKey {
   return (isErrorCode(code) ? MONITOR_ERRORS[code] : undefined) ?? 'monitor.error';
 }
+
+// --- local API ---
+
+/**
+ * The codes with an `api.error.<code>` message: why the server did not start though it is turned
+ * on (`io`: its port could not be opened, usually because another program holds it;
+ * `config_invalid`: the `api` section of config.json), and why a key or the setting could not be
+ * saved.
+ */
+export const LOCAL_API_ERROR_CODES = [
+  'io',
+  'config_invalid',
+  'disk_full',
+  'store_busy',
+  'internal',
+] as const satisfies readonly ErrorCode[];
+
+/** Whether the code has its own local API message (others are shown as the core's message). */
+export function isLocalApiErrorCode(code: string | null | undefined): boolean {
+  return isOneOf(LOCAL_API_ERROR_CODES, code);
+}
+
+/** The translated message for a local API error or a server that did not start. */
+export function describeLocalApiError(code: string | null | undefined): MessageKey {
+  return isOneOf(LOCAL_API_ERROR_CODES, code) ? `api.error.${code}` : 'api.error.other';
+}

@@ -1,12 +1,18 @@
-import { fireEvent, render, screen } from '@testing-library/svelte';
-import { afterEach, describe, expect, it } from 'vitest';
+import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeTranslator } from '../lib/i18n';
+import type { LocalApi } from '../lib/localApi';
 import { DEFAULT_PREFERENCES, preferences } from '../lib/prefs.svelte';
 import { sampleStatus } from '../test/fixtures';
 import SettingsPage from './SettingsPage.svelte';
 
+const invoke = vi.hoisted(() => vi.fn());
+vi.mock('@tauri-apps/api/core', () => ({ invoke }));
+
 afterEach(() => {
   preferences.value = { ...DEFAULT_PREFERENCES };
+  Reflect.deleteProperty(window, '__TAURI_INTERNALS__');
+  invoke.mockReset();
 });
 
 describe('SettingsPage voice input language', () => {
@@ -24,5 +30,63 @@ describe('SettingsPage voice input language', () => {
     expect(preferences.value.speechLanguage).toBe('auto');
     await fireEvent.change(select, { target: { value: 'en' } });
     expect(preferences.value.speechLanguage).toBe('en');
+  });
+});
+
+describe('SettingsPage local API', () => {
+  it('shows the section without asking the core outside the app', () => {
+    render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() } });
+    expect(screen.getByTestId('settings-api').textContent).toContain('Local API');
+    expect((screen.getByTestId('api-enabled') as HTMLInputElement).disabled).toBe(true);
+  });
+
+  it('uses the local API it is given', async () => {
+    const localApi: LocalApi = {
+      status: vi.fn(() =>
+        Promise.resolve({ enabled: true, running: true, url: 'http://127.0.0.1:8765/v1', error: null, key: null }),
+      ),
+      setEnabled: vi.fn(),
+      showKey: vi.fn(),
+      newKey: vi.fn(),
+    };
+    render(SettingsPage, { t: makeTranslator('ko'), load: { kind: 'ok', status: sampleStatus() }, localApi });
+    await waitFor(() => expect(screen.getByTestId('api-url').textContent).toBe('http://127.0.0.1:8765/v1'));
+    expect(screen.getByTestId('settings-api').textContent).toContain('로컬 API');
+    expect((screen.getByTestId('api-enabled') as HTMLInputElement).checked).toBe(true);
+  });
+});
+
+describe('SettingsPage engine settings and the local API', () => {
+  it('keeps api.enabled as the switch left it when the engine settings are saved', async () => {
+    Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
+    const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
+    const config = {
+      models: { office: model, character: model },
+      chat: { max_message_chars: 8000 },
+      api: { enabled: false, host: '127.0.0.1', port: 8765, cors_origins: [] },
+    };
+    invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
+      if (command === 'config_get') return Promise.resolve(structuredClone(config));
+      if (command === 'config_save') return Promise.resolve(args?.config);
+      if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
+      return Promise.reject({ code: 'not_found', message: command });
+    });
+    const localApi: LocalApi = {
+      status: vi.fn(() => Promise.resolve({ enabled: false, running: false, url: null, error: null, key: null })),
+      setEnabled: vi.fn((enabled: boolean) =>
+        Promise.resolve({ enabled, running: enabled, url: 'http://127.0.0.1:8765/v1', error: null, key: null }),
+      ),
+      showKey: vi.fn(),
+      newKey: vi.fn(),
+    };
+    render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() }, localApi });
+    await waitFor(() => expect(screen.getByTestId('engine-save')).toBeTruthy());
+    await waitFor(() => expect((screen.getByTestId('api-enabled') as HTMLInputElement).disabled).toBe(false));
+    await fireEvent.click(screen.getByTestId('api-enabled'));
+    await waitFor(() => expect(screen.getByTestId('api-url')).toBeTruthy());
+    await fireEvent.click(screen.getByTestId('engine-save'));
+    await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
+    const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
+    expect(saved.config.api).toEqual({ ...config.api, enabled: true });
   });
 });
