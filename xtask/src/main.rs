@@ -408,11 +408,17 @@ fn test_all(skip_lint: bool) -> Result<()> {
              `cargo xtask models --set default` or a full mirror provides it)"
         );
     }
-    let python = repo.test_python()?;
-    run(repo
-        .cargo()
-        .args(["test", "--workspace"])
-        .env("DESKMATE_TEST_PYTHON", &python))?;
+    let mut tests = repo.cargo();
+    tests.args(["test", "--workspace"]);
+    // Without the package (no venv module, no package index) the API's client test is
+    // skipped, saying why; the curl tests still run.
+    match repo.test_python() {
+        Ok(python) => {
+            tests.env("DESKMATE_TEST_PYTHON", python);
+        }
+        Err(e) => println!("skipped: the openai-package test of the local API ({e:#})"),
+    }
+    run(&mut tests)?;
 
     repo.e2e()?;
     step("all tests passed");
