@@ -53,13 +53,15 @@ pub struct KeySummary {
 impl ApiServer {
     /// Starts, stops or restarts the server so that it matches the configuration.
     pub fn reconcile(&self, app: &Arc<App>) {
-        let wanted = app.config().api;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read under the lock, so that two saves reconcile one after the other.
+        let wanted = app.config().api;
         let current = state.running.as_ref().map(|(_, config)| config.clone());
         if current.as_ref() == Some(&wanted) && wanted.enabled {
             return;
         }
         if let Some((server, _)) = state.running.take() {
+            // Bounded by deskmate_server::SHUTDOWN_GRACE.
             server.stop();
         }
         state.error = None;

@@ -185,6 +185,16 @@ vectors = client.embeddings.create(
     model="multilingual-e5-small",
     input=["서울은 대한민국의 수도입니다.", "The garage closes at ten."],
 )
+# The package asks for base64 by default; floats must decode to the same numbers.
+floats = client.embeddings.create(
+    model="multilingual-e5-small",
+    input=["서울은 대한민국의 수도입니다.", "The garage closes at ten."],
+    encoding_format="float",
+)
+same = all(
+    max(abs(a - b) for a, b in zip(x.embedding, y.embedding)) < 1e-6
+    for x, y in zip(vectors.data, floats.data)
+)
 
 try:
     client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
@@ -205,6 +215,8 @@ print(json.dumps({
     "text": whole.choices[0].message.content,
     "usage": whole.usage.model_dump(),
     "dimensions": [len(d.embedding) for d in vectors.data],
+    "base64_equals_float": same,
+    "norm": sum(v * v for v in floats.data[0].embedding),
     "unknown_model": unknown,
     "wrong_key": wrong_key,
 }))
@@ -251,6 +263,10 @@ fn the_openai_package_lists_streams_completes_and_embeds() {
         "{seen}"
     );
     assert_eq!(seen["dimensions"], json!([384, 384]));
+    assert_eq!(seen["base64_equals_float"], true, "{seen}");
+    // e5 vectors are normalised: a byte-order slip would not give length 1.
+    let norm = seen["norm"].as_f64().unwrap();
+    assert!((norm - 1.0).abs() < 1e-3, "{seen}");
     assert_eq!(seen["unknown_model"], 404);
     assert_eq!(seen["wrong_key"], 401);
 }
@@ -395,6 +411,10 @@ fn a_key_bound_to_a_public_profile_never_receives_a_restricted_passage() {
         .iter()
         .map(|s| s["file_name"].as_str().unwrap())
         .collect();
+    assert!(
+        sources.contains(&"garage.txt"),
+        "the answer was grounded: {body}"
+    );
     assert!(!sources.contains(&"salaries.txt"), "{body}");
     assert!(
         !body.to_string().contains("41 million"),

@@ -77,6 +77,9 @@ impl ApiError {
 
     /// A body that is not the JSON asked for, or too large.
     pub(crate) fn from_rejection(rejection: &JsonRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large();
+        }
         let status = match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -93,6 +96,21 @@ impl ApiError {
                 ),
                 _ => rejection.body_text(),
             },
+            param: None,
+            error_code: Some(ErrorCode::InvalidInput),
+        }
+    }
+
+    /// A body over [`crate::MAX_BODY_BYTES`].
+    pub(crate) fn too_large() -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            kind: "invalid_request_error",
+            code: ErrorCode::InvalidInput.as_str().to_owned(),
+            message: format!(
+                "the request body is over the limit of {} bytes",
+                crate::MAX_BODY_BYTES
+            ),
             param: None,
             error_code: Some(ErrorCode::InvalidInput),
         }

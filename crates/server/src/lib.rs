@@ -16,8 +16,10 @@
 //! - Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`; `code` is
 //!   Deskmate's error code (or OpenAI's for the protocol's own cases: `invalid_api_key`,
 //!   `model_not_found`).
-//! - Bodies are limited to [`MAX_BODY_BYTES`]; a request that has not answered within
-//!   [`REQUEST_TIMEOUT`] gets 408 (a stream is bounded by its `max_tokens` instead).
+//! - Bodies are limited to [`MAX_BODY_BYTES`]; models, embeddings and search answer within
+//!   [`REQUEST_TIMEOUT`] or get 408. A chat completion has no such limit (clients retry a 408,
+//!   which would triple a slow answer): it is bounded by its `max_tokens`, and a client that
+//!   goes away cancels it.
 //! - Every request goes to the request log with its outcome.
 //!
 //! Threading: handlers run on tokio; every call into the core (SQLite, the embedder, the
@@ -55,28 +57,32 @@ pub(crate) struct Api {
 /// `api.cors_origins`) lets those web pages call it; empty, none may.
 pub fn router(app: Arc<App>, cors_origins: &[String]) -> Router {
     let api = Api { app };
-    let v1 = Router::new()
+    let bounded = Router::new()
         .route("/v1/models", get(routes::models))
-        .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/embeddings", post(routes::embeddings))
         .route("/v1/documents/search", post(routes::documents_search))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    let v1 = Router::new()
+        .route("/v1/chat/completions", post(routes::chat_completions))
+        .merge(bounded)
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),
             routes::require_key,
         ));
+    // The request log is outermost: it sees every answer, 408s and 401s included.
     let mut router = Router::new()
         .route("/health", get(routes::health))
         .merge(v1)
         .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(routes::refuse_large_bodies))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             routes::log_request,
         ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api);
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
@@ -87,16 +93,23 @@ pub fn router(app: Arc<App>, cors_origins: &[String]) -> Router {
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+                // Browser clients (openai-node) send headers of their own (`X-Stainless-*`);
+                // the origin is what is checked.
+                .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+                .expose_headers([header::RETRY_AFTER]),
         );
     }
     router
 }
 
+/// How long a stop waits for the requests in flight before cutting them off (a stream whose
+/// client stopped reading would otherwise hold it forever).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// A server started by [`start`], on a thread (and tokio runtime) of its own.
 pub struct RunningServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -106,14 +119,15 @@ impl RunningServer {
         self.addr
     }
 
-    /// Stops taking requests, lets the ones in flight finish, and waits for the thread.
+    /// Stops taking requests, lets the ones in flight finish for at most [`SHUTDOWN_GRACE`]
+    /// (the rest are cut off, their generations cancelled), and waits for the thread.
     pub fn stop(mut self) {
         self.shut_down();
     }
 
     fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -148,16 +162,29 @@ pub fn start(
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
     let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("deskmate-api".into())
         .spawn(move || {
-            let served = runtime.block_on(serve(app, listener, &cors_origins, async {
-                let _ = stopped.await;
-            }));
+            let (mut graceful, mut deadline) = (stopped.clone(), stopped);
+            let served = runtime.block_on(async move {
+                let serving = serve(app, listener, &cors_origins, async move {
+                    let _ = graceful.wait_for(|stop| *stop).await;
+                });
+                let cut_off = async move {
+                    let _ = deadline.wait_for(|stop| *stop).await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                };
+                tokio::select! {
+                    served = serving => served,
+                    () = cut_off => Ok(()),
+                }
+            });
             if let Err(e) = served {
                 tracing::error!(error = %e, "the local API stopped");
             }
+            // Stream tasks still running are dropped here, which cancels their generations.
+            runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
     Ok(RunningServer {
         addr,

@@ -55,6 +55,21 @@ where
 
 // --- middlewares ---
 
+/// Refuses a body whose declared length is over the limit before reading any of it, so the
+/// client gets its 413 instead of a connection closed mid-upload (a body without a declared
+/// length is cut off by the extractor's limit).
+pub(crate) async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
+        return ApiError::too_large().into_response();
+    }
+    next.run(request).await
+}
+
 /// Lets a `/v1` request through only with `Authorization: Bearer <the key>`; the key (and so
 /// its profile) goes with the request.
 pub(crate) async fn require_key(
@@ -81,7 +96,12 @@ pub(crate) async fn require_key(
             next.run(request).await
         }
         Ok(None) => ApiError::unauthorized("the API key is not valid").into_response(),
-        Err(e) => e.into_response(),
+        // The key file's trouble (unreadable, damaged) is for the user at this computer, not for
+        // a client without a valid key: the details (paths) stay in the log.
+        Err(e) => {
+            tracing::warn!(error = %e.message, "the API key could not be checked");
+            ApiError::internal("the API key", "see Deskmate's log".into()).into_response()
+        }
     }
 }
 
@@ -125,8 +145,8 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(uri.path())
 }
 
-/// Whether each persona's model and the embeddings can serve now. Needs no key and says
-/// nothing about the user's data.
+/// Whether each persona's model and the embeddings can serve now. Needs no key, so it says
+/// nothing about the user's data: codes only, never messages (they name files).
 pub(crate) async fn health(State(api): State<Api>) -> Json<Value> {
     let app = api.app.clone();
     let report = tokio::task::spawn_blocking(move || {
@@ -134,10 +154,10 @@ pub(crate) async fn health(State(api): State<Api>) -> Json<Value> {
             .into_iter()
             .map(|p| match app.api_model_ready(p) {
                 Ok(()) => json!({ "id": p.as_str(), "ready": true }),
-                Err(e) => json!({ "id": p.as_str(), "ready": false, "error": e }),
+                Err(e) => json!({ "id": p.as_str(), "ready": false, "error": e.code() }),
             })
             .collect();
-        let embeddings = app.api_embeddings_ready().err();
+        let embeddings = app.api_embeddings_ready().err().map(|e| e.code());
         json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
@@ -401,7 +421,13 @@ fn stream(
             return;
         }
         loop {
-            let open = match generation.next().await {
+            // A client that left while its request waits for a slot (no events yet) is noticed
+            // at once: the generation is dropped, which cancels it and frees its place.
+            let next = tokio::select! {
+                event = generation.next() => event,
+                () = tx.closed() => return,
+            };
+            let open = match next {
                 Some(GenerationEvent::Text(piece)) => {
                     send(chunk(json!({ "content": piece }), None)).await
                 }
@@ -571,23 +597,31 @@ mod tests {
 
     #[test]
     fn text_parts_are_joined_and_other_parts_or_roles_are_refused() {
-        let parts: Vec<InMessage> = serde_json::from_value(json!([
+        let parse = |v: Value| -> Vec<InMessage> {
+            let parsed = serde_json::from_value(v);
+            assert!(parsed.is_ok(), "{parsed:?}");
+            parsed.unwrap_or_default()
+        };
+        let refusal = |messages: Vec<InMessage>| match messages_of(messages) {
+            Ok(m) => panic!("accepted: {m:?}"),
+            Err(e) => e.message,
+        };
+        let messages = messages_of(parse(json!([
             {"role": "developer", "content": "be brief"},
             {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
-        ]))
-        .unwrap_or_default();
-        let messages = messages_of(parts).ok().unwrap_or_default();
+        ])));
+        let messages = messages.map_err(|e| e.message);
+        assert!(messages.is_ok(), "{messages:?}");
+        let messages = messages.unwrap_or_default();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].role, Role::System);
         assert_eq!(messages[1].content, "ab");
-        let image: Vec<InMessage> = serde_json::from_value(json!([
+        let image = refusal(parse(json!([
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}
-        ]))
-        .unwrap_or_default();
-        assert!(messages_of(image).is_err());
-        let tool: Vec<InMessage> =
-            serde_json::from_value(json!([{"role": "tool", "content": "x"}])).unwrap_or_default();
-        assert!(messages_of(tool).is_err());
-        assert!(messages_of(Vec::new()).is_err());
+        ])));
+        assert!(image.contains("\"image_url\" are not supported"), "{image}");
+        let tool = refusal(parse(json!([{"role": "tool", "content": "x"}])));
+        assert!(tool.contains("role \"tool\" is not supported"), "{tool}");
+        assert!(refusal(Vec::new()).contains("is empty"));
     }
 }

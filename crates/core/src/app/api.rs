@@ -37,6 +37,9 @@ pub const MAX_SEARCH_RESULTS: usize = 50;
 pub struct ApiKey {
     pub key: String,
     pub profile_id: i64,
+    /// The profile's creation time: SQLite may give a deleted profile's id to a new one, and
+    /// the key must not pass to it (it could have a higher clearance).
+    pub profile_created_at: i64,
     pub created_at: i64,
 }
 
@@ -100,13 +103,14 @@ impl App {
         let key = match (self.api_key()?, replace) {
             (Some(key), false) if profile.is_none() => key,
             _ => {
-                let profile_id = match profile {
-                    Some(name) => self.profile_named(name)?.id,
-                    None => self.store()?.active_profile_id()?,
+                let bound = match profile {
+                    Some(name) => self.profile_named(name)?,
+                    None => self.store()?.active_profile()?,
                 };
                 let key = ApiKey {
                     key: new_token()?,
-                    profile_id,
+                    profile_id: bound.id,
+                    profile_created_at: bound.created_at,
                     created_at: now_ms(),
                 };
                 let path = self.api_key_file();
@@ -119,7 +123,7 @@ impl App {
             }
         };
         Ok(ApiKeyInfo {
-            profile: self.profile_by_id(key.profile_id)?,
+            profile: self.key_profile(&key)?,
             file: self.api_key_file(),
             key: key.key,
             created_at: key.created_at,
@@ -132,19 +136,27 @@ impl App {
             return Ok(None);
         };
         Ok(Some(ApiKeyInfo {
-            profile: self.profile_by_id(key.profile_id)?,
+            profile: self.key_profile(&key)?,
             file: self.api_key_file(),
             key: key.key,
             created_at: key.created_at,
         }))
     }
 
-    /// The stored key when `presented` is it (compared in constant time); `None` otherwise,
-    /// and when there is no key.
+    /// The stored key when `presented` is it (compared in constant time) and its profile still
+    /// exists; `None` otherwise, and when there is no key.
     pub fn api_key_for(&self, presented: &str) -> Result<Option<ApiKey>> {
-        Ok(self
+        let Some(key) = self
             .api_key()?
-            .filter(|key| constant_time_eq(key.key.as_bytes(), presented.as_bytes())))
+            .filter(|key| constant_time_eq(key.key.as_bytes(), presented.as_bytes()))
+        else {
+            return Ok(None);
+        };
+        match self.key_profile(&key) {
+            Ok(_) => Ok(Some(key)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn profile_named(&self, name: &str) -> Result<Profile> {
@@ -164,21 +176,23 @@ impl App {
             })
     }
 
-    fn profile_by_id(&self, id: i64) -> Result<Profile> {
+    /// The profile the key was bound to: the same id *and* creation time, so that a profile
+    /// made later under a reused id never inherits the key. Gone: the key acts for no one.
+    fn key_profile(&self, key: &ApiKey) -> Result<Profile> {
         self.store()?
             .profiles()?
             .into_iter()
-            .find(|p| p.id == id)
+            .find(|p| p.id == key.profile_id && p.created_at == key.profile_created_at)
             .ok_or(Error::NotFound {
-                what: "profile",
-                id,
+                what: "profile of the API key (make a new key with `deskmate api key --new`)",
+                id: key.profile_id,
             })
     }
 
     /// The clearance the key acts with: its profile's, read at every request so that a changed
     /// clearance applies at once.
     fn api_clearance(&self, key: &ApiKey) -> Result<AccessLevel> {
-        Ok(self.profile_by_id(key.profile_id)?.clearance)
+        Ok(self.key_profile(key)?.clearance)
     }
 
     /// Starts a chat completion on the persona's model. The office persona's answer is grounded
@@ -433,6 +447,23 @@ mod tests {
         let err = app.ensure_api_key(true, Some("nobody")).unwrap_err();
         assert_eq!(err.code(), "invalid_input");
         assert!(err.to_string().contains("intern"), "{err}");
+    }
+
+    #[test]
+    fn a_key_never_passes_to_a_new_profile_that_reuses_its_profiles_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(Paths::in_dir(dir.path())).unwrap();
+        let intern = app.create_profile("intern", AccessLevel::Public).unwrap();
+        let info = app.ensure_api_key(false, Some("intern")).unwrap();
+        let key = app.api_key_for(&info.key).unwrap().unwrap();
+        app.delete_profile(intern.id).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let manager = app
+            .create_profile("manager", AccessLevel::Restricted)
+            .unwrap();
+        assert_eq!(manager.id, intern.id, "SQLite reused the id");
+        let err = app.api_clearance(&key).unwrap_err();
+        assert_eq!(err.code(), "not_found", "{err}");
     }
 
     #[test]
