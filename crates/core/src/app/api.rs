@@ -122,25 +122,21 @@ impl App {
                 key
             }
         };
+        self.key_info(key)
+    }
+
+    /// The key's profile and file (and the key), without making one.
+    pub fn api_key_info(&self) -> Result<Option<ApiKeyInfo>> {
+        self.api_key()?.map(|key| self.key_info(key)).transpose()
+    }
+
+    fn key_info(&self, key: ApiKey) -> Result<ApiKeyInfo> {
         Ok(ApiKeyInfo {
             profile: self.key_profile(&key)?,
             file: self.api_key_file(),
             key: key.key,
             created_at: key.created_at,
         })
-    }
-
-    /// The key's profile and file (and the key), without making one.
-    pub fn api_key_info(&self) -> Result<Option<ApiKeyInfo>> {
-        let Some(key) = self.api_key()? else {
-            return Ok(None);
-        };
-        Ok(Some(ApiKeyInfo {
-            profile: self.key_profile(&key)?,
-            file: self.api_key_file(),
-            key: key.key,
-            created_at: key.created_at,
-        }))
     }
 
     /// The stored key when `presented` is it (compared in constant time) and its profile still

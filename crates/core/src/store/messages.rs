@@ -61,15 +61,8 @@ impl Store {
 
     /// The writers (`messages.owner`) of the replies being written in a session.
     pub fn reply_writers(&self, session_id: i64) -> Result<Vec<Option<String>>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT owner FROM messages WHERE session_id = ?1 AND status = 'streaming'")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([session_id], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        let streaming = streaming_replies(&self.conn, Some(session_id)).map_err(|e| self.err(e))?;
+        Ok(streaming.into_iter().map(|(_, writer)| writer).collect())
     }
 
     /// Starts a reply in one write transaction, so that two writers (two processes, or two
@@ -89,31 +82,15 @@ impl Store {
         let path = self.path.clone();
         let err = |e| store_err(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        let streaming: Vec<(i64, Option<String>)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT id, owner FROM messages WHERE session_id = ?1 AND status = 'streaming'",
-                )
-                .map_err(err)?;
-            let rows = stmt
-                .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(err)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(err)?
-        };
-        for (id, writer) in &streaming {
+        for (id, writer) in streaming_replies(&tx, Some(session_id)).map_err(err)? {
             match writer {
-                Some(writer) if writer_alive(writer) => {
+                Some(writer) if writer_alive(&writer) => {
                     return Err(Error::Chat(ChatError::ReplyInProgress {
                         session: session_id,
                     }))
                 }
                 _ => {
-                    tx.execute(
-                        "UPDATE messages SET status = 'interrupted', owner = NULL,
-                             error_code = coalesce(error_code, ?2) WHERE id = ?1",
-                        params![id, ErrorCode::AppClosed.as_str()],
-                    )
-                    .map_err(err)?;
+                    mark_cut_off(&tx, id).map_err(err)?;
                 }
             }
         }
@@ -356,31 +333,39 @@ impl Store {
         let path = self.path.clone();
         let err = |e| store_err(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        let streaming: Vec<(i64, Option<String>)> = {
-            let mut stmt = tx
-                .prepare("SELECT id, owner FROM messages WHERE status = 'streaming'")
-                .map_err(err)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(err)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(err)?
-        };
         let mut interrupted = 0;
-        for (id, writer) in streaming {
+        for (id, writer) in streaming_replies(&tx, None).map_err(err)? {
             if writer.as_deref().is_some_and(writer_alive) {
                 continue;
             }
-            interrupted += tx
-                .execute(
-                    "UPDATE messages SET status = 'interrupted', owner = NULL,
-                         error_code = coalesce(error_code, ?2) WHERE id = ?1",
-                    params![id, ErrorCode::AppClosed.as_str()],
-                )
-                .map_err(err)?;
+            interrupted += mark_cut_off(&tx, id).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(interrupted)
     }
+}
+
+/// The replies being written (`streaming`) with their writers (`messages.owner`): in one
+/// session, or in all of them (`None`).
+fn streaming_replies(
+    conn: &Connection,
+    session_id: Option<i64>,
+) -> rusqlite::Result<Vec<(i64, Option<String>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, owner FROM messages WHERE status = 'streaming' AND (?1 IS NULL OR session_id = ?1)",
+    )?;
+    let rows = stmt.query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Marks a reply whose writer is gone as cut off (`interrupted`, `app_closed` unless it already
+/// has a reason).
+fn mark_cut_off(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE messages SET status = 'interrupted', owner = NULL,
+             error_code = coalesce(error_code, ?2) WHERE id = ?1",
+        params![id, ErrorCode::AppClosed.as_str()],
+    )
 }
 
 /// Inserts a message with its attachments; with an `owner` it is a `streaming` reply
