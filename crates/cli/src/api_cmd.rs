@@ -61,10 +61,6 @@ pub fn serve(paths: &Paths, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .host
         .parse()
         .with_context(|| format!("api.host {:?} is not an IP address", config.host))?;
-    anyhow::ensure!(
-        host.is_loopback(),
-        "api.host {host} is not a loopback address; the API never listens beyond this machine"
-    );
     let port = args
         .port
         .unwrap_or_else(|| u16::try_from(config.port).unwrap_or(8765));
@@ -72,29 +68,27 @@ pub fn serve(paths: &Paths, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.no_load {
         app.load_in_background(&[Persona::Office, Persona::Character])?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("deskmate-api")
-        .build()
-        .context("starting the API's runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port))
-            .await
-            .with_context(|| format!("listening on {host}:{port}"))?;
-        let addr = listener.local_addr()?;
-        eprintln!(
-            "Deskmate API on http://{addr}/v1 (models: office, character); key in {} (profile {}); Ctrl-C stops",
-            key.file.display(),
-            key.profile.name
-        );
-        // Scripts wait for this line to know the port.
-        println!("listening on http://{addr}");
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        deskmate_server::serve(Arc::clone(&app), listener, &config.cors_origins, shutdown)
-            .await
-            .context("serving the API")
-    })?;
+    // The window's way to run it: its own thread and runtime, loopback only, a bounded stop.
+    let server = deskmate_server::start(
+        Arc::clone(&app),
+        SocketAddr::new(host, port),
+        config.cors_origins.clone(),
+    )
+    .with_context(|| format!("listening on {host}:{port}"))?;
+    let addr = server.addr();
+    eprintln!(
+        "Deskmate API on http://{addr}/v1 (models: office, character); key in {} (profile {}); Ctrl-C stops",
+        key.file.display(),
+        key.profile.name
+    );
+    // Scripts wait for this line to know the port.
+    println!("listening on http://{addr}");
+    let (stop, stopped) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+    let _ = stopped.recv();
+    server.stop();
     Ok(ExitCode::SUCCESS)
 }

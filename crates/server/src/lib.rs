@@ -142,8 +142,8 @@ impl Drop for RunningServer {
 }
 
 /// Binds `addr` (a loopback address; anything else is refused) and serves the API on a thread
-/// of its own until [`RunningServer::stop`]. For front ends without a tokio runtime of their
-/// own to lend (the window); binding errors (the port in use) come back here.
+/// of its own until [`RunningServer::stop`]. How the window and `deskmate serve` run it;
+/// binding errors (the port in use) come back here.
 pub fn start(
     app: Arc<App>,
     addr: SocketAddr,
