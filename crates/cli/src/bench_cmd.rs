@@ -190,6 +190,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 messages: messages.clone(),
                 sampling: Some(greedy(48)),
                 ignore_eos: false,
+                local_only: false,
             },
         )?;
         ttft.push(c.timings.ttft_ms.unwrap_or(0.0));
@@ -208,6 +209,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             messages,
             sampling: Some(greedy(1)),
             ignore_eos: false,
+            local_only: false,
         },
     )?;
 
@@ -234,6 +236,7 @@ fn request(text: &str, max_tokens: u32, ignore_eos: bool) -> ChatRequest {
         messages: vec![ChatMessage::new(Role::User, text)],
         sampling: Some(greedy(max_tokens)),
         ignore_eos,
+        local_only: false,
     }
 }
 

@@ -1,5 +1,5 @@
-//! `deskmate models` (load the configured models, print their load reports, over
-//! `deskmate_core::engine`) and `deskmate chat` (one message, or an interactive terminal chat,
+//! `deskmate models` (load the configured models, or check the servers of remote personas, and
+//! print their reports, over `deskmate_core::engine`) and `deskmate chat` (one message, or an interactive terminal chat,
 //! over the app layer `deskmate_core::app` and the window's own chat turn).
 //!
 //! Sessions and messages go to the same store as the app's, and every finished request to its
@@ -17,7 +17,8 @@ use anyhow::Context;
 use deskmate_core::app::{App, SendMessage};
 use deskmate_core::chat::{check_message, ChatEvent};
 use deskmate_core::conversation;
-use deskmate_core::engine::{FinishReason, LoadReport, Timings};
+use deskmate_core::engine::remote::RemoteReport;
+use deskmate_core::engine::{FinishReason, LoadReport, PersonaReport, Timings};
 use deskmate_core::error::ErrorCode;
 use deskmate_core::paths::Paths;
 use deskmate_core::store::{MessageSource, MessageStatus, Persona, SessionSetup};
@@ -64,18 +65,32 @@ pub fn load_and_report(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
     let mut all_ok = true;
     let mut out = Vec::new();
     for persona in [Persona::Office, Persona::Character] {
+        let config = app.model_config(persona);
         let path = app.model_path(persona, None);
         if !json {
-            eprintln!(
-                "loading the {} model ({}) …",
-                persona.as_str(),
-                path.display()
-            );
+            match config.backend.remote() {
+                Some(remote) => eprintln!(
+                    "checking the {} model's server ({}) …",
+                    persona.as_str(),
+                    remote.base_url
+                ),
+                None => eprintln!(
+                    "loading the {} model ({}) …",
+                    persona.as_str(),
+                    path.display()
+                ),
+            }
         }
         let result = app.load_persona(persona, None);
-        all_ok &= result.is_ok();
+        // A server that does not answer is a failure here, as a model that does not load is.
+        all_ok &= match &result {
+            Ok(PersonaReport::Remote(r)) => r.check.answers,
+            Ok(PersonaReport::Local(_)) => true,
+            Err(_) => false,
+        };
         match (&result, json) {
-            (Ok(report), false) => print_report(report),
+            (Ok(PersonaReport::Local(report)), false) => print_report(report),
+            (Ok(PersonaReport::Remote(report)), false) => print_remote(report),
             (Err(e), false) => {
                 println!("{}: FAILED [{}]\n  {e}\n", persona.as_str(), e.code());
                 if let deskmate_core::Error::Engine(EngineError::ModelLoadFailed {
@@ -154,6 +169,40 @@ fn print_report(r: &LoadReport) {
     println!();
 }
 
+fn print_remote(r: &RemoteReport) {
+    println!(
+        "{}: remote: {} (model {})",
+        r.persona.as_str(),
+        r.host,
+        r.model
+    );
+    println!("  server        {}", r.base_url);
+    let c = &r.check;
+    match (&c.error, c.latency_ms) {
+        (None, latency) => println!(
+            "  answers       yes ({:.0} ms){}",
+            latency.unwrap_or_default(),
+            match c.model_listed {
+                Some(false) => format!(
+                    "; but it does not list {} (it lists: {})",
+                    r.model,
+                    c.models.join(", ")
+                ),
+                _ => String::new(),
+            }
+        ),
+        (Some(reason), _) => println!("  answers       NO: {reason}"),
+    }
+    println!(
+        "  requests      {} at once; key: {}; silence limit {} s",
+        r.parallel,
+        if r.uses_key { "sent" } else { "none" },
+        r.timeout_s
+    );
+    println!("  leaves here   each conversation (documents only with documents.allow_remote)");
+    println!();
+}
+
 fn print_attempts(attempts: &[deskmate_core::engine::fit::Attempt]) {
     for (i, a) in attempts.iter().enumerate() {
         let outcome = match &a.failure {
@@ -174,6 +223,35 @@ fn print_attempts(attempts: &[deskmate_core::engine::fit::Attempt]) {
             a.gpu_layers,
             a.n_ctx
         );
+    }
+}
+
+/// One line on stderr: what answers this chat.
+fn announce_ready(report: &PersonaReport) {
+    match report {
+        PersonaReport::Local(r) => {
+            let placement = if r.layers_on_gpu > 0 {
+                format!("{}/{} layers on GPU", r.layers_on_gpu, r.layers_total)
+            } else {
+                "CPU".to_owned()
+            };
+            eprintln!(
+                "{} {} ready ({placement}, {:.1} s)",
+                r.architecture.as_deref().unwrap_or("model"),
+                r.quantization.as_deref().unwrap_or(""),
+                r.load_ms / 1000.0
+            );
+        }
+        PersonaReport::Remote(r) => match &r.check.error {
+            None => eprintln!(
+                "remote: {} (model {}) answers; your messages are sent to it",
+                r.host, r.model
+            ),
+            Some(reason) => eprintln!(
+                "remote: {} (model {}) does not answer yet ({reason}); each message tries again",
+                r.host, r.model
+            ),
+        },
     }
 }
 
@@ -213,28 +291,26 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
         chat.check_not_replying(session)?;
     }
     let persona: Persona = args.persona.into();
-    let path = app.model_path(persona, args.model.as_deref());
+    let remote = match &args.model {
+        Some(_) => None,
+        None => app.model_config(persona).backend.remote().cloned(),
+    };
+    // What the JSON summary names as the model: the file, or the server's model.
+    let path = match &remote {
+        Some(remote) => PathBuf::from(&remote.model),
+        None => app.model_path(persona, args.model.as_deref()),
+    };
     if !args.json {
-        eprintln!("loading {} …", path.display());
+        match &remote {
+            Some(remote) => eprintln!("connecting to {} …", remote.base_url),
+            None => eprintln!("loading {} …", path.display()),
+        }
     }
     let report = app
         .load_persona(persona, args.model.as_deref())
         .with_context(|| format!("loading the {} model", persona.as_str()))?;
     if !args.json {
-        let placement = if report.layers_on_gpu > 0 {
-            format!(
-                "{}/{} layers on GPU",
-                report.layers_on_gpu, report.layers_total
-            )
-        } else {
-            "CPU".to_owned()
-        };
-        eprintln!(
-            "{} {} ready ({placement}, {:.1} s)",
-            report.architecture.as_deref().unwrap_or("model"),
-            report.quantization.as_deref().unwrap_or(""),
-            report.load_ms / 1000.0
-        );
+        announce_ready(&report);
     }
     let current: Current = Arc::default();
     install_ctrl_c(&app, &current)?;
@@ -253,6 +329,7 @@ pub fn chat(paths: &Paths, args: &ChatArgs) -> anyhow::Result<ExitCode> {
             } else {
                 println!();
                 print_sources(&turn);
+                print_withheld(&turn);
                 print_session_hint(&turn);
             }
             Ok(ExitCode::SUCCESS)
@@ -285,6 +362,10 @@ struct TurnSummary {
     related: Vec<String>,
     title: Option<String>,
     model_file: PathBuf,
+    /// The server that answered, for a persona on one.
+    remote: Option<String>,
+    /// Relevant passages not sent to that server (documents.allow_remote is off).
+    withheld_passages: usize,
 }
 
 impl TurnSummary {
@@ -293,6 +374,8 @@ impl TurnSummary {
             "session": self.session,
             "title": self.title,
             "model": self.model_file,
+            "remote": self.remote,
+            "documents_withheld": self.withheld_passages,
             "text": self.text,
             "finish_reason": self.finish_reason,
             "reply_status": self.reply_status,
@@ -315,6 +398,16 @@ fn print_sources(turn: &TurnSummary) {
             _ => String::new(),
         };
         println!("[{}] {}{place}", s.n, s.file_name);
+    }
+}
+
+fn print_withheld(turn: &TurnSummary) {
+    if turn.withheld_passages > 0 {
+        eprintln!(
+            "[{} relevant passage(s) from your documents were not sent to {}: documents.allow_remote is off, so this answer is without them]",
+            turn.withheld_passages,
+            turn.remote.as_deref().unwrap_or("the server")
+        );
     }
 }
 
@@ -363,6 +456,10 @@ impl TerminalChat<'_> {
         let mut summary = TurnSummary {
             session,
             model_file: self.model_file.clone(),
+            remote: self
+                .app
+                .remote_backend(self.persona)
+                .map(|r| r.host().to_owned()),
             ..TurnSummary::default()
         };
         let mut failure = None;
@@ -380,6 +477,10 @@ impl TerminalChat<'_> {
                     summary.dropped_turns = dropped_turns;
                 }
                 ChatEvent::Sources { sources, .. } => summary.sources = sources,
+                ChatEvent::DocumentsWithheld { host, passages, .. } => {
+                    summary.remote = Some(host);
+                    summary.withheld_passages = passages;
+                }
                 ChatEvent::Text { text, .. } => {
                     if stream {
                         print!("{text}");
@@ -444,6 +545,7 @@ impl TerminalChat<'_> {
                         eprintln!("[stopped]");
                     }
                     print_sources(&turn);
+                    print_withheld(&turn);
                     print_session_hint(&turn);
                 }
                 Err(e) => {

@@ -39,7 +39,7 @@ pub use media::{VisionSupport, VoiceStatus};
 use crate::chat::{Chat, TurnOptions};
 use crate::config::{Config, ConfigSource, LoadedConfig, ModelConfig};
 use crate::documents::Library;
-use crate::engine::{store_sink, Engine, LoadReport, PersonaState};
+use crate::engine::{store_sink, Engine, PersonaReport, PersonaState};
 use crate::gpu::{self, Monitor, MonitorSample, MonitorSnapshot, Sampler};
 use crate::paths::Paths;
 use crate::startup::{self, AppStatus, StoreStatus};
@@ -194,12 +194,26 @@ impl App {
         }
     }
 
-    /// Loads `persona`'s model (or `model` instead of the configured file), with the back-off;
-    /// blocks for the seconds it takes.
-    pub fn load_persona(&self, persona: Persona, model: Option<&Path>) -> Result<LoadReport> {
-        let path = self.model_path(persona, model);
-        self.engine()?
-            .load(persona, &path, &self.model_config(persona))
+    /// Makes `persona` ready: loads its model (or `model` instead of the configured file, which
+    /// is always local) with the back-off, or, for a persona on a server, connects and asks
+    /// the server whether it answers. Blocks for the seconds it takes.
+    pub fn load_persona(&self, persona: Persona, model: Option<&Path>) -> Result<PersonaReport> {
+        let config = self.model_config(persona);
+        let engine = self.engine()?;
+        match (model, config.backend.remote()) {
+            (None, Some(remote)) => engine
+                .connect(persona, remote, &config)
+                .map(|r| PersonaReport::Remote(Box::new(r))),
+            _ => engine
+                .load(persona, &self.model_path(persona, model), &config)
+                .map(|r| PersonaReport::Local(Box::new(r))),
+        }
+    }
+
+    /// The server `persona`'s requests go to, when it is on one (what the "remote: host"
+    /// badge shows). Asks the engine, which knows where requests go right now.
+    pub fn remote_backend(&self, persona: Persona) -> Option<crate::config::RemoteBackend> {
+        self.engine().ok()?.remote_backend(persona)
     }
 
     /// Loads (or reloads) the personas' models on a thread of their own, one after the other so
@@ -218,7 +232,11 @@ impl App {
             .name("deskmate-model-loader".into())
             .spawn(move || {
                 for (persona, path, config) in jobs {
-                    if let Err(e) = engine.load(persona, &path, &config) {
+                    let result = match config.backend.remote() {
+                        Some(remote) => engine.connect(persona, remote, &config).map(|_| ()),
+                        None => engine.load(persona, &path, &config).map(|_| ()),
+                    };
+                    if let Err(e) = result {
                         tracing::warn!(persona = persona.as_str(), error = %e, "model not loaded");
                     }
                 }
@@ -278,9 +296,11 @@ impl App {
     /// The limits a turn is held to. `history_turns` is a preference of the front end (the
     /// window's setting; `None`: all that fit).
     pub fn turn_options(&self, history_turns: Option<usize>) -> TurnOptions {
+        let config = &self.loaded_config().config;
         TurnOptions {
             history_turns,
-            max_message_chars: self.loaded_config().config.chat.max_message_chars as usize,
+            max_message_chars: config.chat.max_message_chars as usize,
+            documents_to_remote: config.documents.allow_remote,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct TurnOptions {
     pub history_turns: Option<usize>,
     /// `chat.max_message_chars` from the configuration.
     pub max_message_chars: usize,
+    /// `documents.allow_remote`: whether passages may be quoted to a persona on a server.
+    pub documents_to_remote: bool,
 }
 
 /// What the caller learns at once: where the turn lives and the ids to show.
@@ -96,6 +98,13 @@ pub enum ChatEvent {
     Sources {
         reply_id: i64,
         sources: Vec<MessageSource>,
+    },
+    /// Relevant passages were found but not sent: the persona's model runs on the server
+    /// `host` and `documents.allow_remote` is off. The reply comes without them.
+    DocumentsWithheld {
+        reply_id: i64,
+        host: String,
+        passages: usize,
     },
     Text {
         reply_id: i64,
@@ -149,6 +158,8 @@ pub struct Turn {
     /// The user's message before this one, for a follow-up's document search.
     previous_question: Option<String>,
     library: Option<Arc<Library>>,
+    /// `documents.allow_remote` when the turn was made.
+    documents_to_remote: bool,
     first_exchange: bool,
     cancel: CancelToken,
     store: Arc<Mutex<Store>>,
@@ -363,6 +374,7 @@ impl Chat {
             question: text.to_owned(),
             previous_question: last_question(&history),
             library: self.library.clone(),
+            documents_to_remote: options.documents_to_remote,
             setup,
             first_exchange,
             cancel,
@@ -421,6 +433,7 @@ impl Chat {
             first_exchange: !history.iter().any(|m| m.role == Role::User),
             previous_question: last_question(history),
             library: self.library.clone(),
+            documents_to_remote: options.documents_to_remote,
             question,
             setup,
             cancel,
@@ -681,6 +694,7 @@ impl Turn {
                 ..Sampling::default()
             }),
             ignore_eos: false,
+            local_only: false,
         };
         let generation = self
             .engine
@@ -723,6 +737,21 @@ impl Turn {
         if passages.is_empty() {
             return;
         }
+        let reply_id = self.start.reply.id;
+        match self.engine.remote_backend(self.setup.persona) {
+            Some(remote) if !self.documents_to_remote => {
+                emit(ChatEvent::DocumentsWithheld {
+                    reply_id,
+                    host: remote.host().to_owned(),
+                    passages: passages.len(),
+                });
+                return;
+            }
+            Some(_) => {}
+            // Should the persona move to a server before the request is sent, the engine
+            // refuses it rather than send the passages.
+            None => self.request.local_only = true,
+        }
         if let Some(system) = self
             .request
             .messages
@@ -734,7 +763,6 @@ impl Turn {
                 .push_str(&grounding::quoted_material(&passages));
         }
         let sources = grounding::sources_of(&passages);
-        let reply_id = self.start.reply.id;
         if let Err(e) = lock(&self.store).set_sources(reply_id, &sources) {
             tracing::warn!(error = %e, "sources not stored with the reply");
         }
@@ -932,6 +960,7 @@ pub fn title_request(question: &str, answer: &str) -> ChatRequest {
         ],
         sampling: Some(extra_sampling(24)),
         ignore_eos: false,
+        local_only: false,
     }
 }
 
@@ -952,6 +981,7 @@ pub fn related_request(question: &str, _answer: &str) -> ChatRequest {
         ],
         sampling: Some(extra_sampling(120)),
         ignore_eos: false,
+        local_only: false,
     }
 }
 

@@ -122,6 +122,9 @@ pub struct ModelConfig {
     /// Vision projector (mmproj GGUF) that lets the model see images.
     pub mmproj: Option<PathBuf>,
     pub sampling: Sampling,
+    /// Where the model runs: `"local"` (this machine, the settings above) or an
+    /// OpenAI-compatible server. Only `parallel`, `max_queue` and `sampling` apply to a server.
+    pub backend: ModelBackend,
 }
 
 impl Default for ModelConfig {
@@ -139,7 +142,120 @@ impl Default for ModelConfig {
             chat_template: None,
             mmproj: None,
             sampling: Sampling::default(),
+            backend: ModelBackend::Local,
         }
+    }
+}
+
+/// Where a persona's model runs. Written `"local"` or as an object with `"kind": "openai"`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ModelBackend {
+    /// llama.cpp on this machine.
+    #[default]
+    Local,
+    /// An OpenAI-compatible server (vLLM, llama-server, Ollama, another Deskmate): the
+    /// conversation leaves this machine for it.
+    Remote(RemoteBackend),
+}
+
+impl ModelBackend {
+    pub fn remote(&self) -> Option<&RemoteBackend> {
+        match self {
+            ModelBackend::Local => None,
+            ModelBackend::Remote(remote) => Some(remote),
+        }
+    }
+}
+
+/// An OpenAI-compatible chat server a persona uses instead of a local model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteBackend {
+    pub kind: RemoteKind,
+    /// The API's base, with its version: `http://gpu-server:8000/v1`.
+    pub base_url: String,
+    /// The model name the server knows (`GET {base_url}/models` lists them).
+    pub model: String,
+    /// The environment variable holding the server's API key, if it needs one; the key itself
+    /// is never written to config.json.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// The longest the server may stay silent: before the reply starts (a long prompt is read
+    /// first) and between two pieces of it.
+    #[serde(default = "RemoteBackend::default_timeout_s")]
+    pub timeout_s: u32,
+}
+
+impl RemoteBackend {
+    fn default_timeout_s() -> u32 {
+        120
+    }
+
+    /// `host[:port]` of the server, as the "remote: host" badge shows it.
+    pub fn host(&self) -> &str {
+        let rest = self
+            .base_url
+            .split_once("://")
+            .map_or(self.base_url.as_str(), |(_, rest)| rest);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        // Credentials in a URL are never shown.
+        authority.rsplit('@').next().unwrap_or(authority)
+    }
+
+    /// `base_url` without a trailing slash, for joining paths.
+    pub fn base(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+}
+
+/// The protocols a remote backend may speak; the OpenAI one is what vLLM, llama-server,
+/// Ollama and Deskmate's own API serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteKind {
+    Openai,
+}
+
+impl Serialize for ModelBackend {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            ModelBackend::Local => s.serialize_str("local"),
+            ModelBackend::Remote(remote) => remote.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelBackend {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct BackendVisitor;
+        impl<'de> de::Visitor<'de> for BackendVisitor {
+            type Value = ModelBackend;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "\"local\" or {\"kind\": \"openai\", \"base_url\": ..., \"model\": ...}",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<ModelBackend, E> {
+                if v == "local" {
+                    Ok(ModelBackend::Local)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+
+            // The map is handed on as it is, so a wrong key inside it is reported with its
+            // own path (`models.office.backend.base_url`).
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<ModelBackend, A::Error> {
+                RemoteBackend::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ModelBackend::Remote)
+            }
+        }
+        d.deserialize_any(BackendVisitor)
     }
 }
 
@@ -239,6 +355,9 @@ pub struct DocumentsConfig {
     pub vector_weight: f32,
     /// Larger files are reported and skipped at import.
     pub max_file_mb: u32,
+    /// Whether document passages may be quoted to a persona whose model runs on a remote
+    /// server. Off: such a persona answers without them and says so.
+    pub allow_remote: bool,
 }
 
 impl Default for DocumentsConfig {
@@ -251,6 +370,7 @@ impl Default for DocumentsConfig {
             keyword_weight: 1.0,
             vector_weight: 1.0,
             max_file_mb: 100,
+            allow_remote: false,
         }
     }
 }
@@ -457,6 +577,48 @@ impl Checker {
                 self.fail(format!("{prefix}.sampling.stop[{i}]"), "must not be empty");
             }
         }
+        if let ModelBackend::Remote(remote) = &m.backend {
+            self.remote(&p("backend"), remote);
+        }
+    }
+
+    fn remote(&mut self, prefix: &str, r: &RemoteBackend) {
+        let p = |field: &str| format!("{prefix}.{field}");
+        let rest = r
+            .base_url
+            .strip_prefix("http://")
+            .or_else(|| r.base_url.strip_prefix("https://"));
+        let host_ok = rest.is_some_and(|rest| {
+            let host = rest.split('/').next().unwrap_or_default();
+            !host.is_empty() && !host.contains('@')
+        });
+        if !host_ok || r.base_url.chars().any(char::is_whitespace) {
+            self.fail(
+                p("base_url"),
+                format!(
+                    "must be the server's address such as http://gpu-server:8000/v1 (http:// or https://, a host, no credentials; the key goes in api_key_env), got {:?}",
+                    r.base_url
+                ),
+            );
+        }
+        if r.model.trim().is_empty() {
+            self.fail(
+                p("model"),
+                "must name the model on the server (GET <base_url>/models lists them)",
+            );
+        }
+        if let Some(var) = &r.api_key_env {
+            let valid = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.fail(
+                    p("api_key_env"),
+                    format!("must be the name of an environment variable such as VLLM_API_KEY (letters, digits, _), got {var:?}; null when the server needs no key"),
+                );
+            }
+        }
+        self.int(&p("timeout_s"), r.timeout_s, 1, 3600);
     }
 }
 
@@ -833,6 +995,61 @@ mod tests {
             "{}",
             problems[0]
         );
+    }
+
+    #[test]
+    fn a_backend_is_local_or_an_openai_server_and_round_trips() {
+        let config = Config::from_json_str(
+            r#"{"models": {"office": {"backend": {"kind": "openai",
+                "base_url": "http://gpu-server:8000/v1/", "model": "qwen2.5-72b",
+                "api_key_env": "VLLM_API_KEY"}}, "character": {"backend": "local"}}}"#,
+        )
+        .unwrap();
+        let remote = config.models.office.backend.remote().unwrap();
+        assert_eq!(remote.host(), "gpu-server:8000");
+        assert_eq!(remote.base(), "http://gpu-server:8000/v1");
+        assert_eq!(remote.timeout_s, 120, "the default silence limit");
+        assert_eq!(config.models.character.backend, ModelBackend::Local);
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(Config::from_json_str(&text).unwrap(), config);
+        assert!(
+            !config.documents.allow_remote,
+            "documents stay local by default"
+        );
+    }
+
+    #[test]
+    fn a_bad_backend_is_reported_with_its_path() {
+        let problems = problems_of(
+            r#"{"models": {"office": {"backend": "cloud"},
+                "character": {"backend": {"kind": "openai", "base_url": "gpu-server:8000",
+                    "model": " ", "api_key_env": "my key", "timeout_s": 0}}}}"#,
+        );
+        let paths = paths_of(&problems);
+        assert_eq!(
+            paths,
+            [
+                "models.office.backend",
+                "models.character.backend.base_url",
+                "models.character.backend.model",
+                "models.character.backend.api_key_env",
+                "models.character.backend.timeout_s",
+            ],
+            "{problems:?}"
+        );
+        assert!(problems[0].message.contains("\"local\""), "{}", problems[0]);
+        let missing = problems_of(r#"{"models": {"office": {"backend": {"kind": "openai"}}}}"#);
+        assert_eq!(paths_of(&missing), ["models.office.backend"]);
+        assert!(
+            missing[0].message.contains("missing field"),
+            "{}",
+            missing[0]
+        );
+        let credentials = problems_of(
+            r#"{"models": {"office": {"backend": {"kind": "openai", "model": "m",
+                "base_url": "https://user:secret@host/v1"}}}}"#,
+        );
+        assert_eq!(paths_of(&credentials), ["models.office.backend.base_url"]);
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn request_with_vision(
         messages,
         sampling: None,
         ignore_eos: false,
+        local_only: false,
     }
 }
 

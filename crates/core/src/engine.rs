@@ -11,6 +11,9 @@
 //! - [`text`] keeps streamed text valid UTF-8 and cuts it at stop strings; [`stats`] keeps
 //!   per-model statistics.
 //!
+//! - [`remote`] serves a persona from an OpenAI-compatible server instead (vLLM, llama-server,
+//!   Ollama, another Deskmate), with the same events, statistics and request log.
+//!
 //! [`Engine`] is the host: it loads each persona's model (sharing the weights when both name the
 //! same file with the same load parameters), reloads and unloads at run time, and hands out
 //! [`Generation`]s. Its methods block (loading takes seconds); async callers use
@@ -20,6 +23,7 @@
 pub mod fit;
 pub mod gguf;
 pub mod llama_log;
+pub mod remote;
 pub mod stats;
 pub mod text;
 mod worker;
@@ -87,6 +91,10 @@ pub struct ChatRequest {
     /// Keep generating past end-of-generation tokens until `max_tokens` (for benchmarks, which
     /// need a fixed number of tokens).
     pub ignore_eos: bool,
+    /// The request quotes the user's documents: a persona on a remote server refuses it
+    /// rather than send them (the chat decides by `documents.allow_remote`; this is the
+    /// engine's guarantee should the persona have moved to a server meanwhile).
+    pub local_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -238,6 +246,14 @@ impl LoadReport {
     }
 }
 
+/// What making a persona ready gave: a local model's load report, or its server's check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PersonaReport {
+    Local(Box<LoadReport>),
+    Remote(Box<remote::RemoteReport>),
+}
+
 /// One persona's model as the host sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelStatus {
@@ -269,6 +285,12 @@ pub enum PersonaState {
         error: Error,
         attempts: Vec<fit::Attempt>,
     },
+    /// The persona's model runs on an OpenAI-compatible server.
+    Remote {
+        persona: Persona,
+        remote: Box<remote::RemoteReport>,
+        stats: StatsSnapshot,
+    },
 }
 
 impl PersonaState {
@@ -277,7 +299,8 @@ impl PersonaState {
             PersonaState::NotLoaded { persona }
             | PersonaState::Loading { persona, .. }
             | PersonaState::Loaded { persona, .. }
-            | PersonaState::Failed { persona, .. } => *persona,
+            | PersonaState::Failed { persona, .. }
+            | PersonaState::Remote { persona, .. } => *persona,
         }
     }
 }
@@ -309,8 +332,9 @@ impl WeightsKey {
     }
 }
 
-struct Loaded {
-    worker: worker::Worker,
+enum Loaded {
+    Local(worker::Worker),
+    Remote(Arc<remote::RemoteModel>),
 }
 
 /// The model host: at most one loaded model per persona.
@@ -379,6 +403,13 @@ impl Engine {
                     .unwrap_or_else(PoisonError::into_inner)
                     .get(&persona)
                     .cloned();
+                if let Some(remote) = self.remote(persona) {
+                    return PersonaState::Remote {
+                        persona,
+                        remote: Box::new(remote.report()),
+                        stats: remote.stats.snapshot(),
+                    };
+                }
                 match (pending, self.status(persona)) {
                     (Some(state @ PersonaState::Loading { .. }), _) => state,
                     (_, Some(status)) => PersonaState::Loaded {
@@ -431,8 +462,74 @@ impl Engine {
         self.models
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(persona, Loaded { worker: started });
+            .insert(persona, Loaded::Local(started));
         Ok(report)
+    }
+
+    /// Points a persona at an OpenAI-compatible server instead of a local model (the one
+    /// loaded is unloaded), then asks the server for its models. A server that does not answer
+    /// yet is no error: the report says so, and each request tries again. Fails only when the
+    /// key's environment variable is not set.
+    pub fn connect(
+        &self,
+        persona: Persona,
+        backend: &crate::config::RemoteBackend,
+        config: &ModelConfig,
+    ) -> Result<remote::RemoteReport> {
+        let file = PathBuf::from(&backend.base_url);
+        self.set_pending(
+            persona,
+            Some(PersonaState::Loading {
+                persona,
+                file: file.clone(),
+            }),
+        );
+        self.unload(persona);
+        let model = match remote::RemoteModel::new(persona, backend, config, self.sink.clone()) {
+            Ok(model) => model,
+            Err(error) => {
+                self.set_pending(
+                    persona,
+                    Some(PersonaState::Failed {
+                        persona,
+                        file,
+                        error: error.clone(),
+                        attempts: Vec::new(),
+                    }),
+                );
+                return Err(error);
+            }
+        };
+        self.models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(persona, Loaded::Remote(Arc::clone(&model)));
+        self.set_pending(persona, None);
+        Ok(model.check())
+    }
+
+    /// The persona's server, when its model runs on one.
+    fn remote(&self, persona: Persona) -> Option<Arc<remote::RemoteModel>> {
+        match self
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&persona)
+        {
+            Some(Loaded::Remote(model)) => Some(Arc::clone(model)),
+            _ => None,
+        }
+    }
+
+    /// The server a persona's requests go to (`None`: this machine, or nothing loaded).
+    pub fn remote_backend(&self, persona: Persona) -> Option<crate::config::RemoteBackend> {
+        self.remote(persona).map(|m| m.backend().clone())
+    }
+
+    /// Asks a remote persona's server whether it answers (blocks up to a few seconds);
+    /// `None` for a persona not on a server.
+    pub fn check_remote(&self, persona: Persona) -> Option<remote::RemoteReport> {
+        self.remote(persona).map(|m| m.check())
     }
 
     /// Unloads a persona's model (a no-op when none is loaded); its weights are freed unless
@@ -443,13 +540,17 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&persona);
-        if let Some(loaded) = loaded {
-            loaded.worker.shared.shutdown();
-            let worker::Worker { thread, model, .. } = loaded.worker;
-            drop(model);
-            if thread.join().is_err() {
-                tracing::error!(persona = persona.as_str(), "model worker panicked");
+        match loaded {
+            Some(Loaded::Local(worker)) => {
+                worker.shared.shutdown();
+                let worker::Worker { thread, model, .. } = worker;
+                drop(model);
+                if thread.join().is_err() {
+                    tracing::error!(persona = persona.as_str(), "model worker panicked");
+                }
             }
+            Some(Loaded::Remote(model)) => model.close(),
+            None => {}
         }
     }
 
@@ -466,12 +567,13 @@ impl Engine {
         cancel: CancelToken,
     ) -> Result<Generation> {
         let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
-        let loaded = models
-            .get(&persona)
-            .ok_or(Error::Engine(EngineError::ModelNotLoaded {
+        match models.get(&persona) {
+            Some(Loaded::Local(worker)) => worker.shared.submit(request, cancel),
+            Some(Loaded::Remote(model)) => model.submit(request, cancel),
+            None => Err(Error::Engine(EngineError::ModelNotLoaded {
                 persona: persona.as_str(),
-            }))?;
-        loaded.worker.shared.submit(request, cancel)
+            })),
+        }
     }
 
     /// Where one persona's model stands.
@@ -484,11 +586,14 @@ impl Engine {
 
     pub fn status(&self, persona: Persona) -> Option<ModelStatus> {
         let models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
-        models.get(&persona).map(|l| ModelStatus {
-            persona,
-            report: l.worker.shared.report.clone(),
-            stats: l.worker.shared.stats.snapshot(),
-        })
+        match models.get(&persona) {
+            Some(Loaded::Local(worker)) => Some(ModelStatus {
+                persona,
+                report: worker.shared.report.clone(),
+                stats: worker.shared.stats.snapshot(),
+            }),
+            _ => None,
+        }
     }
 
     /// Whether the persona's loaded model sees images: it needs a vision projector
@@ -500,6 +605,12 @@ impl Engine {
                 reason,
             })
         };
+        if let Some(remote) = self.remote(persona) {
+            return Err(unavailable(format!(
+                "it runs on the server {}, and images are not sent there",
+                remote.backend().host()
+            )));
+        }
         let Some(status) = self.status(persona) else {
             return Err(unavailable("the model is not loaded".into()));
         };

@@ -118,6 +118,14 @@ error_codes! {
     DecodeFailed => "decode_failed",
     ModelUnloaded => "model_unloaded",
     WorkerCrashed => "worker_crashed",
+    /// A persona's remote server could not be reached (after retries).
+    RemoteUnreachable => "remote_unreachable",
+    /// A persona's remote server stayed silent longer than its `timeout_s`.
+    RemoteTimeout => "remote_timeout",
+    /// A persona's remote server answered with an error, or with something not OpenAI-shaped.
+    RemoteError => "remote_error",
+    /// The environment variable that should hold a remote server's key is not set.
+    RemoteKeyMissing => "remote_key_missing",
     ModelManifestInvalid => "model_manifest_invalid",
     ModelUnknown => "model_unknown",
     ModelFetchFailed => "model_fetch_failed",
@@ -396,6 +404,34 @@ pub enum EngineError {
     ModelUnloaded { persona: &'static str },
     #[error("the {persona} model's worker stopped unexpectedly")]
     WorkerCrashed { persona: &'static str },
+    #[error(
+        "the {persona} model's server {host} cannot be reached ({attempts} attempt(s)): {reason}"
+    )]
+    RemoteUnreachable {
+        persona: &'static str,
+        host: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("the {persona} model's server {host} sent nothing for {seconds} s (models.{persona}.backend.timeout_s)")]
+    RemoteTimeout {
+        persona: &'static str,
+        host: String,
+        seconds: u32,
+    },
+    #[error("the {persona} model's server {host} answered {}: {message}", .status.map_or_else(|| "with something that is not an OpenAI-compatible reply".to_owned(), |s| format!("HTTP {s}")))]
+    RemoteError {
+        persona: &'static str,
+        host: String,
+        /// The HTTP status, when the server sent one that is an error.
+        status: Option<u16>,
+        message: String,
+    },
+    #[error("the {persona} model's server needs a key in the environment variable {variable} (models.{persona}.backend.api_key_env), which is not set")]
+    RemoteKeyMissing {
+        persona: &'static str,
+        variable: String,
+    },
 }
 
 /// Errors of the model manager (crates/core/src/models.rs).
@@ -580,6 +616,10 @@ impl EngineError {
             EngineError::Decode { .. } => C::DecodeFailed,
             EngineError::ModelUnloaded { .. } => C::ModelUnloaded,
             EngineError::WorkerCrashed { .. } => C::WorkerCrashed,
+            EngineError::RemoteUnreachable { .. } => C::RemoteUnreachable,
+            EngineError::RemoteTimeout { .. } => C::RemoteTimeout,
+            EngineError::RemoteError { .. } => C::RemoteError,
+            EngineError::RemoteKeyMissing { .. } => C::RemoteKeyMissing,
         }
     }
 }

@@ -39,6 +39,7 @@ fn config(max_tokens: u32) -> ModelConfig {
 const OPTIONS: TurnOptions = TurnOptions {
     history_turns: Some(10),
     max_message_chars: 200,
+    documents_to_remote: false,
 };
 
 struct Fixture {

@@ -44,6 +44,7 @@ fn ask(text: &str) -> ChatRequest {
         messages: vec![ChatMessage::new(Role::User, text)],
         sampling: None,
         ignore_eos: false,
+        local_only: false,
     }
 }
 
@@ -235,6 +236,7 @@ fn the_next_turn_of_a_conversation_reuses_the_cached_prefix() {
                 messages: vec![system.clone(), q1.clone()],
                 sampling: None,
                 ignore_eos: false,
+                local_only: false,
             },
         )
         .unwrap()
@@ -253,6 +255,7 @@ fn the_next_turn_of_a_conversation_reuses_the_cached_prefix() {
                 ],
                 sampling: None,
                 ignore_eos: false,
+                local_only: false,
             },
         )
         .unwrap()
@@ -293,6 +296,7 @@ fn a_conversation_longer_than_the_slot_drops_its_oldest_turns() {
                 messages,
                 sampling: None,
                 ignore_eos: false,
+                local_only: false,
             },
         )
         .unwrap()
@@ -541,6 +545,7 @@ fn ask_with_image(text: &str) -> ChatRequest {
         messages: vec![message],
         sampling: None,
         ignore_eos: false,
+        local_only: false,
     }
 }
 

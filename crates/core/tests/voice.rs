@@ -131,6 +131,7 @@ fn chat_and_speech_work_one_after_the_other_in_one_process() {
     let options = TurnOptions {
         history_turns: Some(4),
         max_message_chars: 500,
+        documents_to_remote: false,
     };
     let reply = |text: &str, session: Option<i64>| {
         let turn = chat.send(session, &setup, text, options).unwrap();

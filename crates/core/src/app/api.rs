@@ -236,18 +236,22 @@ impl App {
         sampling
             .stop
             .extend(stop.into_iter().filter(|s| !s.is_empty()));
-        let sources = if persona == Persona::Office {
+        let engine = self.engine()?;
+        // Passages go to a persona on a server only when documents.allow_remote says so.
+        let on_server = engine.remote_backend(persona).is_some();
+        let may_quote = !on_server || self.loaded_config().config.documents.allow_remote;
+        let sources = if persona == Persona::Office && may_quote {
             self.ground_api_chat(key, &question, &mut messages)?
         } else {
             Vec::new()
         };
-        let engine = self.engine()?;
         let generation = engine.submit(
             persona,
             ChatRequest {
                 messages,
                 sampling: Some(sampling),
                 ignore_eos: false,
+                local_only: !on_server && !sources.is_empty(),
             },
         )?;
         Ok(ApiChat {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-use crate::store::{RequestRecord, Store};
+use crate::error::ErrorCode;
+use crate::store::{RequestOutcome, RequestRecord, Store};
 
 /// How many finished requests the mean and p95 cover.
 pub const WINDOW: usize = 200;
@@ -190,6 +191,59 @@ impl Stats {
         s.cache_hit_ratio = (prompt > 0).then(|| cached as f64 / prompt as f64);
         s
     }
+}
+
+/// One ended request, as the counters and the request log see it (local and remote models
+/// alike).
+pub(crate) struct Ended<'a> {
+    /// The model's name in the request log: the file name, or the remote model's name.
+    pub model: &'a str,
+    pub persona: &'a str,
+    pub started_at_ms: i64,
+    /// From submission to the end, for requests that have no timings.
+    pub elapsed_ms: f64,
+    pub outcome: Outcome,
+    pub timings: Option<Timings>,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+}
+
+/// Counts `ended` in `stats` and writes it to the request log.
+pub(crate) fn account(stats: &Stats, sink: Option<&RequestSink>, ended: Ended<'_>) {
+    stats.record(
+        &ended.outcome,
+        ended.timings,
+        ended.prompt_tokens as u32,
+        ended.cached_tokens as u32,
+    );
+    let Some(sink) = sink else {
+        return;
+    };
+    let (label, code) = match ended.outcome {
+        Outcome::Succeeded => (RequestOutcome::Ok, None),
+        Outcome::Cancelled => (RequestOutcome::Cancelled, None),
+        Outcome::Busy => (RequestOutcome::Busy, Some(ErrorCode::Busy.as_str())),
+        Outcome::Failed(code) => (RequestOutcome::Error, Some(code.as_str())),
+    };
+    let ms = |v: f64| Some(v.round() as i64);
+    let timings = ended.timings;
+    sink(&RequestRecord {
+        model: ended.model.to_owned(),
+        persona: Some(ended.persona.to_owned()),
+        started_at: ended.started_at_ms,
+        outcome: label,
+        error_code: code.map(str::to_owned),
+        prompt_tokens: ended.prompt_tokens as i64,
+        completion_tokens: ended.completion_tokens as i64,
+        queue_ms: timings.and_then(|t| ms(t.queue_ms)),
+        ttft_ms: timings.and_then(|t| t.ttft_ms.and_then(ms)),
+        prompt_ms: timings.and_then(|t| ms(t.prompt_ms)),
+        generation_ms: timings.and_then(|t| ms(t.generation_ms)),
+        total_ms: timings
+            .and_then(|t| ms(t.total_ms))
+            .or_else(|| ms(ended.elapsed_ms)),
+    });
 }
 
 #[cfg(test)]

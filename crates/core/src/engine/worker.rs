@@ -59,14 +59,14 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use super::fit::{self, Attempt, LoadFailure, Loader, Stage};
 use super::llama_log::{failure_reason, looks_like_out_of_memory, ThreadLog};
-use super::stats::{Outcome, RequestSink, Stats, Timings};
+use super::stats::{self, Outcome, RequestSink, Stats, Timings};
 use super::text::{Scan, StopScanner, Utf8Stream};
 use super::{
     CancelToken, ChatRequest, Completion, FinishReason, Generation, GenerationEvent, LoadReport,
     VisionReport,
 };
 use crate::config::{AutoOr, ModelConfig, Sampling};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::store::{now_ms, Persona, RequestOutcome, RequestRecord, Role};
 
 /// llama.cpp's backend is process-wide and may be initialised only once.

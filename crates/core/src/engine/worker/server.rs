@@ -569,32 +569,21 @@ impl Server<'_> {
         cached: usize,
         completion_tokens: usize,
     ) {
-        self.shared
-            .stats
-            .record(outcome, timings, prompt_tokens as u32, cached as u32);
-        let (label, code) = match outcome {
-            Outcome::Succeeded => (RequestOutcome::Ok, None),
-            Outcome::Cancelled => (RequestOutcome::Cancelled, None),
-            Outcome::Busy => (RequestOutcome::Busy, Some(ErrorCode::Busy.as_str())),
-            Outcome::Failed(code) => (RequestOutcome::Error, Some(code.as_str())),
-        };
-        let ms = |v: f64| Some(v.round() as i64);
-        self.shared.log(RequestRecord {
-            model: self.shared.report.file_name(),
-            persona: Some(self.persona().to_owned()),
-            started_at: job.submitted_at_ms,
-            outcome: label,
-            error_code: code.map(str::to_owned),
-            prompt_tokens: prompt_tokens as i64,
-            completion_tokens: completion_tokens as i64,
-            queue_ms: timings.and_then(|t| ms(t.queue_ms)),
-            ttft_ms: timings.and_then(|t| t.ttft_ms.and_then(ms)),
-            prompt_ms: timings.and_then(|t| ms(t.prompt_ms)),
-            generation_ms: timings.and_then(|t| ms(t.generation_ms)),
-            total_ms: timings
-                .and_then(|t| ms(t.total_ms))
-                .or_else(|| ms(job.submitted.elapsed().as_secs_f64() * 1000.0)),
-        });
+        stats::account(
+            &self.shared.stats,
+            self.shared.sink.as_ref(),
+            stats::Ended {
+                model: &self.shared.report.file_name(),
+                persona: self.persona(),
+                started_at_ms: job.submitted_at_ms,
+                elapsed_ms: job.submitted.elapsed().as_secs_f64() * 1000.0,
+                outcome: outcome.clone(),
+                timings,
+                prompt_tokens,
+                cached_tokens: cached,
+                completion_tokens,
+            },
+        );
     }
 
     /// On shutdown: every queued and running request ends with "model unloaded".
