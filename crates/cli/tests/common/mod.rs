@@ -2,6 +2,8 @@
 //! and where the test models are.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -359,7 +359,7 @@ impl App {
     pub fn api_model_ready(&self, persona: Persona) -> Result<()> {
         use crate::engine::PersonaState;
         match self.engine()?.persona_state(persona) {
-            PersonaState::Loaded { .. } => Ok(()),
+            PersonaState::Loaded { .. } | PersonaState::Remote { .. } => Ok(()),
             PersonaState::Failed { error, .. } => Err(error),
             _ => Err(Error::Engine(EngineError::ModelNotLoaded {
                 persona: persona.as_str(),
