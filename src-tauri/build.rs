@@ -6,6 +6,7 @@ const COMMANDS: &[&str] = &[
     "monitor_snapshot",
     "monitor_set_visible",
     "engine_status",
+    "persona_backends",
     "sessions_list",
     "session_open",
     "session_create",

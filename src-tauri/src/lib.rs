@@ -68,6 +68,13 @@ fn engine_status(state: tauri::State<'_, AppState>) -> Result<Vec<PersonaState>,
     state.engine_status()
 }
 
+/// Where each persona's messages go: this machine, or a server (the chat's "remote: host"
+/// badge).
+#[tauri::command]
+fn persona_backends(state: tauri::State<'_, AppState>) -> Vec<deskmate_core::app::PersonaBackend> {
+    state.persona_backends()
+}
+
 pub fn run() -> anyhow::Result<()> {
     // Only errors from llama.cpp (it logs hundreds of lines per model load).
     use tracing_subscriber::layer::SubscriberExt;
@@ -121,6 +128,7 @@ pub fn run() -> anyhow::Result<()> {
             monitor_snapshot,
             monitor_set_visible,
             engine_status,
+            persona_backends,
             chat_commands::sessions_list,
             chat_commands::session_open,
             chat_commands::session_create,

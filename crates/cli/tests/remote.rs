@@ -96,10 +96,7 @@ fn config(home: &Path, backend: Value, allow_remote: bool) {
 }
 
 fn chat_json(home: &Path, message: &str, env: &[(&str, &str)]) -> Value {
-    let mut cmd = command(
-        home,
-        &["chat", "--persona", "office", message, "--json"],
-    );
+    let mut cmd = command(home, &["chat", "--persona", "office", message, "--json"]);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -164,17 +161,32 @@ fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fa
 
     // An answer, streamed from the server, with its statistics in the request log.
     let answer = chat_json(home.path(), "Say hello to the team.", &[]);
-    assert!(!answer["text"].as_str().unwrap().trim().is_empty(), "{answer}");
-    assert_eq!(answer["remote"], host.as_str(), "{answer}");
-    assert!(answer["completion_tokens"].as_u64().unwrap() > 0, "{answer}");
-    assert!(answer["timings"]["ttft_ms"].as_f64().unwrap() > 0.0, "{answer}");
     assert!(
-        answer["timings"]["generation_tokens_per_s"].as_f64().unwrap() > 0.0,
+        !answer["text"].as_str().unwrap().trim().is_empty(),
+        "{answer}"
+    );
+    assert_eq!(answer["remote"], host.as_str(), "{answer}");
+    assert!(
+        answer["completion_tokens"].as_u64().unwrap() > 0,
+        "{answer}"
+    );
+    assert!(
+        answer["timings"]["ttft_ms"].as_f64().unwrap() > 0.0,
+        "{answer}"
+    );
+    assert!(
+        answer["timings"]["generation_tokens_per_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
         "{answer}"
     );
     let logged = totals(home.path(), "smollm");
     assert!(logged.ok >= 1, "{logged:?}");
-    assert!(logged.prompt_tokens > 0 && logged.completion_tokens > 0, "{logged:?}");
+    assert!(
+        logged.prompt_tokens > 0 && logged.completion_tokens > 0,
+        "{logged:?}"
+    );
 
     // A relevant document stays on this machine while documents.allow_remote is off.
     let memo = home.path().join("parking.txt");
@@ -184,15 +196,25 @@ fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fa
     )
     .unwrap();
     let out = deskmate(home.path(), &["ingest", memo.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let question = "When does the visitor car park behind building C close?";
     let withheld = chat_json(home.path(), question, &[]);
-    assert!(withheld["documents_withheld"].as_u64().unwrap() >= 1, "{withheld}");
+    assert!(
+        withheld["documents_withheld"].as_u64().unwrap() >= 1,
+        "{withheld}"
+    );
     assert_eq!(withheld["sources"], json!([]), "{withheld}");
     config(home.path(), backend, true);
     let grounded = chat_json(home.path(), question, &[]);
     assert_eq!(grounded["documents_withheld"], 0, "{grounded}");
-    assert_eq!(grounded["sources"][0]["file_name"], "parking.txt", "{grounded}");
+    assert_eq!(
+        grounded["sources"][0]["file_name"], "parking.txt",
+        "{grounded}"
+    );
 
     // The server stops: the answer is a clear error after the retries, not a hang.
     let port = server.port;
@@ -211,7 +233,11 @@ fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fa
         stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("cannot be reached"),
         "{stderr}"
     );
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(totals(home.path(), "smollm").errors >= 1);
 }
 
@@ -236,17 +262,17 @@ fn a_second_deskmate_uses_the_first_ones_local_api_as_its_server() {
         "Write one short greeting.",
         &[("DESKMATE_TEST_REMOTE_KEY", server.key.as_str())],
     );
-    assert!(!answer["text"].as_str().unwrap().trim().is_empty(), "{answer}");
+    assert!(
+        !answer["text"].as_str().unwrap().trim().is_empty(),
+        "{answer}"
+    );
     assert_eq!(answer["model"], "office");
     assert!(totals(home.path(), "office").ok >= 1);
 
-    let out = command(
-        home.path(),
-        &["chat", "--persona", "office", "hello"],
-    )
-    .env_remove("DESKMATE_TEST_REMOTE_KEY")
-    .output()
-    .unwrap();
+    let out = command(home.path(), &["chat", "--persona", "office", "hello"])
+        .env_remove("DESKMATE_TEST_REMOTE_KEY")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -254,13 +280,10 @@ fn a_second_deskmate_uses_the_first_ones_local_api_as_its_server() {
         "{stderr}"
     );
 
-    let out = command(
-        home.path(),
-        &["chat", "--persona", "office", "hello"],
-    )
-    .env("DESKMATE_TEST_REMOTE_KEY", "dm-wrong")
-    .output()
-    .unwrap();
+    let out = command(home.path(), &["chat", "--persona", "office", "hello"])
+        .env("DESKMATE_TEST_REMOTE_KEY", "dm-wrong")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -46,6 +46,24 @@ use crate::startup::{self, AppStatus, StoreStatus};
 use crate::store::{Persona, Store};
 use crate::{Error, Result};
 
+/// Where a persona's messages go.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PersonaBackend {
+    pub persona: Persona,
+    /// The server, when the persona's model runs on one; `None`: this machine.
+    pub remote: Option<RemoteBadge>,
+    /// `documents.allow_remote`: whether document passages go to that server too.
+    pub documents_to_remote: bool,
+}
+
+/// What the "remote: host" badge shows and its tooltip says.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RemoteBadge {
+    pub host: String,
+    pub base_url: String,
+    pub model: String,
+}
+
 /// A part of the app, or why it could not start.
 type Part<T> = std::result::Result<T, Error>;
 
@@ -210,10 +228,33 @@ impl App {
         }
     }
 
-    /// The server `persona`'s requests go to, when it is on one (what the "remote: host"
-    /// badge shows). Asks the engine, which knows where requests go right now.
+    /// The server `persona`'s requests go to, when it is on one. Asks the engine, which knows
+    /// where requests go right now.
     pub fn remote_backend(&self, persona: Persona) -> Option<crate::config::RemoteBackend> {
         self.engine().ok()?.remote_backend(persona)
+    }
+
+    /// Where each persona's messages go, for the chat's "remote: host" badge: the engine's
+    /// server for the persona, else the configured one (a reload may be under way).
+    pub fn persona_backends(&self) -> Vec<PersonaBackend> {
+        let config = self.config();
+        [Persona::Office, Persona::Character]
+            .into_iter()
+            .map(|persona| {
+                let remote = self
+                    .remote_backend(persona)
+                    .or_else(|| config.models.persona(persona).backend.remote().cloned());
+                PersonaBackend {
+                    persona,
+                    remote: remote.map(|r| RemoteBadge {
+                        host: r.host().to_owned(),
+                        base_url: r.base_url.clone(),
+                        model: r.model.clone(),
+                    }),
+                    documents_to_remote: config.documents.allow_remote,
+                }
+            })
+            .collect()
     }
 
     /// Loads (or reloads) the personas' models on a thread of their own, one after the other so

@@ -138,19 +138,30 @@ pub struct ModelFileStatus {
     pub resolved_path: String,
     pub installed: bool,
     pub size_bytes: Option<u64>,
+    /// For a persona on an OpenAI-compatible server: its `host[:port]` (the file is not used).
+    pub remote: Option<String>,
 }
 
 /// The configured models of every role and whether their files exist.
 pub fn model_statuses(paths: &Paths, config: &config::Config) -> Vec<ModelFileStatus> {
+    let host = |m: &config::ModelConfig| m.backend.remote().map(|r| r.host().to_owned());
     let roles = [
-        (ModelRole::Office, config.models.office.path.as_path()),
-        (ModelRole::Character, config.models.character.path.as_path()),
-        (ModelRole::Speech, config.speech.model.as_path()),
-        (ModelRole::Embedding, config.embedding.model.as_path()),
+        (
+            ModelRole::Office,
+            config.models.office.path.as_path(),
+            host(&config.models.office),
+        ),
+        (
+            ModelRole::Character,
+            config.models.character.path.as_path(),
+            host(&config.models.character),
+        ),
+        (ModelRole::Speech, config.speech.model.as_path(), None),
+        (ModelRole::Embedding, config.embedding.model.as_path(), None),
     ];
     roles
         .into_iter()
-        .map(|(role, configured)| {
+        .map(|(role, configured, remote)| {
             let resolved = paths.model_path(configured);
             let size_bytes = installed_size(&resolved);
             ModelFileStatus {
@@ -159,6 +170,7 @@ pub fn model_statuses(paths: &Paths, config: &config::Config) -> Vec<ModelFileSt
                 resolved_path: resolved.display().to_string(),
                 installed: size_bytes.is_some(),
                 size_bytes,
+                remote,
             }
         })
         .collect()

@@ -124,6 +124,36 @@ describe('EngineStatus', () => {
     expect(row.classList.contains('bad')).toBe(true);
   });
 
+  it('shows a persona on a server: its address, whether it answers, and its statistics', () => {
+    const remote = {
+      persona: 'office' as const,
+      base_url: 'http://gpu-server:8000/v1',
+      host: 'gpu-server:8000',
+      model: 'qwen2.5-72b',
+      parallel: 4,
+      timeout_s: 120,
+      uses_key: true,
+      check: { checked_at: 1, answers: true, latency_ms: 12.4, model_listed: false, models: ['llama-3'], error: null },
+    };
+    const { unmount } = render(EngineStatus, {
+      t: makeTranslator('en'),
+      states: [{ state: 'remote', persona: 'office', remote, stats }],
+    });
+    const card = screen.getByTestId('engine-office');
+    expect(card.dataset.state).toBe('remote');
+    expect(card.textContent).toContain('On a server');
+    expect(screen.getByTestId('engine-remote-office').textContent).toContain('http://gpu-server:8000/v1');
+    expect(screen.getByTestId('engine-remote-answers-office').textContent?.trim()).toBe('Yes (12 ms)');
+    expect(card.textContent).toContain('does not list this model (it lists: llama-3)');
+    expect(screen.getByTestId('engine-stats-office').textContent).toContain('120 / 251 ms');
+    unmount();
+    const down = { ...remote, check: { ...remote.check, answers: false, latency_ms: null, model_listed: null, models: [], error: 'Connection refused' } };
+    render(EngineStatus, { t: makeTranslator('ko'), states: [{ state: 'remote', persona: 'office', remote: down, stats }] });
+    const answers = screen.getByTestId('engine-remote-answers-office');
+    expect(answers.dataset.answers).toBe('false');
+    expect(answers.textContent?.trim()).toBe('아니요: Connection refused');
+  });
+
   it('renders nothing outside the app before the engine answers', () => {
     render(EngineStatus, { t: makeTranslator('en') });
     expect(screen.queryByTestId('engine-office')).toBeNull();

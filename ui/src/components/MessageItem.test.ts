@@ -83,6 +83,14 @@ describe('MessageItem', () => {
     expect(onOpenSource).toHaveBeenCalledWith(sources[1]);
   });
 
+  it('says when relevant passages were kept from the server, and nothing otherwise', () => {
+    const { unmount } = render(MessageItem, props({ ...msg('An answer'), withheld: { host: 'gpu:8000', passages: 2 } }));
+    expect(screen.getByTestId('message-withheld').textContent).toContain('2 relevant passage(s) from your documents were not sent to gpu:8000');
+    unmount();
+    render(MessageItem, props(msg('An answer')));
+    expect(screen.queryByTestId('message-withheld')).toBeNull();
+  });
+
   it('shows sources while the reply is still being written, and none for a plain answer', () => {
     const { unmount } = render(MessageItem, props(msg('', 'streaming', [], [source(1, 7)])));
     expect(screen.getByTestId('source-1')).toBeTruthy();

@@ -51,6 +51,15 @@ describe('applyChatEvent', () => {
     expect(dropped.map((m) => m.id)).toEqual([1]);
   });
 
+  it('notes passages withheld from a server on their reply, and keeps the note when the reply is stored', () => {
+    let out = applyChatEvent(base, { kind: 'documents_withheld', reply_id: 2, host: 'gpu:8000', passages: 3 });
+    expect(out[1]?.withheld).toEqual({ host: 'gpu:8000', passages: 3 });
+    expect(out[0]?.withheld).toBeUndefined();
+    out = applyChatEvent(out, { kind: 'finished', reply: msg(2, 'assistant', 'Hi'), completion_tokens: 1 });
+    expect(out[1]?.withheld).toEqual({ host: 'gpu:8000', passages: 3 });
+    expect(out[1]?.content).toBe('Hi');
+  });
+
   const sources: MessageSource[] = [
     { n: 1, document_id: 4, chunk_id: 40, file_name: 'report.pdf', path: '/d/report.pdf', page: 2, section: null, excerpt: 'Revenue…' },
     { n: 2, document_id: 5, chunk_id: 50, file_name: 'notes.md', path: '/d/notes.md', page: null, section: 'Budget', excerpt: 'Budget…' },

@@ -62,6 +62,11 @@ export interface Message {
   /** Images sent with a user message, in order; empty when none. */
   attachments: MessageAttachment[];
   created_at: number;
+  /**
+   * Set while the page shows a reply whose relevant document passages stayed on this computer
+   * (the persona is on a server; documents.allow_remote is off). Not stored.
+   */
+  withheld?: { host: string; passages: number };
 }
 
 export interface Card {
@@ -91,6 +96,7 @@ export interface TurnStart {
 export type ChatEvent =
   | { kind: 'started'; reply_id: number; prompt_tokens: number; cached_tokens: number; dropped_turns: number }
   | { kind: 'sources'; reply_id: number; sources: MessageSource[] }
+  | { kind: 'documents_withheld'; reply_id: number; host: string; passages: number }
   | { kind: 'text'; reply_id: number; text: string }
   | { kind: 'finished'; reply: Message; completion_tokens: number }
   | { kind: 'failed'; reply_id: number; reply: Message | null; error: CommandError }
@@ -144,11 +150,16 @@ export function applyTurnStart(messages: Message[], start: TurnStart): Message[]
   return [...kept, ...added];
 }
 
-/** A stored reply replacing its placeholder keeps the streamed sources if it came without any. */
+/**
+ * A stored reply replacing its placeholder keeps the streamed sources if it came without any,
+ * and the notice of passages withheld (which is not stored).
+ */
 function withSources(stored: Message, previous: Message): Message {
-  return (stored.sources ?? []).length > 0 || (previous.sources ?? []).length === 0
-    ? stored
-    : { ...stored, sources: previous.sources };
+  const kept =
+    (stored.sources ?? []).length > 0 || (previous.sources ?? []).length === 0
+      ? stored
+      : { ...stored, sources: previous.sources };
+  return previous.withheld ? { ...kept, withheld: previous.withheld } : kept;
 }
 
 /** The message list after one streamed event. */
@@ -156,6 +167,10 @@ export function applyChatEvent(messages: Message[], event: ChatEvent): Message[]
   switch (event.kind) {
     case 'sources':
       return messages.map((m) => (m.id === event.reply_id ? { ...m, sources: event.sources } : m));
+    case 'documents_withheld':
+      return messages.map((m) =>
+        m.id === event.reply_id ? { ...m, withheld: { host: event.host, passages: event.passages } } : m,
+      );
     case 'text':
       return messages.map((m) =>
         m.id === event.reply_id ? { ...m, content: m.content + event.text } : m,

@@ -1,5 +1,6 @@
 // The engine's per-persona state from the `engine_status` command (Rust: core::engine::PersonaState)
 // and the pure helpers the Models page uses to show it.
+import { call, isTauri } from './api';
 import type { CommandError } from './types';
 
 export type Persona = 'office' | 'character';
@@ -75,6 +76,35 @@ export interface EngineStats {
   cache_hit_ratio: number | null;
 }
 
+/** The answer of a persona's server to `GET {base_url}/models` (Rust: engine::remote::RemoteCheck). */
+export interface RemoteCheck {
+  checked_at: number;
+  answers: boolean;
+  latency_ms: number | null;
+  model_listed: boolean | null;
+  models: string[];
+  error: string | null;
+}
+
+/** A persona on an OpenAI-compatible server (Rust: engine::remote::RemoteReport). */
+export interface RemoteReport {
+  persona: Persona;
+  base_url: string;
+  host: string;
+  model: string;
+  parallel: number;
+  timeout_s: number;
+  uses_key: boolean;
+  check: RemoteCheck;
+}
+
+/** Where a persona's messages go (Rust: app::PersonaBackend), for the "remote: host" badge. */
+export interface PersonaBackend {
+  persona: Persona;
+  remote: { host: string; base_url: string; model: string } | null;
+  documents_to_remote: boolean;
+}
+
 export type PersonaState =
   | { state: 'not_loaded'; persona: Persona }
   | { state: 'loading'; persona: Persona; file: string }
@@ -85,7 +115,8 @@ export type PersonaState =
       file: string;
       error: CommandError;
       attempts: LoadAttempt[];
-    };
+    }
+  | { state: 'remote'; persona: Persona; remote: RemoteReport; stats: EngineStats };
 
 /** "24/30" layers on the GPU, or null when everything runs on the CPU. */
 export function gpuLayers(report: LoadReport): string | null {
@@ -112,7 +143,7 @@ export function formatNumber(value: number | null | undefined, lang: 'ko' | 'en'
 /** Checks the reply of `engine_status` enough that a shape mismatch is an error, not a blank. */
 export function parseEngineStatus(value: unknown): PersonaState[] {
   if (!Array.isArray(value)) throw new Error('engine_status: not an array');
-  const states = new Set(['not_loaded', 'loading', 'loaded', 'failed']);
+  const states = new Set(['not_loaded', 'loading', 'loaded', 'failed', 'remote']);
   return value.map((item, i) => {
     if (typeof item !== 'object' || item === null) throw new Error(`engine_status[${i}]: not an object`);
     const record = item as Record<string, unknown>;
@@ -124,4 +155,21 @@ export function parseEngineStatus(value: unknown): PersonaState[] {
     }
     return item as PersonaState;
   });
+}
+
+/** Checks the reply of `persona_backends`; anything unexpected counts as "this machine". */
+export function parseBackends(value: unknown): PersonaBackend[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter(
+    (b): b is PersonaBackend =>
+      typeof b === 'object' &&
+      b !== null &&
+      ((b as PersonaBackend).persona === 'office' || (b as PersonaBackend).persona === 'character'),
+  );
+}
+
+/** Where each persona's messages go; outside the app (a browser preview) every persona is local. */
+export async function fetchBackends(): Promise<PersonaBackend[]> {
+  if (!isTauri()) return [];
+  return parseBackends(await call<unknown>('persona_backends'));
 }

@@ -97,6 +97,18 @@ describe('bannersFor', () => {
     ]);
   });
 
+  it('gives no banner for a persona on a server, whose file is not used', () => {
+    const status = sampleStatus({
+      models: [
+        { ...model('office'), installed: false, remote: 'gpu-server:8000' },
+        model('character'),
+        model('speech'),
+        model('embedding'),
+      ],
+    });
+    expect(bannersFor(status)).toEqual([]);
+  });
+
   it('shows a store banner when the database failed to open', () => {
     const error = { code: 'store.open', message: 'database is locked' };
     const banners = bannersFor(sampleStatus({ store: { ok: false, error } }));

@@ -59,7 +59,8 @@ export function bannersFor(status: AppStatus): Banner[] {
   }
   for (const role of PERSONA_ROLES) {
     const model = status.models.find((m) => m.role === role);
-    if (model && !model.installed) {
+    // A persona on a server does not use its file: a missing one is no problem.
+    if (model && !model.installed && !model.remote) {
       // Personas that share one file get one banner, not two identical ones.
       const shared = banners.find(
         (b): b is Extract<Banner, { id: `model-${PersonaRole}` }> =>

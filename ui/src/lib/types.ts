@@ -27,6 +27,8 @@ export interface ModelStatus {
   resolved_path: string;
   installed: boolean;
   size_bytes: number | null;
+  /** For a persona on an OpenAI-compatible server: its host (the file is not used). */
+  remote?: string | null;
 }
 
 export interface AppPaths {

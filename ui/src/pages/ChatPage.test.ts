@@ -81,3 +81,34 @@ describe('ChatPage files dropped on the window', () => {
     expect(fake.dragListeners()).toBe(0);
   });
 });
+
+describe('ChatPage remote badge', () => {
+  const backends = () =>
+    Promise.resolve([
+      {
+        persona: 'office' as const,
+        remote: { host: 'gpu-server:8000', base_url: 'http://gpu-server:8000/v1', model: 'qwen2.5-72b' },
+        documents_to_remote: false,
+      },
+      { persona: 'character' as const, remote: null, documents_to_remote: false },
+    ]);
+
+  it('shows where the persona runs, and says what is sent there', async () => {
+    const fake = fakeMedia();
+    render(ChatPage, { t: makeTranslator('en'), store: new ChatStore(fakeChatApi()), defaultTone: 'polite', media: fake.api, backends });
+    const badge = await screen.findByTestId('remote-badge');
+    expect(badge.textContent?.trim()).toBe('remote: gpu-server:8000');
+    expect(badge.getAttribute('title')).toContain('http://gpu-server:8000/v1 (model qwen2.5-72b)');
+    expect(badge.getAttribute('title')).not.toContain('document');
+    await fireEvent.click(screen.getByTestId('persona-character'));
+    await waitFor(() => expect(screen.queryByTestId('remote-badge')).toBeNull());
+  });
+
+  it('shows no badge for a persona on this computer', async () => {
+    const fake = fakeMedia();
+    const local = () => Promise.resolve([{ persona: 'office' as const, remote: null, documents_to_remote: false }]);
+    render(ChatPage, { t: makeTranslator('ko'), store: new ChatStore(fakeChatApi()), defaultTone: 'polite', media: fake.api, backends: local });
+    await waitFor(() => expect(screen.getByTestId('persona-office')).toBeTruthy());
+    expect(screen.queryByTestId('remote-badge')).toBeNull();
+  });
+});

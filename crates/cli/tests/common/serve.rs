@@ -122,4 +122,3 @@ pub fn curl(
         serde_json::from_str(json).unwrap_or(Value::String(json.to_owned())),
     )
 }
-
