@@ -882,3 +882,92 @@ fn holding_the_mic_button_puts_the_spoken_words_into_the_box_and_chat_answers_th
     let asked = app.text("[data-role=\"user\"]").unwrap();
     assert!(asked.to_lowercase().contains("meeting room"), "{asked}");
 }
+
+// --- a persona on an OpenAI-compatible server (issue 17), against llama.cpp's llama-server ---
+
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn a_persona_on_llama_server_answers_in_the_window_with_its_badge_and_statistics() {
+    use deskmate_tests::llama_server::{self, LlamaServer, MODEL_ALIAS};
+    let exe = match llama_server::executable() {
+        Ok(exe) => exe,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let server = LlamaServer::start(&exe, &smol()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config").join("config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let body = serde_json::json!({
+        "models": {
+            "office": {
+                "backend": {"kind": "openai", "base_url": server.base_url(), "model": MODEL_ALIAS, "timeout_s": 60},
+                "sampling": {"temperature": 0.0, "max_tokens": 16}
+            },
+            "character": {"path": smol(), "n_ctx": 2048, "parallel": 1, "threads": 2}
+        }
+    });
+    std::fs::write(&config, body.to_string()).unwrap();
+    let app = open_app(home.path(), "en_US.UTF-8");
+
+    // The badge says where the office persona runs, before anything is sent.
+    app.wait_for("[data-testid=\"remote-badge\"]").unwrap();
+    let badge = app.text("[data-testid=\"remote-badge\"]").unwrap();
+    assert_eq!(badge.trim(), format!("remote: {}", server.host()));
+    send(&app, "Say hello to the team.");
+    wait_reply_complete(&app);
+    let reply = app.text("[data-role=\"assistant\"]").unwrap();
+    assert!(!reply.trim().is_empty());
+    app.screenshot("remote-chat.png").unwrap();
+
+    // The Models page: on a server, answering, with the request counted.
+    app.click("[data-testid=\"nav-models\"]").unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid=\"engine-office\"]')?.dataset.state === 'remote' \
+         && document.querySelector('[data-testid=\"engine-remote-answers-office\"]')?.dataset.answers === 'true'",
+        WAIT,
+    )
+    .unwrap();
+    // The first figure of the statistics is the request count.
+    let requests = app
+        .script(
+            "return document.querySelector('[data-testid=\"engine-stats-office\"] dd').textContent;",
+            serde_json::json!([]),
+        )
+        .unwrap();
+    let requests: u64 = requests.as_str().unwrap().trim().parse().unwrap();
+    assert!(requests >= 1, "{requests}");
+    app.script(
+        "document.querySelector('[data-testid=\"engine-office\"]').scrollIntoView(); return true;",
+        serde_json::json!([]),
+    )
+    .unwrap();
+    app.screenshot("remote-models.png").unwrap();
+
+    // The server stops: a clear error, not a hang; the message is kept.
+    drop(server);
+    app.click("[data-testid=\"nav-chat\"]").unwrap();
+    send(&app, "Are you still there?");
+    app.wait_until(
+        "document.querySelector('[data-testid=\"toast\"][data-code=\"remote_unreachable\"]')",
+        WAIT,
+    )
+    .unwrap();
+    let toast = app
+        .text("[data-testid=\"toast\"][data-code=\"remote_unreachable\"]")
+        .unwrap();
+    assert!(toast.contains("server cannot be reached"), "{toast}");
+    let asked = app
+        .script(
+            "return [...document.querySelectorAll('[data-role=\"user\"]')].map(e => e.textContent).join('|');",
+            serde_json::json!([]),
+        )
+        .unwrap();
+    assert!(
+        asked.as_str().unwrap().contains("Are you still there?"),
+        "{asked}"
+    );
+    app.screenshot("remote-unreachable.png").unwrap();
+}

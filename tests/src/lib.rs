@@ -5,6 +5,8 @@
 //! it ends the session (closing the app) and kills the driver, so a failed test leaves nothing
 //! running. The app's environment (config, data and models directories, locale) is the driver's.
 
+pub mod llama_server;
+
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -9,69 +9,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{command, deskmate, repo_models};
+use deskmate_tests::llama_server::{self, LlamaServer, MODEL_ALIAS};
 use serde_json::{json, Value};
-
-/// `llama-server` with SmolLM2 on a free loopback port, killed when dropped.
-struct LlamaServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl LlamaServer {
-    fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
-    }
-
-    /// Starts the server and waits until `/health` says the model is loaded.
-    fn start(exe: &Path) -> LlamaServer {
-        let port = free_port();
-        let child = Command::new(exe)
-            .args(["-m"])
-            .arg(repo_models().join("SmolLM2-135M-Instruct.Q4_1.gguf"))
-            .args(["--alias", "smollm", "-c", "2048", "-np", "2", "-t", "2"])
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("llama-server starts");
-        let server = LlamaServer { child, port };
-        let started = Instant::now();
-        loop {
-            let health = ureq::get(format!("http://127.0.0.1:{port}/health"))
-                .config()
-                .http_status_as_error(false)
-                .build()
-                .call();
-            if health.is_ok_and(|r| r.status() == 200) {
-                return server;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "llama-server never became ready"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The office persona on `backend`, the character persona on the local SmolLM2, the
 /// repository's e5 model for documents.
@@ -115,13 +57,10 @@ fn totals(home: &Path, model: &str) -> deskmate_core::store::RequestTotals {
 }
 
 fn llama_server_exe() -> Option<PathBuf> {
-    match std::env::var_os("DESKMATE_TEST_LLAMA_SERVER") {
-        Some(exe) => Some(PathBuf::from(exe)),
-        None => {
-            eprintln!(
-                "skipped: DESKMATE_TEST_LLAMA_SERVER is not set (`cargo xtask test` builds \
-                 llama.cpp's llama-server and sets it; `cargo xtask llama-server` prints its path)"
-            );
+    match llama_server::executable() {
+        Ok(exe) => Some(exe),
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
             None
         }
     }
@@ -133,11 +72,12 @@ fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fa
     let Some(exe) = llama_server_exe() else {
         return;
     };
-    let server = LlamaServer::start(&exe);
+    let server =
+        LlamaServer::start(&exe, &repo_models().join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
     let home = tempfile::tempdir().unwrap();
-    let backend = json!({"kind": "openai", "base_url": server.base_url(), "model": "smollm", "timeout_s": 60});
+    let backend = json!({"kind": "openai", "base_url": server.base_url(), "model": MODEL_ALIAS, "timeout_s": 60});
     config(home.path(), backend.clone(), false);
-    let host = format!("127.0.0.1:{}", server.port);
+    let host = server.host();
 
     // `deskmate models` shows where the persona runs and that the server answers.
     let out = deskmate(home.path(), &["models", "--json"]);
@@ -181,7 +121,7 @@ fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fa
             > 0.0,
         "{answer}"
     );
-    let logged = totals(home.path(), "smollm");
+    let logged = totals(home.path(), MODEL_ALIAS);
     assert!(logged.ok >= 1, "{logged:?}");
     assert!(
         logged.prompt_tokens > 0 && logged.completion_tokens > 0,
@@ -238,7 +178,7 @@ fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fa
         "{:?}",
         started.elapsed()
     );
-    assert!(totals(home.path(), "smollm").errors >= 1);
+    assert!(totals(home.path(), MODEL_ALIAS).errors >= 1);
 }
 
 /// A second Deskmate whose office persona is the first one's `deskmate serve`: the key comes
