@@ -89,4 +89,30 @@ describe('SettingsPage engine settings and the local API', () => {
     const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
     expect(saved.config.api).toEqual({ ...config.api, enabled: true });
   });
+
+  it('saves documents.allow_remote from its switch and keeps a persona backend untouched', async () => {
+    Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
+    const backend = { kind: 'openai', base_url: 'http://gpu:8000/v1', model: 'big', api_key_env: null, timeout_s: 120 };
+    const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
+    const config = {
+      models: { office: { ...model, backend }, character: { ...model, backend: 'local' } },
+      chat: { max_message_chars: 8000 },
+      documents: { top_k: 5, allow_remote: false },
+    };
+    invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
+      if (command === 'config_get') return Promise.resolve(structuredClone(config));
+      if (command === 'config_save') return Promise.resolve(args?.config);
+      if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
+      return Promise.reject({ code: 'not_found', message: command });
+    });
+    render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() } });
+    const allow = (await screen.findByTestId('engine-allow-remote')) as HTMLInputElement;
+    expect(allow.checked).toBe(false);
+    await fireEvent.click(allow);
+    await fireEvent.click(screen.getByTestId('engine-save'));
+    await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
+    const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
+    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: true });
+    expect(saved.config.models.office.backend).toEqual(backend);
+  });
 });
