@@ -383,4 +383,20 @@ fn sixteen_concurrent_streams_against_four_slots_each_finish_or_get_429() {
     // 4 slots and 4 queued places: at least 8 are served.
     assert!(done >= 8, "{done} finished, {refused} refused");
     eprintln!("16 concurrent streams: {done} finished, {refused} refused with 429");
+    // The request log has each stream's outcome as it ended (written when the stream ends,
+    // not when its 200 went out).
+    let app = common::app(server.home.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logged = app.request_totals("api /v1/chat/completions").unwrap();
+        if (logged.ok, logged.busy) == (done, refused) {
+            assert_eq!(logged.requests, 16, "{logged:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{logged:?} against {done} finished and {refused} refused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

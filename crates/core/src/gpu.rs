@@ -372,6 +372,7 @@ pub struct ModelPlacement {
     pub layers_total: Option<u32>,
 }
 
+/// Where the configured local models sit (a persona on a server is left out).
 pub fn configured_placements(config: &Config) -> Vec<ModelPlacement> {
     use crate::store::Persona;
     [
@@ -379,6 +380,8 @@ pub fn configured_placements(config: &Config) -> Vec<ModelPlacement> {
         (Persona::Character, &config.models.character),
     ]
     .into_iter()
+    // A persona on a server takes no memory here.
+    .filter(|(_, model)| model.backend.remote().is_none())
     .map(|(persona, model)| ModelPlacement {
         persona,
         main_gpu: model.main_gpu,
@@ -570,6 +573,22 @@ mod tests {
             clock_memory_mhz: Some(10_501),
             process_vram_bytes: Some(5 << 30),
         }
+    }
+
+    #[test]
+    fn a_persona_on_a_server_has_no_place_on_this_machines_gpus() {
+        let mut config = Config::default();
+        config.models.office.backend =
+            crate::config::ModelBackend::Remote(crate::config::RemoteBackend {
+                kind: crate::config::RemoteKind::Openai,
+                base_url: "http://gpu-server:8000/v1".into(),
+                model: "big".into(),
+                api_key_env: None,
+                timeout_s: 120,
+            });
+        let placements = configured_placements(&config);
+        assert_eq!(placements.len(), 1);
+        assert_eq!(placements[0].persona, crate::store::Persona::Character);
     }
 
     #[test]

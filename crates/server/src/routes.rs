@@ -2,6 +2,7 @@
 //! OpenAI request, calls one `App` method on the blocking pool and writes OpenAI's response.
 
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequest, Request, State};
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use deskmate_core::app::{ApiChat, ApiChatRequest, ApiKey};
 use deskmate_core::engine::{ChatMessage, Completion, FinishReason, GenerationEvent};
-use deskmate_core::error::EngineError;
+use deskmate_core::error::{EngineError, ErrorCode};
 use deskmate_core::store::{now_ms, MessageSource, Persona, RequestOutcome, RequestRecord, Role};
 use deskmate_core::Error;
 use serde::Deserialize;
@@ -107,11 +108,54 @@ pub(crate) async fn require_key(
 
 /// Records every request in the request log: its path as the model, its outcome, how long it
 /// took.
+/// How a streamed answer ended, told by its task when it ends; the request log waits for it,
+/// since the status line (200) was sent long before.
+#[derive(Clone)]
+pub(crate) struct StreamEnd(Arc<Mutex<Option<tokio::sync::oneshot::Receiver<Ended>>>>);
+
+type Ended = (RequestOutcome, Option<ErrorCode>);
+
+/// Held by a stream's task: sends `outcome` when the task ends, whichever way it returns (a
+/// client that left is the default: cancelled).
+struct EndGuard {
+    tx: Option<tokio::sync::oneshot::Sender<Ended>>,
+    outcome: Ended,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(self.outcome);
+        }
+    }
+}
+
 pub(crate) async fn log_request(State(api): State<Api>, request: Request, next: Next) -> Response {
     let started_at = now_ms();
     let started = Instant::now();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
+    let stream_end = response
+        .extensions()
+        .get::<StreamEnd>()
+        .and_then(|end| end.0.lock().unwrap_or_else(PoisonError::into_inner).take());
+    if let Some(end) = stream_end {
+        let app = api.app.clone();
+        tokio::spawn(async move {
+            let (outcome, code) = end.await.unwrap_or((RequestOutcome::Cancelled, None));
+            let record = RequestRecord {
+                model: format!("api {path}"),
+                persona: None,
+                started_at,
+                outcome,
+                error_code: code.map(|c| c.as_str().to_owned()),
+                total_ms: Some(started.elapsed().as_millis() as i64),
+                ..RequestRecord::default()
+            };
+            let _ = tokio::task::spawn_blocking(move || app.log_api_request(&record)).await;
+        });
+        return response;
+    }
     let status = response.status();
     let code = response
         .extensions()
@@ -327,7 +371,10 @@ pub(crate) async fn chat_completions(
     let created = unix_seconds();
     if body.stream {
         let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
-        Ok(stream(chat, id, body.model, created, include_usage).into_response())
+        let (sse, end) = stream(chat, id, body.model, created, include_usage);
+        let mut response = sse.into_response();
+        response.extensions_mut().insert(end);
+        Ok(response)
     } else {
         Ok(Json(complete(chat, id, body.model, created).await?).into_response())
     }
@@ -381,15 +428,21 @@ fn worker_gone(model: &str) -> Error {
 /// Server-sent events: a first chunk with the role (and the sources), one per piece of text,
 /// a last one with the finish reason (then the usage, when asked), then `[DONE]`. A failure
 /// midway is an error object, then `[DONE]`. The generation runs in a task of its own that
-/// stops (and so cancels the request) when the client goes away.
+/// stops (and so cancels the request) when the client goes away; how it ended goes to the
+/// request log through the returned [`StreamEnd`].
 fn stream(
     chat: ApiChat,
     id: String,
     model: String,
     created: u64,
     include_usage: bool,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+) -> (
+    Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>,
+    StreamEnd,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+    let end = StreamEnd(Arc::new(Mutex::new(Some(end_rx))));
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
             "id": id,
@@ -400,6 +453,10 @@ fn stream(
         })
     };
     tokio::spawn(async move {
+        let mut ended = EndGuard {
+            tx: Some(end_tx),
+            outcome: (RequestOutcome::Cancelled, None),
+        };
         let ApiChat {
             mut generation,
             sources,
@@ -432,6 +489,9 @@ fn stream(
                     send(chunk(json!({ "content": piece }), None)).await
                 }
                 Some(GenerationEvent::Finished(c)) => {
+                    if c.finish_reason != FinishReason::Cancelled {
+                        ended.outcome = (RequestOutcome::Ok, None);
+                    }
                     let mut last =
                         send(chunk(json!({}), Some(finish_reason(c.finish_reason)))).await;
                     if include_usage && last {
@@ -446,6 +506,7 @@ fn stream(
                     return;
                 }
                 Some(GenerationEvent::Failed(e)) => {
+                    ended.outcome = (RequestOutcome::Error, Some(e.code()));
                     if send(ApiError::from(e).body()).await {
                         let _ = tx.send(Event::default().data("[DONE]")).await;
                     }
@@ -453,9 +514,9 @@ fn stream(
                 }
                 Some(GenerationEvent::Started { .. }) => true,
                 None => {
-                    let gone = ApiError::from(Error::Engine(EngineError::WorkerCrashed {
-                        persona: "office",
-                    }));
+                    let crashed = Error::Engine(EngineError::WorkerCrashed { persona: "office" });
+                    ended.outcome = (RequestOutcome::Error, Some(crashed.code()));
+                    let gone = ApiError::from(crashed);
                     if send(gone.body()).await {
                         let _ = tx.send(Event::default().data("[DONE]")).await;
                     }
@@ -471,7 +532,7 @@ fn stream(
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    (Sse::new(events).keep_alive(KeepAlive::default()), end)
 }
 
 #[derive(Debug, Deserialize)]

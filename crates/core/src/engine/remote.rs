@@ -998,6 +998,25 @@ mod tests {
     }
 
     #[test]
+    fn a_request_quoting_documents_is_never_sent_to_a_server() {
+        let model = RemoteModel::new(
+            Persona::Office,
+            &backend(&stalling_server()),
+            &ModelConfig::default(),
+            None,
+        )
+        .unwrap();
+        let request = ChatRequest {
+            local_only: true,
+            ..ChatRequest::default()
+        };
+        let err = model.submit(request, CancelToken::default()).err().unwrap();
+        assert_eq!(err.code(), "remote_error");
+        assert!(err.to_string().contains("documents.allow_remote"), "{err}");
+        assert_eq!(model.stats.snapshot().requests, 0, "nothing was sent");
+    }
+
+    #[test]
     fn connect_failures_are_retried_then_reported_unreachable() {
         // Port 9 (discard) on loopback: nothing listens, so each attempt is refused at once.
         let model = RemoteModel::new(
