@@ -868,6 +868,11 @@ mod tests {
     use crate::engine::ChatMessage;
     use crate::store::Role;
 
+    /// A connection to `base_url` with the default limits and no request log.
+    fn model_at(persona: Persona, base_url: &str) -> Arc<RemoteModel> {
+        RemoteModel::new(persona, &backend(base_url), &ModelConfig::default(), None).unwrap()
+    }
+
     fn backend(base_url: &str) -> RemoteBackend {
         RemoteBackend {
             kind: crate::config::RemoteKind::Openai,
@@ -999,13 +1004,7 @@ mod tests {
 
     #[test]
     fn a_request_quoting_documents_is_never_sent_to_a_server() {
-        let model = RemoteModel::new(
-            Persona::Office,
-            &backend(&stalling_server()),
-            &ModelConfig::default(),
-            None,
-        )
-        .unwrap();
+        let model = model_at(Persona::Office, &stalling_server());
         let request = ChatRequest {
             local_only: true,
             ..ChatRequest::default()
@@ -1019,13 +1018,7 @@ mod tests {
     #[test]
     fn connect_failures_are_retried_then_reported_unreachable() {
         // Port 9 (discard) on loopback: nothing listens, so each attempt is refused at once.
-        let model = RemoteModel::new(
-            Persona::Office,
-            &backend("http://127.0.0.1:9/v1"),
-            &ModelConfig::default(),
-            None,
-        )
-        .unwrap();
+        let model = model_at(Persona::Office, "http://127.0.0.1:9/v1");
         let started = Instant::now();
         let generation = model
             .submit(ChatRequest::default(), CancelToken::default())
@@ -1077,13 +1070,7 @@ mod tests {
 
     #[test]
     fn a_server_silent_past_its_timeout_ends_the_reply_with_a_clear_error_keeping_the_text() {
-        let model = RemoteModel::new(
-            Persona::Character,
-            &backend(&stalling_server()),
-            &ModelConfig::default(),
-            None,
-        )
-        .unwrap();
+        let model = model_at(Persona::Character, &stalling_server());
         let started = Instant::now();
         let mut text = String::new();
         let err = model
@@ -1104,13 +1091,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_reply_ends_at_once_even_while_the_server_is_silent() {
-        let model = RemoteModel::new(
-            Persona::Office,
-            &backend(&stalling_server()),
-            &ModelConfig::default(),
-            None,
-        )
-        .unwrap();
+        let model = model_at(Persona::Office, &stalling_server());
         let mut generation = model
             .submit(ChatRequest::default(), CancelToken::default())
             .unwrap();
