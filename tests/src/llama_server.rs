@@ -31,6 +31,8 @@ pub fn executable() -> std::result::Result<PathBuf, String> {
 pub struct LlamaServer {
     child: Child,
     pub port: u16,
+    /// Its stderr, kept for the reason when it does not start.
+    log: tempfile_log::Log,
 }
 
 impl Drop for LlamaServer {
@@ -47,17 +49,25 @@ impl LlamaServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
+        let log = tempfile_log::Log::new()?;
         let child = Command::new(exe)
             .arg("-m")
             .arg(model)
             .args(["--alias", MODEL_ALIAS, "-c", "2048", "-np", "2", "-t", "2"])
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.file()?)
             .spawn()?;
-        let server = LlamaServer { child, port };
+        let mut server = LlamaServer { child, port, log };
         let started = Instant::now();
         loop {
+            if let Some(status) = server.child.try_wait()? {
+                return Err(format!(
+                    "llama-server exited ({status}) before it was ready: {}",
+                    server.log.tail()
+                )
+                .into());
+            }
             let health = ureq::get(format!("http://127.0.0.1:{port}/health"))
                 .config()
                 .http_status_as_error(false)
@@ -67,7 +77,11 @@ impl LlamaServer {
                 return Ok(server);
             }
             if started.elapsed() > Duration::from_secs(120) {
-                return Err("llama-server did not become ready in 120 s".into());
+                return Err(format!(
+                    "llama-server did not become ready in 120 s: {}",
+                    server.log.tail()
+                )
+                .into());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -81,5 +95,43 @@ impl LlamaServer {
     /// `host:port`, as the "remote: host" badge shows it.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A file in the temporary directory for a child's stderr, removed when dropped.
+mod tempfile_log {
+    use std::fs::File;
+    use std::path::PathBuf;
+
+    pub struct Log(PathBuf);
+
+    impl Log {
+        pub fn new() -> std::io::Result<Log> {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "deskmate-llama-server-{}-{n}.log",
+                std::process::id()
+            ));
+            File::create(&path)?;
+            Ok(Log(path))
+        }
+
+        pub fn file(&self) -> std::io::Result<File> {
+            File::options().append(true).open(&self.0)
+        }
+
+        /// The last lines written, for an error message.
+        pub fn tail(&self) -> String {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(8)..].join("\n")
+        }
+    }
+
+    impl Drop for Log {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }

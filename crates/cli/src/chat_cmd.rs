@@ -1,6 +1,7 @@
 //! `deskmate models` (load the configured models, or check the servers of remote personas, and
-//! print their reports, over `deskmate_core::engine`) and `deskmate chat` (one message, or an interactive terminal chat,
-//! over the app layer `deskmate_core::app` and the window's own chat turn).
+//! print their reports, over `deskmate_core::engine`) and `deskmate chat` (one message, or an
+//! interactive terminal chat, over the app layer `deskmate_core::app` and the window's own chat
+//! turn).
 //!
 //! Sessions and messages go to the same store as the app's, and every finished request to its
 //! request log. The office persona is grounded in the user's documents and prints the passages
@@ -194,8 +195,8 @@ fn print_remote(r: &RemoteReport) {
         (Some(reason), _) => println!("  answers       NO: {reason}"),
     }
     println!(
-        "  requests      {} at once; key: {}; silence limit {} s",
-        r.parallel,
+        "  requests      at most {} at once; key: {}; silence limit {} s",
+        r.max_requests,
         if r.uses_key { "sent" } else { "none" },
         r.timeout_s
     );

@@ -370,7 +370,7 @@ impl Chat {
         let setup = session.setup();
         let first_exchange = !history.iter().any(|m| m.role == Role::User);
         Ok(Turn {
-            request: self.request_with_images(&setup, &history, &user, options.history_turns),
+            request: self.request_with_images(&setup, &history, &user, &options),
             question: text.to_owned(),
             previous_question: last_question(&history),
             library: self.library.clone(),
@@ -424,12 +424,7 @@ impl Chat {
         let question = messages[last_user].content.clone();
         let history = &messages[..last_user];
         Ok(Turn {
-            request: self.request_with_images(
-                &setup,
-                history,
-                &messages[last_user],
-                options.history_turns,
-            ),
+            request: self.request_with_images(&setup, history, &messages[last_user], &options),
             first_exchange: !history.iter().any(|m| m.role == Role::User),
             previous_question: last_question(history),
             library: self.library.clone(),
@@ -457,8 +452,30 @@ impl Chat {
         setup: &SessionSetup,
         history: &[Message],
         user: &Message,
-        history_turns: Option<usize>,
+        options: &TurnOptions,
     ) -> ChatRequest {
+        // Earlier answers drawn from documents are document text too: a persona on a server
+        // gets a note in their place unless documents.allow_remote is on, and a request that
+        // carries them stays on this machine.
+        let on_server = self.engine.remote_backend(setup.persona).is_some();
+        let grounded = |m: &Message| m.role == Role::Assistant && !m.sources.is_empty();
+        let scrubbed: Vec<Message>;
+        let history = if on_server && !options.documents_to_remote && history.iter().any(grounded) {
+            scrubbed = history
+                .iter()
+                .map(|m| {
+                    let mut m = m.clone();
+                    if grounded(&m) {
+                        m.content = WITHHELD_ANSWER.to_owned();
+                    }
+                    m
+                })
+                .collect();
+            &scrubbed[..]
+        } else {
+            history
+        };
+        let history_turns = options.history_turns;
         let vision =
             !user.attachments.is_empty() && self.engine.vision_support(setup.persona).is_ok();
         let text = if vision {
@@ -467,6 +484,16 @@ impl Chat {
             prompt_text(user, false)
         };
         let mut request = request_with_vision(setup, history, &text, history_turns, vision);
+        request.local_only = !on_server && history.iter().any(grounded);
+        if on_server {
+            for system in request
+                .messages
+                .iter_mut()
+                .filter(|m| m.role == Role::System)
+            {
+                system.content = conversation::on_server(&system.content);
+            }
+        }
         if vision {
             let images = user
                 .attachments
@@ -862,7 +889,9 @@ impl Turn {
         store.finish_message(id, text, status, code).map(Some)
     }
 
-    fn extra(&self, request: ChatRequest) -> Option<String> {
+    fn extra(&self, mut request: ChatRequest) -> Option<String> {
+        // The follow-ups and the title quote the answer: they stay wherever it had to.
+        request.local_only = self.request.local_only;
         let generation = self.engine.submit(self.setup.persona, request).ok()?;
         match generation.wait(|_| {}) {
             Ok(c) if c.finish_reason != FinishReason::Cancelled => Some(c.text),
@@ -942,6 +971,10 @@ fn extra_sampling(max_tokens: u32) -> Sampling {
         ..Sampling::default()
     }
 }
+
+/// What a persona on a server sees in place of an earlier answer drawn from the user's
+/// documents (documents.allow_remote off).
+pub const WITHHELD_ANSWER: &str = "(An earlier answer drawn from the user's documents. It stays on the user's computer and is not shown here.)";
 
 /// Asks for a title of a few words, in the language of the conversation.
 pub fn title_request(question: &str, answer: &str) -> ChatRequest {

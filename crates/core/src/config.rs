@@ -480,6 +480,37 @@ impl<'de, T: Deserialize<'de> + AutoValue> Deserialize<'de> for AutoOr<T> {
     }
 }
 
+/// Why `url` is not a usable base for an OpenAI API: http or https, a host (IPv6 in brackets),
+/// a valid port, and nothing after the path.
+fn check_base_url(url: &str) -> std::result::Result<(), &'static str> {
+    let uri: ureq::http::Uri = url.parse().map_err(|_| "not a valid URL")?;
+    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("http" | "https") => {}
+        _ => return Err("it must start with http:// or https://"),
+    }
+    let authority = uri.authority().ok_or("it has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("no credentials in the address; the key goes in api_key_env");
+    }
+    if authority.host().is_empty() {
+        return Err("it has no host");
+    }
+    // `Uri` accepts a port it cannot read as 16 bits (it then reports none).
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    if let Some((_, port)) = after_host.rsplit_once(':') {
+        if port.parse::<u16>().is_err() {
+            return Err("the port must be a number up to 65535");
+        }
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err("nothing after the path: no ?query or #fragment");
+    }
+    Ok(())
+}
+
 /// Collects range problems with their JSON paths.
 struct Checker {
     problems: Vec<ConfigProblem>,
@@ -584,19 +615,11 @@ impl Checker {
 
     fn remote(&mut self, prefix: &str, r: &RemoteBackend) {
         let p = |field: &str| format!("{prefix}.{field}");
-        let rest = r
-            .base_url
-            .strip_prefix("http://")
-            .or_else(|| r.base_url.strip_prefix("https://"));
-        let host_ok = rest.is_some_and(|rest| {
-            let host = rest.split('/').next().unwrap_or_default();
-            !host.is_empty() && !host.contains('@')
-        });
-        if !host_ok || r.base_url.chars().any(char::is_whitespace) {
+        if let Err(why) = check_base_url(&r.base_url) {
             self.fail(
                 p("base_url"),
                 format!(
-                    "must be the server's address such as http://gpu-server:8000/v1 (http:// or https://, a host, no credentials; the key goes in api_key_env), got {:?}",
+                    "must be the server's address such as http://gpu-server:8000/v1 ({why}), got {:?}",
                     r.base_url
                 ),
             );
@@ -1050,6 +1073,33 @@ mod tests {
                 "base_url": "https://user:secret@host/v1"}}}}"#,
         );
         assert_eq!(paths_of(&credentials), ["models.office.backend.base_url"]);
+        let with_url = |u: &str| {
+            format!(
+                r#"{{"models": {{"office": {{"backend": {{"kind": "openai", "model": "m", "base_url": "{u}"}}}}}}}}"#
+            )
+        };
+        let url = |u: &str| problems_of(&with_url(u));
+        for bad in [
+            "http://::1:8080/v1",
+            "http://host:99999/v1",
+            "http://host/v1?key=1",
+            "http://host/v1#x",
+            "ftp://host/v1",
+        ] {
+            assert_eq!(
+                paths_of(&url(bad)),
+                ["models.office.backend.base_url"],
+                "{bad}"
+            );
+        }
+        for good in [
+            "http://[::1]:8080/v1",
+            "HTTPS://gpu.example.com/v1",
+            "http://10.0.0.5:8000/v1/",
+        ] {
+            let parsed = Config::from_json_str(&with_url(good));
+            assert!(parsed.is_ok(), "{good}: {parsed:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub fn system_prompt(persona: Persona) -> &'static str {
     }
 }
 
+/// Where the system prompts say the model runs.
+const ON_THIS_COMPUTER: &str = "running entirely on the user's computer";
+
+/// A system prompt for a persona whose model runs on a server: it must not claim to run on the
+/// user's computer (a model repeats such claims to the user).
+pub fn on_server(prompt: &str) -> String {
+    prompt.replace(
+        ON_THIS_COMPUTER,
+        "running on a server of the user's organisation",
+    )
+}
+
 /// The system prompt of a session: the persona's, with the office tone or the character sheet.
 /// A character's greeting is part of it, because the stored greeting (the session's first
 /// message) is left out of the turns: chat templates such as Gemma's refuse a conversation that
@@ -329,5 +341,14 @@ mod tests {
         let r = request_for(&SessionSetup::of(Persona::Office), &history, "ok", None);
         assert!(r.messages[1].content.contains("chart.png"));
         assert!(prompt_text(&history[0], true).contains("not shown again"));
+    }
+
+    #[test]
+    fn a_persona_on_a_server_does_not_claim_to_run_on_the_users_computer() {
+        let office = system_prompt_for(&SessionSetup::of(Persona::Office));
+        assert!(office.contains(ON_THIS_COMPUTER), "{office}");
+        let moved = on_server(&office);
+        assert!(!moved.contains("user's computer"), "{moved}");
+        assert!(moved.contains("a server of the user's organisation"));
     }
 }

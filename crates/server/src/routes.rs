@@ -106,8 +106,6 @@ pub(crate) async fn require_key(
     }
 }
 
-/// Records every request in the request log: its path as the model, its outcome, how long it
-/// took.
 /// How a streamed answer ended, told by its task when it ends; the request log waits for it,
 /// since the status line (200) was sent long before.
 #[derive(Clone)]
@@ -130,6 +128,8 @@ impl Drop for EndGuard {
     }
 }
 
+/// Records every request in the request log: its path as the model, its outcome, how long it
+/// took. A streamed answer is recorded when its stream ends.
 pub(crate) async fn log_request(State(api): State<Api>, request: Request, next: Next) -> Response {
     let started_at = now_ms();
     let started = Instant::now();

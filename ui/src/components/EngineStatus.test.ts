@@ -131,6 +131,7 @@ describe('EngineStatus', () => {
       host: 'gpu-server:8000',
       model: 'qwen2.5-72b',
       parallel: 4,
+      max_requests: 20,
       timeout_s: 120,
       uses_key: true,
       check: { checked_at: 1, answers: true, latency_ms: 12.4, model_listed: false, models: ['llama-3'], error: null },

@@ -93,6 +93,7 @@ export interface RemoteReport {
   host: string;
   model: string;
   parallel: number;
+  max_requests: number;
   timeout_s: number;
   uses_key: boolean;
   check: RemoteCheck;

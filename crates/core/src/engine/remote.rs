@@ -6,14 +6,18 @@
 //! are never sent. The key, when the server needs one, is read from the environment variable
 //! the configuration names, never from config.json.
 //!
-//! Each request is one `POST {base_url}/chat/completions` with `stream: true`, run on a thread
-//! of its own. That thread supervises a reader thread that does the blocking reads: the
-//! supervisor answers a cancellation at once (the reader drops the connection at its next
-//! read, which stops the server's generation) and ends a server that stays silent longer than
-//! `timeout_s`. A connection that fails is tried [`CONNECT_ATTEMPTS`] times, then reported as
-//! `remote_unreachable` with the last reason. At most `parallel + max_queue` requests run at
-//! once; more are refused with `busy`, as the local queue does. Every request is counted in
-//! the persona's statistics and written to the request log, as for a local model.
+//! Each request is one `POST {base_url}/chat/completions` with `stream: true`. Its supervisor
+//! thread hands all network work (connecting, the retries, every blocking read) to an I/O
+//! thread and waits on a channel, so from the moment of submission it answers a cancellation or
+//! an unload at once, and ends a reply whose server stays silent longer than `timeout_s`. The
+//! I/O thread notices that it was left at its next read or retry and drops the connection,
+//! which stops the server's generation; a read never waits longer than `timeout_s`, so no
+//! thread outlives that. A connection that is refused or cannot be made (or a 502/503 "not
+//! ready") is tried [`CONNECT_ATTEMPTS`] times, then reported as `remote_unreachable` with the
+//! last reason; a request the server may have started is never sent twice. At most
+//! `parallel + max_queue` requests run at once; more are refused with `busy`, as the local
+//! queue does. Every request is counted in the persona's statistics and written to the request
+//! log, as for a local model, and its outcome keeps "does the server answer" current.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,9 +60,11 @@ pub struct RemoteReport {
     /// `host[:port]`, as the "remote: host" badge shows it.
     pub host: String,
     pub model: String,
-    /// Requests sent at once; more wait in no queue here but are refused (`max_queue` more
-    /// are let through to the server's own queue).
+    /// `parallel`: the requests the server is expected to serve at once.
     pub parallel: u32,
+    /// Requests sent at once (`parallel + max_queue`; the server queues what it cannot serve
+    /// yet); more are refused with `busy`.
+    pub max_requests: u32,
     pub timeout_s: u32,
     /// Whether a key is sent (never the key itself).
     pub uses_key: bool,
@@ -134,6 +140,7 @@ impl RemoteModel {
             host: backend.host().to_owned(),
             model: backend.model.clone(),
             parallel: config.parallel,
+            max_requests: (config.parallel + config.max_queue).max(1),
             timeout_s: backend.timeout_s,
             uses_key: api_key.is_some(),
             check: RemoteCheck {
@@ -255,23 +262,39 @@ impl RemoteModel {
                 message: "not sent: the request quotes documents, which stay on this machine unless documents.allow_remote is on".to_owned(),
             }));
         }
-        {
+        // Images never leave this machine (the persona reports no vision support, so the chat
+        // attaches none; this holds should the persona have moved to a server meanwhile).
+        if request.messages.iter().any(|m| !m.images.is_empty()) {
+            return Err(Error::Vision(
+                crate::error::VisionError::VisionUnavailable {
+                    persona,
+                    reason: format!(
+                        "it runs on the server {}, and images are not sent there",
+                        self.backend.host()
+                    ),
+                },
+            ));
+        }
+        let place = {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
             if *running >= self.limit {
                 let queued = running.saturating_sub(self.stats.snapshot().slots);
                 drop(running);
-                self.account(now_ms(), Instant::now(), Outcome::Busy, None, 0, 0);
+                self.account(now_ms(), Instant::now(), Outcome::Busy, None, (0, 0, 0));
                 return Err(Error::Engine(EngineError::Busy { persona, queued }));
             }
             *running += 1;
             self.publish_load(*running);
-        }
+            Place(Arc::clone(self))
+        };
         let (events, receiver) = unbounded_channel();
         let model = Arc::clone(self);
         let token = cancel.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("deskmate-remote-{persona}"))
             .spawn(move || {
+                // Freed however the request ends, a panic included.
+                let _place = place;
                 let job = Job {
                     request,
                     events,
@@ -280,18 +303,12 @@ impl RemoteModel {
                     submitted_at_ms: now_ms(),
                 };
                 model.run(job);
-                let mut running = model.running.lock().unwrap_or_else(PoisonError::into_inner);
-                *running = running.saturating_sub(1);
-                model.publish_load(*running);
             });
-        if let Err(e) = spawned {
-            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            *running = running.saturating_sub(1);
-            return Err(Error::Internal {
-                what: "a request thread",
-                reason: e.to_string(),
-            });
-        }
+        // A thread that did not start dropped its closure, and with it the place.
+        spawned.map_err(|e| Error::Internal {
+            what: "a request thread",
+            reason: e.to_string(),
+        })?;
         Ok(Generation::new(receiver, cancel))
     }
 
@@ -301,9 +318,10 @@ impl RemoteModel {
             .set_load(running.saturating_sub(slots), running.min(slots));
     }
 
-    fn run(&self, job: Job) {
+    fn run(self: &Arc<Self>, job: Job) {
         let mut stream = ReplyStream::new(sampling_of(&job.request));
         let result = self.stream_reply(&job, &mut stream);
+        self.note_answer(&result);
         let (event, outcome, timings) = match result {
             Ok(reason) => {
                 let (tail, reason) = stream.finish(reason);
@@ -341,21 +359,44 @@ impl RemoteModel {
             job.submitted,
             outcome,
             timings,
-            stream.prompt_tokens(),
-            stream.completion_tokens(),
+            (
+                stream.prompt_tokens(),
+                stream.cached_tokens,
+                stream.completion_tokens(),
+            ),
         );
         let _ = job.events.send(event);
     }
 
+    /// Keeps "does the server answer" (the Models page, `deskmate models`) as the last request
+    /// found it: a reply means yes, a server that cannot be reached or stays silent means no.
+    fn note_answer(&self, result: &Result<FinishReason>) {
+        let answers = match result {
+            Ok(FinishReason::Cancelled) => return,
+            Ok(_) => None,
+            Err(e @ Error::Engine(EngineError::RemoteUnreachable { .. }))
+            | Err(e @ Error::Engine(EngineError::RemoteTimeout { .. })) => Some(e.to_string()),
+            Err(_) => return,
+        };
+        let mut report = self.report.lock().unwrap_or_else(PoisonError::into_inner);
+        report.check.checked_at = now_ms();
+        report.check.answers = answers.is_none();
+        if answers.is_some() {
+            report.check.latency_ms = None;
+        }
+        report.check.error = answers;
+    }
+
+    /// `tokens`: prompt, cached and completion tokens.
     fn account(
         &self,
         started_at_ms: i64,
         submitted: Instant,
         outcome: Outcome,
         timings: Option<Timings>,
-        prompt_tokens: usize,
-        completion_tokens: usize,
+        tokens: (usize, usize, usize),
     ) {
+        let (prompt_tokens, cached_tokens, completion_tokens) = tokens;
         stats::account(
             &self.stats,
             self.sink.as_ref(),
@@ -367,45 +408,38 @@ impl RemoteModel {
                 outcome,
                 timings,
                 prompt_tokens,
-                cached_tokens: 0,
+                cached_tokens,
                 completion_tokens,
             },
         );
     }
 
-    /// Sends the request and follows its stream to the end; `Ok` with how it ended (the text
-    /// is in `stream`).
-    fn stream_reply(&self, job: &Job, stream: &mut ReplyStream) -> Result<FinishReason> {
-        let body = request_body(&self.backend.model, &job.request, &stream.sampling);
-        let Some(response) = self.connect(&body, &job.cancel)? else {
-            return Ok(FinishReason::Cancelled);
-        };
-        stream.started = Some(Instant::now());
-        let _ = job.events.send(GenerationEvent::Started {
-            prompt_tokens: 0,
-            cached_tokens: 0,
-            dropped_turns: 0,
-        });
-        let streamed = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("text/event-stream"));
-        let reader = response.into_body().into_reader();
-        if !streamed {
-            // A server that ignores `stream: true` sends the whole answer at once.
-            let body = read_limited(reader, MAX_BODY_BYTES).map_err(|e| self.protocol(&e))?;
-            let value: Value = serde_json::from_slice(&body)
-                .map_err(|e| self.protocol(&format!("the answer is not JSON: {e}")))?;
-            return match stream.apply(&value, &job.events) {
-                Step::More => Ok(stream.reason.unwrap_or(FinishReason::Stop)),
-                Step::End(reason) => Ok(reason),
-                Step::Failed(message) => Err(self.protocol(&message)),
-            };
-        }
-        let lines = read_lines_on_thread(reader, self.persona)?;
+    /// Sends the request (on the I/O thread) and follows its reply to the end; `Ok` with how
+    /// it ended (the text is in `stream`).
+    fn stream_reply(self: &Arc<Self>, job: &Job, stream: &mut ReplyStream) -> Result<FinishReason> {
+        let body = serde_json::to_vec(&request_body(
+            &self.backend.model,
+            &job.request,
+            &stream.sampling,
+        ))
+        .map_err(|e| Error::Internal {
+            what: "the request body",
+            reason: e.to_string(),
+        })?;
+        let (io_tx, io) = mpsc::channel();
+        let model = Arc::clone(self);
+        let cancel = job.cancel.clone();
+        std::thread::Builder::new()
+            .name(format!("deskmate-remote-io-{}", self.persona.as_str()))
+            .spawn(move || model.io(&body, &cancel, &io_tx))
+            .map_err(|e| Error::Internal {
+                what: "the remote I/O thread",
+                reason: e.to_string(),
+            })?;
         let timeout = Duration::from_secs(u64::from(self.backend.timeout_s));
-        let mut last_heard = Instant::now();
+        // Until the server accepts, the I/O thread's own limits apply (connecting, retries,
+        // `timeout_s` for the answer's head); from then on, silence is timed here.
+        let mut last_heard: Option<Instant> = None;
         loop {
             if job.cancel.is_cancelled() {
                 return Ok(FinishReason::Cancelled);
@@ -415,109 +449,179 @@ impl RemoteModel {
                     persona: self.persona.as_str(),
                 }));
             }
-            let line = match lines.recv_timeout(POLL) {
-                Ok(line) => line,
+            let message = match io.recv_timeout(POLL) {
+                Ok(message) => message,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if last_heard.elapsed() > timeout {
+                    if last_heard.is_some_and(|t| t.elapsed() > timeout) {
                         return Err(self.timeout());
                     }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(self.protocol("the reader stopped"))
+                    // It stops by itself only once cancelled or unloaded (seen at the top).
+                    if job.cancel.is_cancelled() || self.closed.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    return Err(self.protocol("the connection's thread stopped"));
                 }
             };
-            last_heard = Instant::now();
-            let payload = match line {
-                Line::Text(text) => text,
-                Line::End => {
-                    // Some servers close without `[DONE]` after the last choice.
+            last_heard = Some(Instant::now());
+            match message {
+                Io::Accepted => {
+                    stream.started = Some(Instant::now());
+                    let _ = job.events.send(GenerationEvent::Started {
+                        prompt_tokens: 0,
+                        cached_tokens: 0,
+                        dropped_turns: 0,
+                    });
+                }
+                Io::Data(data) if data == "[DONE]" => {
+                    return Ok(stream.reason.unwrap_or(FinishReason::Stop));
+                }
+                Io::Data(data) => {
+                    let value: Value = serde_json::from_str(&data)
+                        .map_err(|e| self.protocol(&format!("an event is not JSON: {e}")))?;
+                    match stream.apply(&value, &job.events) {
+                        Step::More => {}
+                        // A stop string cut the text: the rest of the stream is not needed.
+                        Step::End(reason) => return Ok(reason),
+                        Step::Failed(message) => return Err(self.protocol(&message)),
+                    }
+                }
+                // A server that ignores `stream: true` sends the whole answer at once.
+                Io::Whole(body) => {
+                    let value: Value = serde_json::from_slice(&body)
+                        .map_err(|e| self.protocol(&format!("the answer is not JSON: {e}")))?;
+                    return match stream.apply(&value, &job.events) {
+                        Step::More => Ok(stream.reason.unwrap_or(FinishReason::Stop)),
+                        Step::End(reason) => Ok(reason),
+                        Step::Failed(message) => Err(self.protocol(&message)),
+                    };
+                }
+                // Some servers close without `[DONE]` after the last choice.
+                Io::End => {
                     return match stream.reason {
                         Some(reason) => Ok(reason),
                         None => Err(self.protocol("the stream ended before the reply did")),
                     };
                 }
-                Line::Failed(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Err(self.timeout())
-                }
-                Line::Failed(e) => {
-                    return Err(self.protocol(&format!("the connection broke: {e}")));
-                }
-            };
-            let Some(data) = payload.strip_prefix("data:") else {
-                continue; // comments (": ping"), `event:` and `id:` lines, blank separators
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                return Ok(stream.reason.unwrap_or(FinishReason::Stop));
-            }
-            let value: Value = match serde_json::from_str(data) {
-                Ok(v) => v,
-                Err(e) => return Err(self.protocol(&format!("an event is not JSON: {e}"))),
-            };
-            match stream.apply(&value, &job.events) {
-                Step::More => {}
-                // A stop string cut the text: the rest of the stream is not needed.
-                Step::End(reason) => return Ok(reason),
-                Step::Failed(message) => return Err(self.protocol(&message)),
+                Io::Failed(e) => return Err(e),
             }
         }
     }
 
-    /// Posts the request, trying again when the connection fails or the server says it is not
-    /// ready (502, 503, 504). `None` when cancelled meanwhile.
-    fn connect(
-        &self,
-        body: &Value,
-        cancel: &CancelToken,
-    ) -> Result<Option<ureq::http::Response<ureq::Body>>> {
+    /// The I/O thread: posts the request, trying again while the server cannot be reached or
+    /// says it is not ready (502, 503), then reads the answer into `to`. Stops as soon as the
+    /// supervisor has gone (the channel is closed), cancelled, or the persona was unloaded.
+    fn io(&self, body: &[u8], cancel: &CancelToken, to: &mpsc::Sender<Io>) {
         let url = format!("{}/chat/completions", self.backend.base());
-        let body = serde_json::to_vec(body).map_err(|e| Error::Internal {
-            what: "the request body",
-            reason: e.to_string(),
-        })?;
+        let left = || cancel.is_cancelled() || self.closed.load(Ordering::Relaxed);
         let mut last_reason = String::new();
         for attempt in 1..=CONNECT_ATTEMPTS {
-            if cancel.is_cancelled() {
-                return Ok(None);
+            if left() {
+                return;
             }
             let request = self
                 .authorized(self.agent.post(&url))
                 .header("Accept", "text/event-stream")
                 .header("Content-Type", "application/json");
-            match request.send(&body[..]) {
-                Ok(response) if response.status().is_success() => return Ok(Some(response)),
+            let failure = match request.send(body) {
+                Ok(response) if response.status().is_success() => {
+                    if to.send(Io::Accepted).is_ok() {
+                        self.read_answer(response, to);
+                    }
+                    return;
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let message = error_message(response.into_body().into_reader());
-                    if !matches!(status, 502..=504) {
-                        return Err(Error::Engine(EngineError::RemoteError {
+                    if !matches!(status, 502 | 503) {
+                        let _ = to.send(Io::Failed(Error::Engine(EngineError::RemoteError {
                             persona: self.persona.as_str(),
                             host: self.backend.host().to_owned(),
                             status: Some(status),
                             message,
-                        }));
+                        })));
+                        return;
                     }
-                    last_reason = format!("HTTP {status}: {message}");
+                    format!("HTTP {status}: {message}")
                 }
                 Err(ureq::Error::Timeout(ureq::Timeout::RecvResponse)) => {
-                    return Err(self.timeout())
+                    let _ = to.send(Io::Failed(self.timeout()));
+                    return;
                 }
-                Err(e) if is_connect_failure(&e) => last_reason = e.to_string(),
-                Err(e) => return Err(self.protocol(&e.to_string())),
-            }
+                Err(e) if never_reached_the_server(&e) => e.to_string(),
+                Err(e) => {
+                    let _ = to.send(Io::Failed(self.protocol(&e.to_string())));
+                    return;
+                }
+            };
+            last_reason = failure;
             if let Some(delay) = RETRY_DELAYS.get(attempt as usize - 1) {
-                if sleep_unless_cancelled(*delay, cancel) {
-                    return Ok(None);
-                }
+                sleep_unless(*delay, left);
             }
         }
-        Err(Error::Engine(EngineError::RemoteUnreachable {
+        let _ = to.send(Io::Failed(Error::Engine(EngineError::RemoteUnreachable {
             persona: self.persona.as_str(),
             host: self.backend.host().to_owned(),
             attempts: CONNECT_ATTEMPTS,
             reason: last_reason,
-        }))
+        })));
+    }
+
+    /// Reads an accepted answer: the events of a stream one by one, or a whole JSON answer.
+    fn read_answer(&self, response: ureq::http::Response<ureq::Body>, to: &mpsc::Sender<Io>) {
+        let streamed = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/event-stream"));
+        let reader = response.into_body().into_reader();
+        if !streamed {
+            let _ = to.send(match read_limited(reader, MAX_BODY_BYTES) {
+                Ok(body) => Io::Whole(body),
+                Err(e) => Io::Failed(self.protocol(&e)),
+            });
+            return;
+        }
+        let mut events = SseEvents::default();
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let read = (&mut reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut buf);
+            match read {
+                Ok(0) => {
+                    if let Some(data) = events.finish() {
+                        if to.send(Io::Data(data)).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = to.send(Io::End);
+                    return;
+                }
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    for data in events.line(line.trim_end_matches(['\n', '\r'])) {
+                        // The supervisor has gone: dropping the reader closes the connection.
+                        if to.send(Io::Data(data)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let error = if e.kind() == std::io::ErrorKind::TimedOut {
+                        self.timeout()
+                    } else {
+                        self.protocol(&format!("the connection broke: {e}"))
+                    };
+                    let _ = to.send(Io::Failed(error));
+                    return;
+                }
+            }
+        }
     }
 
     fn timeout(&self) -> Error {
@@ -549,38 +653,111 @@ fn failed_check(reason: &str) -> RemoteCheck {
     }
 }
 
-/// Whether the request never reached the server, so trying again may help.
-fn is_connect_failure(e: &ureq::Error) -> bool {
+/// Whether the request certainly never reached the server, so sending it again cannot make the
+/// server do the work twice.
+fn never_reached_the_server(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
-        ureq::Error::Timeout(t) => matches!(
-            t,
-            ureq::Timeout::Connect | ureq::Timeout::Resolve | ureq::Timeout::SendRequest
-        ),
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Connect | ureq::Timeout::Resolve),
         ureq::Error::Io(io) => matches!(
             io.kind(),
-            std::io::ErrorKind::ConnectionRefused
-                | std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::NotConnected
-                | std::io::ErrorKind::BrokenPipe
-                | std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::TimedOut
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
         ),
         _ => false,
     }
 }
 
-/// Sleeps `delay`, waking early on cancellation; true when cancelled.
-fn sleep_unless_cancelled(delay: Duration, cancel: &CancelToken) -> bool {
+/// Sleeps `delay`, waking early once `stop` says so.
+fn sleep_unless(delay: Duration, stop: impl Fn() -> bool) {
     let until = Instant::now() + delay;
-    while Instant::now() < until {
-        if cancel.is_cancelled() {
-            return true;
-        }
+    while Instant::now() < until && !stop() {
         std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
     }
-    cancel.is_cancelled()
+}
+
+/// A request's place among the `parallel + max_queue` that may run at once; dropping it frees
+/// the place.
+struct Place(Arc<RemoteModel>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut running = self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        self.0.publish_load(*running);
+    }
+}
+
+/// What the I/O thread tells the supervisor.
+enum Io {
+    /// The server accepted the request; its answer follows.
+    Accepted,
+    /// The data of one server-sent event.
+    Data(String),
+    /// An answer that was not streamed.
+    Whole(Vec<u8>),
+    /// The stream ended.
+    End,
+    Failed(Error),
+}
+
+/// Server-sent events out of lines: `data:` lines up to a blank line make one event (joined
+/// with newlines, as the format says). A server that leaves out the blank lines still works:
+/// a `data:` line that follows a complete JSON value starts a new event. The data of an
+/// `event: error` that is not JSON becomes an OpenAI error object carrying it.
+#[derive(Default)]
+struct SseEvents {
+    data: Option<String>,
+    error_event: bool,
+}
+
+impl SseEvents {
+    /// Takes one line (without its end); returns the events it completes.
+    fn line(&mut self, line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if line.is_empty() {
+            out.extend(self.finish());
+            return out;
+        }
+        if let Some(value) = line.strip_prefix("data:") {
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            if self.data.as_deref().is_some_and(is_complete) {
+                out.extend(self.finish());
+            }
+            match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_owned()),
+            }
+        } else if let Some(name) = line.strip_prefix("event:") {
+            // Without blank lines, a field line after complete data starts the next event.
+            if self.data.as_deref().is_some_and(is_complete) {
+                out.extend(self.finish());
+            }
+            self.error_event = name.trim() == "error";
+        }
+        // Comments (`: ping`), `id:` and `retry:` carry nothing for us.
+        out
+    }
+
+    /// The event being gathered, if any (at a blank line or the end of the stream).
+    fn finish(&mut self) -> Option<String> {
+        let data = self.data.take()?;
+        let error_event = std::mem::take(&mut self.error_event);
+        if error_event && serde_json::from_str::<Value>(&data).is_err() {
+            return Some(json!({ "error": { "message": data } }).to_string());
+        }
+        Some(data)
+    }
+}
+
+fn is_complete(data: &str) -> bool {
+    data == "[DONE]" || serde_json::from_str::<serde::de::IgnoredAny>(data).is_ok()
 }
 
 struct Job {
@@ -779,48 +956,6 @@ impl ReplyStream {
                 .then(|| (generated - 1) as f64 * 1000.0 / generation_ms),
         }
     }
-}
-
-enum Line {
-    Text(String),
-    End,
-    Failed(std::io::Error),
-}
-
-/// Reads the stream's lines on a thread of its own (the reads block), so the caller can give
-/// up at once on cancellation. The thread ends at the end of the stream, at an error, or at
-/// its next line after the caller has gone (dropping the connection).
-fn read_lines_on_thread(
-    reader: impl Read + Send + 'static,
-    persona: Persona,
-) -> Result<mpsc::Receiver<Line>> {
-    let (lines, receiver) = mpsc::channel();
-    std::thread::Builder::new()
-        .name(format!("deskmate-remote-read-{}", persona.as_str()))
-        .spawn(move || {
-            let mut reader = BufReader::new(reader);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                let read = (&mut reader)
-                    .take(MAX_LINE_BYTES)
-                    .read_until(b'\n', &mut buf);
-                let line = match read {
-                    Ok(0) => Line::End,
-                    Ok(_) => Line::Text(String::from_utf8_lossy(&buf).trim_end().to_owned()),
-                    Err(e) => Line::Failed(e),
-                };
-                let last = !matches!(line, Line::Text(_));
-                if lines.send(line).is_err() || last {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| Error::Internal {
-            what: "the remote reader thread",
-            reason: e.to_string(),
-        })?;
-    Ok(receiver)
 }
 
 fn read_limited(reader: impl Read, limit: u64) -> std::result::Result<Vec<u8>, String> {
@@ -1039,6 +1174,12 @@ mod tests {
     /// A server that answers with one piece of text and then stays silent: what a stalled
     /// GPU server or a broken network looks like from here. Returns its base URL.
     fn stalling_server() -> String {
+        stalling_server_that(true)
+    }
+
+    /// `answers`: whether it sends the head of its answer and one piece of text before going
+    /// silent, or says nothing at all.
+    fn stalling_server_that(answers: bool) -> String {
         use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -1055,6 +1196,10 @@ mod tests {
                         request.push(byte[0]);
                     }
                     let chunk = r#"data: {"choices":[{"delta":{"content":"hi"}}]}"#;
+                    if !answers {
+                        std::thread::sleep(Duration::from_secs(30));
+                        return;
+                    }
                     let _ = write!(
                         stream,
                         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\n\n\r\n",
@@ -1118,5 +1263,53 @@ mod tests {
         assert!(cancelled_at.elapsed() < Duration::from_secs(1));
         let stats = model.stats.snapshot();
         assert_eq!((stats.requests, stats.cancelled), (1, 1));
+    }
+
+    #[test]
+    fn a_reply_is_cancelled_at_once_even_before_the_server_answers_at_all() {
+        let model = model_at(Persona::Office, &stalling_server_that(false));
+        let generation = model
+            .submit(ChatRequest::default(), CancelToken::default())
+            .unwrap();
+        let cancel = generation.cancel_token();
+        std::thread::sleep(Duration::from_millis(300));
+        let cancelled_at = Instant::now();
+        cancel.cancel();
+        let done = generation.wait(|_| {}).unwrap();
+        assert_eq!(done.finish_reason, FinishReason::Cancelled);
+        assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+        // The place is free again.
+        assert_eq!(model.stats.snapshot().active_slots, 0);
+    }
+
+    #[test]
+    fn server_sent_events_are_gathered_as_the_format_says_and_as_servers_send_them() {
+        let mut sse = SseEvents::default();
+        let mut got = Vec::new();
+        for line in [
+            ": ping",
+            "data: {\"a\":",
+            "data: 1}",
+            "",
+            "data: {\"b\":2}",
+            "data: {\"c\":3}",
+            "event: error",
+            "data: model crashed",
+            "",
+            "data: [DONE]",
+        ] {
+            got.extend(sse.line(line));
+        }
+        got.extend(sse.finish());
+        assert_eq!(
+            got,
+            [
+                "{\"a\":\n1}",
+                "{\"b\":2}",
+                "{\"c\":3}",
+                r#"{"error":{"message":"model crashed"}}"#,
+                "[DONE]"
+            ]
+        );
     }
 }
