@@ -136,9 +136,7 @@ pub async fn api_set_enabled(
 ) -> Result<ApiStatus, Error> {
     let (app, server) = (Arc::clone(&state), Arc::clone(&server));
     blocking(move || {
-        let mut config = app.config();
-        config.api.enabled = enabled;
-        app.save_config(config)?;
+        app.update_config(|config| config.api.enabled = enabled)?;
         server.reconcile(&app);
         server.status(&app)
     })

@@ -71,6 +71,9 @@ pub struct App {
     paths: Paths,
     locale: String,
     config: RwLock<LoadedConfig>,
+    /// Held while the configuration is saved, so the file and the one in use always agree and
+    /// a read-modify-save ([`App::update_config`]) loses no other save.
+    config_writes: Mutex<()>,
     store: Part<Arc<Mutex<Store>>>,
     engine: Part<Arc<Engine>>,
     library: Part<Arc<Library>>,
@@ -126,6 +129,7 @@ impl App {
         Ok(App {
             locale: crate::locale::system_locale(),
             config: RwLock::new(loaded),
+            config_writes: Mutex::new(()),
             store,
             engine,
             library,
@@ -303,6 +307,26 @@ impl App {
     /// Settings read when a part starts (the document library's embedding model and limits,
     /// the monitor's interval and thresholds) apply at the next start.
     pub fn save_config(&self, config: Config) -> Result<Config> {
+        let _writing = self
+            .config_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.save_config_holding_lock(config)
+    }
+
+    /// Changes the configuration in use and saves it as [`App::save_config`] does; no other
+    /// save can come between the read and the write.
+    pub fn update_config(&self, change: impl FnOnce(&mut Config)) -> Result<Config> {
+        let _writing = self
+            .config_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut config = self.config();
+        change(&mut config);
+        self.save_config_holding_lock(config)
+    }
+
+    fn save_config_holding_lock(&self, config: Config) -> Result<Config> {
         config.save(&self.paths.config_file)?;
         let old = {
             let mut loaded = self.config.write().unwrap_or_else(PoisonError::into_inner);
@@ -326,12 +350,10 @@ impl App {
 
     /// Makes `path` the persona's model file in the configuration, saves it and loads it.
     pub fn set_model_file(&self, persona: Persona, path: PathBuf) -> Result<Config> {
-        let mut config = self.config();
-        match persona {
+        self.update_config(|config| match persona {
             Persona::Office => config.models.office.path = path,
             Persona::Character => config.models.character.path = path,
-        }
-        self.save_config(config)
+        })
     }
 
     /// The limits a turn is held to. `history_turns` is a preference of the front end (the
@@ -409,6 +431,35 @@ mod tests {
         assert_eq!(
             app.monitor_snapshot().unwrap_err().code(),
             "monitor_unavailable"
+        );
+    }
+
+    #[test]
+    fn changes_made_at_the_same_time_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = Arc::new(App::open(Paths::in_dir(dir.path())).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let app = Arc::clone(&app);
+                std::thread::spawn(move || {
+                    app.update_config(|c| {
+                        c.api
+                            .cors_origins
+                            .push(format!("http://localhost:{}", 3000 + i))
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(app.config().api.cors_origins.len(), 8);
+        let reopened = App::open(Paths::in_dir(dir.path())).unwrap();
+        assert_eq!(
+            reopened.config(),
+            app.config(),
+            "the file and the one in use agree"
         );
     }
 
