@@ -11,7 +11,7 @@
 //! thread and waits on a channel, so from the moment of submission it answers a cancellation or
 //! an unload at once, and ends a reply whose server stays silent longer than `timeout_s`. The
 //! I/O thread notices that it was left at its next read or retry and drops the connection,
-//! which stops the server's generation; a read never waits longer than `timeout_s`, so no
+//! which stops the server's generation; a read gives up a second after `timeout_s`, so no
 //! thread outlives that. A connection that is refused or cannot be made (or a 502/503 "not
 //! ready") is tried [`CONNECT_ATTEMPTS`] times, then reported as `remote_unreachable` with the
 //! last reason; a request the server may have started is never sent twice. At most
@@ -130,7 +130,9 @@ impl RemoteModel {
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(timeout))
-            .timeout_per_read(Some(timeout))
+            // The supervisor times the silence of an accepted answer; a read gives up a little
+            // later, so that a thread it left behind still ends.
+            .timeout_per_read(Some(timeout + Duration::from_secs(1)))
             .user_agent(format!("deskmate/{}", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
@@ -612,7 +614,7 @@ impl RemoteModel {
                     }
                 }
                 Err(e) => {
-                    let error = if e.kind() == std::io::ErrorKind::TimedOut {
+                    let error = if is_timeout(&e) {
                         self.timeout()
                     } else {
                         self.protocol(&format!("the connection broke: {e}"))
@@ -665,6 +667,14 @@ fn never_reached_the_server(e: &ureq::Error) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether a failed read ran out of time (ureq reports its own timeouts inside the I/O error).
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)))
 }
 
 /// Sleeps `delay`, waking early once `stop` says so.
