@@ -196,6 +196,24 @@ impl Repo {
         Ok(python)
     }
 
+    /// Writes a benchmark's `target/bench/<stem>.json` and `<stem>.md` and prints the table.
+    fn write_bench_report(&self, stem: &str, report: &serde_json::Value, md: &str) -> Result<()> {
+        let out_dir = self.root.join("target").join("bench");
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("creating {}", out_dir.display()))?;
+        let json_path = out_dir.join(format!("{stem}.json"));
+        std::fs::write(&json_path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", json_path.display()))?;
+        let md_path = out_dir.join(format!("{stem}.md"));
+        std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+        println!(
+            "\n{md}\nwritten: {} and {}",
+            json_path.display(),
+            md_path.display()
+        );
+        Ok(())
+    }
+
     /// llama.cpp's `llama-server` for the tests that run Deskmate against a real
     /// OpenAI-compatible server, built after the app (it links the libraries that build made).
     /// Without it (no pip or PyPI for the source, a GPU build of llama.cpp, a compile error)
@@ -774,8 +792,6 @@ fn bench_engine(args: &[String]) -> Result<()> {
         n = ttft.len(),
     ));
 
-    let out_dir = repo.root.join("target").join("bench");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let report = serde_json::json!({
         "model": model,
         "threads": threads,
@@ -793,20 +809,9 @@ fn bench_engine(args: &[String]) -> Result<()> {
                     "ttft_turn_last_vs_turn_1": ttft_ratio,
                     "llama_bench_same_reads_last_vs_1": llama_ttft_ratio },
     });
-    let json_path = out_dir.join("engine.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    let md_path = out_dir.join("engine.md");
-    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    println!(
-        "\n{md}\nwritten: {} and {}",
-        json_path.display(),
-        md_path.display()
-    );
-    Ok(())
+    repo.write_bench_report("engine", &report, &md)
 }
 
-/// `cargo xtask bench documents`: see `crates/cli/src/bench_docs_cmd.rs` for what is measured.
 /// 16 concurrent streamed chat completions against 4 slots through the local API, as a client
 /// sees them: time to first token (p50, p95) and throughput, as ratios against one request
 /// alone in the same run.
@@ -832,11 +837,6 @@ fn bench_api(args: &[String]) -> Result<()> {
     )?;
     let report: serde_json::Value =
         serde_json::from_str(raw.trim()).context("reading the API benchmark's JSON")?;
-    let out_dir = repo.root.join("target").join("bench");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let json_path = out_dir.join("api.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
     let (s, c, r) = (&report["single"], &report["concurrent"], &report["ratios"]);
     let md = format!(
         "# API benchmark\n\nModel `{}`, {} slots, queue {}, {} concurrent streamed requests of {} tokens, through `deskmate serve`'s HTTP API.\n\n\
@@ -853,16 +853,10 @@ fn bench_api(args: &[String]) -> Result<()> {
         num(&s["tokens_per_s"]), num(&c["aggregate_tokens_per_s"]), num(&r["aggregate_tokens_per_s_vs_single"]),
         c["finished"], c["refused_429"], c["lost"],
     );
-    let md_path = out_dir.join("api.md");
-    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    println!(
-        "\n{md}\nwritten: {} and {}",
-        json_path.display(),
-        md_path.display()
-    );
-    Ok(())
+    repo.write_bench_report("api", &report, &md)
 }
 
+/// `cargo xtask bench documents`: see `crates/cli/src/bench_docs_cmd.rs` for what is measured.
 fn bench_documents(args: &[String]) -> Result<()> {
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let repo = Repo::locate()?;
@@ -974,18 +968,7 @@ fn bench_documents(args: &[String]) -> Result<()> {
         ));
     }
     md.push_str("\nQuery latency is the whole hybrid search: embedding the query, keyword and vector search, fusion and reading the passages. Targets: p95 < 50 ms, HNSW recall@10 ≥ 0.98 against exact search over the same vectors. The scale libraries use recombined corpus sentences and mixed real embeddings (see bench_docs_cmd.rs).\n");
-    std::fs::create_dir_all(&out_dir)?;
-    let json_path = out_dir.join("documents.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    let md_path = out_dir.join("documents.md");
-    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    println!(
-        "\n{md}\nwritten: {} and {}",
-        json_path.display(),
-        md_path.display()
-    );
-    Ok(())
+    repo.write_bench_report("documents", &report, &md)
 }
 
 fn verdict(met: bool) -> &'static str {
