@@ -889,12 +889,8 @@ fn holding_the_mic_button_puts_the_spoken_words_into_the_box_and_chat_answers_th
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn a_persona_on_llama_server_answers_in_the_window_with_its_badge_and_statistics() {
     use deskmate_tests::llama_server::{self, LlamaServer, MODEL_ALIAS};
-    let exe = match llama_server::executable() {
-        Ok(exe) => exe,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(exe) = llama_server::executable_or_skip() else {
+        return;
     };
     let server = LlamaServer::start(&exe, &smol()).unwrap();
     let home = tempfile::tempdir().unwrap();

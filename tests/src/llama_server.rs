@@ -27,6 +27,14 @@ pub fn executable() -> std::result::Result<PathBuf, String> {
     }
 }
 
+/// The executable for a test that needs one; without it, says on stderr that the test is
+/// skipped and why, and gives `None`.
+pub fn executable_or_skip() -> Option<PathBuf> {
+    executable()
+        .map_err(|reason| eprintln!("skipped: {reason}"))
+        .ok()
+}
+
 /// A running `llama-server` on a free loopback port; killed when dropped.
 pub struct LlamaServer {
     child: Child,

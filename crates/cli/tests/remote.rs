@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{command, deskmate, repo_models};
@@ -56,20 +56,10 @@ fn totals(home: &Path, model: &str) -> deskmate_core::store::RequestTotals {
     common::app(home).request_totals(model).unwrap()
 }
 
-fn llama_server_exe() -> Option<PathBuf> {
-    match llama_server::executable() {
-        Ok(exe) => Some(exe),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
-}
-
 #[test]
 fn a_persona_on_llama_server_answers_with_statistics_keeps_documents_home_and_fails_clearly_once_it_stops(
 ) {
-    let Some(exe) = llama_server_exe() else {
+    let Some(exe) = llama_server::executable_or_skip() else {
         return;
     };
     let server =

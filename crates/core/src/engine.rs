@@ -526,12 +526,6 @@ impl Engine {
         self.remote(persona).map(|m| m.backend().clone())
     }
 
-    /// Asks a remote persona's server whether it answers (blocks up to a few seconds);
-    /// `None` for a persona not on a server.
-    pub fn check_remote(&self, persona: Persona) -> Option<remote::RemoteReport> {
-        self.remote(persona).map(|m| m.check())
-    }
-
     /// Unloads a persona's model (a no-op when none is loaded); its weights are freed unless
     /// the other persona shares them.
     pub fn unload(&self, persona: Persona) {
