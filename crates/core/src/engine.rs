@@ -363,17 +363,29 @@ impl Engine {
     /// its running requests ending with [`Error::Engine(EngineError::ModelUnloaded)`]. `path` is the model file
     /// (relative paths in the config are resolved by the caller). Blocks while loading.
     pub fn load(&self, persona: Persona, path: &Path, config: &ModelConfig) -> Result<LoadReport> {
+        self.as_pending(persona, path, || self.load_inner(persona, path, config))
+    }
+
+    /// Runs `work` (making `persona` ready from `file`, a model or a server's address) with
+    /// the persona shown as loading meanwhile, and as failed (with every load attempt) after
+    /// an error.
+    fn as_pending<T>(
+        &self,
+        persona: Persona,
+        file: &Path,
+        work: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         self.set_pending(
             persona,
             Some(PersonaState::Loading {
                 persona,
-                file: path.to_path_buf(),
+                file: file.to_path_buf(),
             }),
         );
-        let result = self.load_inner(persona, path, config);
+        let result = work();
         let failed = result.as_ref().err().map(|e| PersonaState::Failed {
             persona,
-            file: path.to_path_buf(),
+            file: file.to_path_buf(),
             error: e.clone(),
             attempts: match e {
                 Error::Engine(EngineError::ModelLoadFailed { attempts, .. }) => attempts.clone(),
@@ -476,35 +488,16 @@ impl Engine {
         backend: &crate::config::RemoteBackend,
         config: &ModelConfig,
     ) -> Result<remote::RemoteReport> {
-        let file = PathBuf::from(&backend.base_url);
-        self.set_pending(
-            persona,
-            Some(PersonaState::Loading {
-                persona,
-                file: file.clone(),
-            }),
-        );
-        self.unload(persona);
-        let model = match remote::RemoteModel::new(persona, backend, config, self.sink.clone()) {
-            Ok(model) => model,
-            Err(error) => {
-                self.set_pending(
-                    persona,
-                    Some(PersonaState::Failed {
-                        persona,
-                        file,
-                        error: error.clone(),
-                        attempts: Vec::new(),
-                    }),
-                );
-                return Err(error);
-            }
-        };
-        self.models
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(persona, Loaded::Remote(Arc::clone(&model)));
-        self.set_pending(persona, None);
+        let model = self.as_pending(persona, Path::new(&backend.base_url), || {
+            self.unload(persona);
+            let model = remote::RemoteModel::new(persona, backend, config, self.sink.clone())?;
+            self.models
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(persona, Loaded::Remote(Arc::clone(&model)));
+            Ok(model)
+        })?;
+        // Requests are taken from here on; a server that does not answer yet is no error.
         Ok(model.check())
     }
 
