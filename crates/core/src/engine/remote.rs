@@ -96,6 +96,8 @@ pub(crate) struct RemoteModel {
     pub(crate) stats: Stats,
     sink: Option<RequestSink>,
     /// Requests that may run at once.
+    /// `parallel`: requests the server is expected to serve at once (the rest wait in its queue).
+    slots: usize,
     limit: usize,
     running: Mutex<usize>,
     /// Set when the persona is unloaded or reconfigured: running requests end with
@@ -161,6 +163,7 @@ impl RemoteModel {
             agent,
             stats: Stats::new(config.parallel as usize),
             sink,
+            slots: config.parallel as usize,
             limit: (config.parallel + config.max_queue).max(1) as usize,
             running: Mutex::new(0),
             closed: AtomicBool::new(false),
@@ -280,7 +283,7 @@ impl RemoteModel {
         let place = {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
             if *running >= self.limit {
-                let queued = running.saturating_sub(self.stats.snapshot().slots);
+                let queued = running.saturating_sub(self.slots);
                 drop(running);
                 self.account(now_ms(), Instant::now(), Outcome::Busy, None, (0, 0, 0));
                 return Err(Error::Engine(EngineError::Busy { persona, queued }));
@@ -315,9 +318,8 @@ impl RemoteModel {
     }
 
     fn publish_load(&self, running: usize) {
-        let slots = self.stats.snapshot().slots;
         self.stats
-            .set_load(running.saturating_sub(slots), running.min(slots));
+            .set_load(running.saturating_sub(self.slots), running.min(self.slots));
     }
 
     fn run(self: &Arc<Self>, job: Job) {
