@@ -57,7 +57,6 @@ const UNSUPPORTED_BACKENDS: &[&str] = &[
     "GGML_CUDA",
     "GGML_HIP",
     "GGML_MUSA",
-    "GGML_VULKAN",
     "GGML_METAL",
     "GGML_OPENCL",
     "GGML_SYCL",
@@ -592,6 +591,16 @@ impl SysBuild {
                 if let Some(lib) = cache.get(key).filter(|l| !l.ends_with("NOTFOUND")) {
                     system_libs.push(lib.clone());
                 }
+            }
+        }
+        if on("GGML_VULKAN") {
+            // The Vulkan loader CMake found (the provisioned SDK's link to the system loader).
+            match cache
+                .get("Vulkan_LIBRARY")
+                .filter(|l| !l.ends_with("NOTFOUND"))
+            {
+                Some(lib) => system_libs.push(lib.clone()),
+                None => system_libs.push("-lvulkan".to_string()),
             }
         }
         system_libs.extend(["-lpthread", "-ldl", "-lm"].map(str::to_string));

@@ -23,8 +23,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod gpu_check;
 mod llama_bench;
 mod llama_server;
+mod vulkan_sdk;
 
 /// Debian packages the app needs to build and run.
 const APP_PACKAGES: &[&str] = &[
@@ -36,6 +38,12 @@ const APP_PACKAGES: &[&str] = &[
     // llama-cpp-sys-2 generates its bindings with bindgen, which needs libclang.
     "clang",
     "libclang-dev",
+    // llama.cpp's Vulkan backend (the default GPU backend): the loader, the shader compiler and
+    // SPIR-V headers; the Vulkan headers themselves may be newer than the system's (vulkan_sdk.rs).
+    "libvulkan-dev",
+    "glslc",
+    "spirv-headers",
+    "curl",
 ];
 /// Extra Debian packages for the end-to-end tests (the CJK fonts make Korean screenshots legible).
 // espeak-ng speaks the sentences the speech tests transcribe.
@@ -45,6 +53,8 @@ const TEST_PACKAGES: &[&str] = &[
     "xauth",
     "fonts-noto-cjk",
     "espeak-ng",
+    // Mesa's software Vulkan device (llvmpipe): the GPU tests run the real Vulkan code path on it.
+    "mesa-vulkan-drivers",
 ];
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -56,9 +66,11 @@ commands:
   models [--set default|test|all]
                       install model files into models/ (mirror: DESKMATE_MODEL_MIRROR)
   e2e                 build the app and run only the end-to-end tests under Xvfb
-  bench engine [--model PATH] [--quick]
+  bench engine [--model PATH] [--quick] [--vulkan]
                       the engine's speed against llama.cpp's llama-bench, concurrency and the
-                      prompt cache; writes target/bench/engine.json and engine.md
+                      prompt cache; writes target/bench/engine.json and engine.md. --vulkan: the
+                      speed ratios with every layer on Vulkan device 0 (here Mesa's software
+                      device), written to engine-vulkan.json and .md
   bench documents [--quick]
                       document ingest speed, query latency at 10k/100k chunks, HNSW recall and
                       retrieval quality (hybrid vs keyword vs vector) on a labeled ko+en set;
@@ -67,6 +79,12 @@ commands:
                       16 concurrent streamed requests against 4 slots through the local API:
                       time to first token p50/p95 and throughput against one request alone;
                       writes target/bench/api.json and api.md
+  gpu-check [--dry-run]
+                      build the bundle for a lent NVIDIA machine (gpu-check/a and b) and print
+                      the two device calls that run it; without --dry-run, also rehearse it here
+                      on Mesa's software Vulkan device
+  vulkan-sdk          provision the Vulkan headers llama.cpp's Vulkan backend compiles against
+                      (.vulkan-sdk/; `run` and `test` do it too)
   llama-server        build llama.cpp's llama-server against the engine's llama.cpp (the tests
                       run Deskmate against it) and print its path";
 
@@ -85,6 +103,11 @@ fn main() {
             let llama_server = repo.llama_server_for_tests();
             repo.e2e(llama_server.as_deref())
         }),
+        Some("gpu-check") => Repo::locate().and_then(|repo| {
+            repo.prerequisites(false)?;
+            gpu_check::prepare(&repo, args.iter().any(|a| a == "--dry-run"))
+        }),
+        Some("vulkan-sdk") => Repo::locate().and_then(|repo| vulkan_sdk::ensure(&repo.root)),
         Some("llama-server") => Repo::locate().and_then(|repo| {
             let exe = llama_server::build(&repo.root, &repo.target_dir())?;
             println!("{}", exe.display());
@@ -239,6 +262,8 @@ impl Repo {
             packages.extend_from_slice(TEST_PACKAGES);
         }
         ensure_debian_packages(&packages)?;
+        step("checking the Vulkan headers");
+        vulkan_sdk::ensure(&self.root)?;
 
         step("checking Node.js and the UI's packages");
         let npm_version = capture(Command::new("npm").arg("--version")).context(
@@ -605,6 +630,13 @@ const BENCH_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 fn bench_engine(args: &[String]) -> Result<()> {
     let repo = Repo::locate()?;
     let quick = args.iter().any(|a| a == "--quick");
+    // Mesa's software Vulkan device computes slowly: small sizes, and only the speed rounds.
+    let vulkan = args.iter().any(|a| a == "--vulkan");
+    if vulkan {
+        // llama-bench and the engine both read it when ggml lists its devices; llama-bench
+        // offloads every layer by default and the engine's fit puts them all on the device.
+        env::set_var("GGML_VK_VISIBLE_DEVICES", "0");
+    }
     let model = match flag_value(args, "--model") {
         Some(p) => {
             let p = PathBuf::from(p);
@@ -621,19 +653,26 @@ fn bench_engine(args: &[String]) -> Result<()> {
             p
         }
     };
-    let (n_prompt, n_gen, reps) = if quick { (256, 128, 5) } else { (512, 256, 7) };
+    let (n_prompt, n_gen, reps) = if vulkan {
+        (64, 16, 2)
+    } else if quick {
+        (256, 128, 5)
+    } else {
+        (512, 256, 7)
+    };
     let batch = 512;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
 
     step("building the CLI (the engine's side of the benchmark)");
-    run(repo.cargo().args(["build", "-p", "deskmate-cli"]))?;
+    // The workspace selection `cargo xtask test` builds: another one compiles llama.cpp again.
+    run(repo.cargo().args(["build", "--workspace", "--all-targets"]))?;
     let cli = repo.target_dir().join("debug").join(exe("deskmate"));
     let llama_bench = llama_bench::build(&repo.root, &repo.target_dir())?;
 
     // The machine is shared and its load drifts, so llama-bench and the engine run in
     // alternating rounds; each round's ratio compares two measurements taken seconds apart,
     // and the median round is reported.
-    let rounds = if quick { 3 } else { 5 };
+    let rounds = if quick || vulkan { 3 } else { 5 };
     let engine_cmd = |speed_only: bool| {
         let mut cmd = Command::new(&cli);
         cmd.args([
@@ -666,6 +705,15 @@ fn bench_engine(args: &[String]) -> Result<()> {
         let ours: serde_json::Value = serde_json::from_str(&capture(&mut engine_cmd(true))?)
             .context("reading the engine benchmark's JSON")?;
         round_results.push((base, ours));
+    }
+    if vulkan {
+        return vulkan_report(
+            &repo,
+            &model,
+            threads,
+            (n_prompt, n_gen, batch),
+            &round_results,
+        );
     }
     step("the engine: concurrency and the conversation");
     let engine: serde_json::Value = serde_json::from_str(&capture(&mut engine_cmd(false))?)
@@ -815,6 +863,64 @@ fn bench_engine(args: &[String]) -> Result<()> {
 /// 16 concurrent streamed chat completions against 4 slots through the local API, as a client
 /// sees them: time to first token (p50, p95) and throughput, as ratios against one request
 /// alone in the same run.
+/// `bench engine --vulkan`: the speed rounds' ratios on the Vulkan device.
+fn vulkan_report(
+    repo: &Repo,
+    model: &Path,
+    threads: u32,
+    (n_prompt, n_gen, batch): (u32, u32, u32),
+    rounds: &[(llama_bench::LlamaBenchResult, serde_json::Value)],
+) -> Result<()> {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let pp: Vec<f64> = rounds
+        .iter()
+        .map(|(b, o)| num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s)
+        .collect();
+    let tg: Vec<f64> = rounds
+        .iter()
+        .map(|(b, o)| num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s)
+        .collect();
+    let (pp_ratio, tg_ratio) = (median(pp.clone()), median(tg.clone()));
+    let device = rounds
+        .first()
+        .and_then(|(_, o)| o["device"].as_str())
+        .unwrap_or("Vulkan device 0")
+        .to_owned();
+    let md = format!(
+        "# Engine benchmark on the Vulkan device\n\nModel `{}`, every layer on {device} \
+         (`GGML_VK_VISIBLE_DEVICES=0`), {threads} threads, batch {batch}, {} alternating rounds \
+         of `llama-bench -ngl 99` and the engine; each ratio is the median of the rounds'.\n\n\
+         | measure | rounds (engine / llama-bench) | ratio |\n|---|---|---|\n\
+         | prompt (pp{n_prompt}) | {} | {pp_ratio:.3} |\n\
+         | generation (tg{n_gen}) | {} | {tg_ratio:.3} |\n",
+        model.display(),
+        rounds.len(),
+        pp.iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        tg.iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let report = serde_json::json!({
+        "model": model,
+        "device": device,
+        "threads": threads,
+        "batch": batch,
+        "rounds": rounds.iter().map(|(b, o)| serde_json::json!({
+            "llama_bench": b.raw_json, "engine": o,
+        })).collect::<Vec<_>>(),
+        "ratios": { "prompt": pp_ratio, "generation": tg_ratio },
+    });
+    repo.write_bench_report("engine-vulkan", &report, &md)
+}
+
 fn bench_api(args: &[String]) -> Result<()> {
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let repo = Repo::locate()?;

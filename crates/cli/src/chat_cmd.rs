@@ -141,20 +141,32 @@ fn print_report(r: &LoadReport) {
         r.quantization.as_deref().unwrap_or("?"),
         mib(r.file_bytes)
     );
-    let gpu = match r.gpu {
-        Some(g) => format!("on GPU {g}"),
-        None => "CPU only".to_owned(),
+    let gpu = match (&r.device, r.gpu) {
+        (Some(device), _) => format!("on {device}"),
+        (None, Some(g)) => format!("on GPU {g}"),
+        (None, None) => "CPU only".to_owned(),
     };
     println!(
         "  layers        {}/{} on the GPU ({gpu}; backends: {})",
         r.layers_on_gpu, r.layers_total, r.backend
     );
     if let Some(free) = r.free_vram_bytes {
+        let prediction = match &r.fit {
+            Some(fit) => format!(
+                "predicted: llama.cpp {}, Deskmate {}; first attempt from {}",
+                fit.llama_cpp_layers
+                    .map_or_else(|| "no fit".to_owned(), |l| l.to_string()),
+                fit.deskmate_layers,
+                match fit.first_attempt {
+                    deskmate_core::engine::fit::FitSource::LlamaCpp => "llama.cpp",
+                    deskmate_core::engine::fit::FitSource::Deskmate => "Deskmate",
+                }
+            ),
+            None => "layers set in the config".to_owned(),
+        };
         println!(
-            "  fit           {:.0} MiB free VRAM, estimate {} layers",
-            mib(free),
-            r.estimated_layers
-                .map_or_else(|| "-".to_owned(), |l| l.to_string())
+            "  fit           {:.0} MiB free on the device; {prediction}",
+            mib(free)
         );
     }
     println!(

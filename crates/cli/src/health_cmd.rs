@@ -137,11 +137,12 @@ pub fn info(paths: &Paths, json: bool) -> anyhow::Result<()> {
     let mut sampler = Sampler::nvml(startup.config.config.monitor.clone());
     let gpu = sampler.sample();
     let backends = deskmate_core::compiled_backends();
+    let devices = deskmate_core::engine::devices::list();
     if json {
         let report = serde_json::json!({
             "version": status.version,
             "backends": backends,
-            "engine": serde_json::Value::Null,
+            "devices": devices,
             "paths": status.paths,
             "config": {
                 "source": status.config_source,
@@ -171,7 +172,31 @@ pub fn info(paths: &Paths, json: bool) -> anyhow::Result<()> {
     }
     println!("Deskmate {}", status.version);
     println!("backends     {}", backends.join(", "));
-    println!("engine       not part of this build yet: models are checked on disk but not loaded");
+    println!("devices      (llama.cpp's device list; main_gpu numbers the offload targets)");
+    for d in &devices {
+        let target = d
+            .gpu_index
+            .map_or_else(|| "  ".to_owned(), |i| format!("#{i}"));
+        let memory = if d.memory_total_bytes > 0 {
+            format!(
+                "{} GiB free of {} GiB",
+                gib(d.memory_free_bytes),
+                gib(d.memory_total_bytes)
+            )
+        } else {
+            "memory not reported".to_owned()
+        };
+        println!(
+            "  {target} {:<8} {:<8} {:<4} {memory}  {}",
+            d.name,
+            d.backend,
+            d.kind.as_str(),
+            d.description
+        );
+    }
+    if !devices.iter().any(|d| d.gpu_index.is_some()) {
+        println!("  no GPU for llama.cpp: the models run on the CPU");
+    }
     let source = match status.config_source {
         deskmate_core::config::ConfigSource::User => "in use",
         deskmate_core::config::ConfigSource::CreatedFromDefault => "just created from the default",

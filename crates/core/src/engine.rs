@@ -3,6 +3,8 @@
 //! - [`gguf`] reads and checks a model file before llama.cpp is given it, so a missing,
 //!   truncated, corrupt or non-GGUF file is a clear error and never reaches (or aborts) llama.cpp;
 //!   it also supplies the per-layer sizes and KV size per token for the fit estimate.
+//! - [`devices`] is llama.cpp's own device list (every backend): where layers can go and the
+//!   free memory there.
 //! - [`fit`] estimates the GPU layers that fit in free VRAM and is the back-off policy over an
 //!   injected loader.
 //! - `worker` (private) owns one loaded model: a dedicated thread with the llama.cpp context,
@@ -20,6 +22,7 @@
 //! `spawn_blocking`. Requests never block: they queue or fail at once with
 //! [`Error::Engine(EngineError::Busy)`].
 
+pub mod devices;
 pub mod fit;
 pub mod gguf;
 pub mod llama_log;
@@ -218,11 +221,17 @@ pub struct LoadReport {
     pub layers_on_gpu: u32,
     /// The GPU holding the offloaded layers; `None` on the CPU.
     pub gpu: Option<u32>,
+    /// The device holding the offloaded layers, e.g. "Vulkan0 (NVIDIA GeForce RTX 4070)".
+    pub device: Option<String>,
     /// Compute backends in this build ("cpu", "cuda", "vulkan").
     pub backend: String,
+    /// Free memory on the target device before loading, from llama.cpp's device list (NVML
+    /// where the backend reports none).
     pub free_vram_bytes: Option<u64>,
-    /// The fit estimate for `n_gpu_layers: "auto"`, when one was made.
+    /// Deskmate's fit estimate for `n_gpu_layers: "auto"`, when one was made.
     pub estimated_layers: Option<u32>,
+    /// Both fit predictions and which one gave the first attempt (`n_gpu_layers: "auto"` only).
+    pub fit: Option<fit::FitPrediction>,
     pub n_ctx: u32,
     pub n_ctx_per_slot: u32,
     pub parallel: u32,
@@ -306,11 +315,16 @@ impl PersonaState {
 }
 
 /// Free VRAM of GPU `index` by NVML, when there is an NVIDIA driver.
-fn free_vram(index: u32) -> Option<u64> {
+/// The free memory of a device, as its backend reports it; NVML's reading of the card with the
+/// same name where the backend reports none.
+fn free_memory(device: &devices::ComputeDevice) -> Option<u64> {
+    if device.memory_total_bytes > 0 {
+        return Some(device.memory_free_bytes);
+    }
     use crate::gpu::GpuSource;
     let gpus = crate::gpu::NvmlSource::new().read().ok()?;
     gpus.into_iter()
-        .find(|g| g.index == index)
+        .find(|g| !device.description.is_empty() && g.name == device.description)
         .and_then(|g| g.vram_free_bytes)
 }
 

@@ -46,6 +46,9 @@ pub struct GpuSample {
     pub clock_memory_mhz: Option<u32>,
     /// VRAM used by this process on this GPU.
     pub process_vram_bytes: Option<u64>,
+    /// The llama.cpp backend that listed this GPU ("Vulkan"), for a GPU NVML does not read (AMD,
+    /// Intel): only its name and memory are known. `None` for NVML's readings.
+    pub listed_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -83,6 +86,69 @@ pub struct MonitorSample {
     pub gpus: Vec<GpuSample>,
     pub system: SystemSample,
     pub warnings: Vec<MonitorWarning>,
+}
+
+/// NVML's readings, and beside them every GPU llama.cpp offloads to that NVML does not read (AMD
+/// and Intel cards through Vulkan), with the name and memory its backend reports.
+pub struct WithListedDevices<S> {
+    pub nvml: S,
+    pub list: fn() -> Vec<crate::engine::devices::ComputeDevice>,
+}
+
+impl<S: GpuSource> GpuSource for WithListedDevices<S> {
+    fn read(&mut self) -> Result<Vec<GpuSample>, String> {
+        with_listed_devices(self.nvml.read(), &(self.list)())
+    }
+}
+
+/// Adds llama.cpp's offload targets that are not among NVML's GPUs (matched by name, one to one)
+/// to NVML's readings. Such a GPU keeps its `main_gpu` number as its index where NVML's GPUs do
+/// not use it, else the next free one. NVML's failure stands only when llama.cpp lists no GPU
+/// either.
+pub fn with_listed_devices(
+    nvml: Result<Vec<GpuSample>, String>,
+    listed: &[crate::engine::devices::ComputeDevice],
+) -> Result<Vec<GpuSample>, String> {
+    let (mut gpus, failure) = match nvml {
+        Ok(gpus) => (gpus, None),
+        Err(reason) => (Vec::new(), Some(reason)),
+    };
+    let mut matched = vec![false; gpus.len()];
+    for device in crate::engine::devices::offload_targets(listed) {
+        let name = if device.description.is_empty() {
+            device.name.clone()
+        } else {
+            device.description.clone()
+        };
+        if let Some(i) = (0..matched.len()).find(|&i| !matched[i] && gpus[i].name == name) {
+            matched[i] = true;
+            continue;
+        }
+        let wanted = device.gpu_index.unwrap_or(0);
+        let index = if gpus.iter().any(|g| g.index == wanted) {
+            gpus.iter().map(|g| g.index + 1).max().unwrap_or(0)
+        } else {
+            wanted
+        };
+        let known = device.memory_total_bytes > 0;
+        gpus.push(GpuSample {
+            index,
+            name,
+            vram_total_bytes: known.then_some(device.memory_total_bytes),
+            vram_free_bytes: known.then_some(device.memory_free_bytes),
+            vram_used_bytes: known.then(|| {
+                device
+                    .memory_total_bytes
+                    .saturating_sub(device.memory_free_bytes)
+            }),
+            listed_by: Some(device.backend.clone()),
+            ..GpuSample::default()
+        });
+    }
+    match failure {
+        Some(reason) if gpus.is_empty() => Err(reason),
+        _ => Ok(gpus),
+    }
 }
 
 /// Reads every GPU once.
@@ -233,6 +299,7 @@ fn read_all(nvml: &nvml_wrapper::Nvml) -> Result<Vec<GpuSample>, nvml_wrapper::e
             clock_sm_mhz,
             clock_memory_mhz,
             process_vram_bytes: process_vram,
+            listed_by: None,
         });
     }
     Ok(gpus)
@@ -307,9 +374,16 @@ impl Sampler {
         }
     }
 
-    /// The real sampler: NVML and sysinfo.
+    /// The real sampler: NVML, llama.cpp's device list for the GPUs NVML does not read, and
+    /// sysinfo.
     pub fn nvml(thresholds: MonitorConfig) -> Sampler {
-        Sampler::new(Box::new(NvmlSource::new()), thresholds)
+        Sampler::new(
+            Box::new(WithListedDevices {
+                nvml: NvmlSource::new(),
+                list: crate::engine::devices::list,
+            }),
+            thresholds,
+        )
     }
 
     pub fn sample(&mut self) -> MonitorSample {
@@ -527,6 +601,7 @@ impl Drop for Monitor {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::engine::devices::{ComputeDevice, DeviceKind};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A scripted source: each read takes the next result; the last one repeats.
@@ -572,6 +647,7 @@ mod tests {
             clock_sm_mhz: Some(2520),
             clock_memory_mhz: Some(10_501),
             process_vram_bytes: Some(5 << 30),
+            listed_by: None,
         }
     }
 
@@ -589,6 +665,51 @@ mod tests {
         let placements = configured_placements(&config);
         assert_eq!(placements.len(), 1);
         assert_eq!(placements[0].persona, crate::store::Persona::Character);
+    }
+
+    fn listed(name: &str, backend: &str, index: u32, description: &str) -> ComputeDevice {
+        ComputeDevice {
+            name: name.into(),
+            description: description.into(),
+            backend: backend.into(),
+            kind: DeviceKind::Gpu,
+            memory_total_bytes: 16 << 30,
+            memory_free_bytes: 12 << 30,
+            gpu_index: Some(index),
+        }
+    }
+
+    #[test]
+    fn gpus_nvml_cannot_read_come_from_llama_cpps_device_list() {
+        let amd = listed("Vulkan0", "Vulkan", 0, "AMD Radeon RX 7800 XT");
+        // No NVIDIA driver: the AMD card is still shown, with its memory.
+        let gpus = with_listed_devices(Err("no NVIDIA driver".into()), std::slice::from_ref(&amd))
+            .unwrap();
+        assert_eq!(gpus.len(), 1);
+        assert_eq!(gpus[0].index, 0);
+        assert_eq!(gpus[0].name, "AMD Radeon RX 7800 XT");
+        assert_eq!(gpus[0].vram_used_bytes, Some(4 << 30));
+        assert_eq!(gpus[0].listed_by.as_deref(), Some("Vulkan"));
+        assert_eq!(gpus[0].temperature_c, None);
+
+        // An NVIDIA card through Vulkan is NVML's reading, not a second entry; the AMD card
+        // beside it takes the next free index.
+        let nvidia = rtx(0, 6, 60);
+        let vulkan_nvidia = listed("Vulkan0", "Vulkan", 0, &nvidia.name);
+        let amd = listed("Vulkan1", "Vulkan", 0, "AMD Radeon RX 7800 XT");
+        let gpus = with_listed_devices(Ok(vec![nvidia.clone()]), &[vulkan_nvidia, amd]).unwrap();
+        assert_eq!(gpus.len(), 2, "{gpus:?}");
+        assert_eq!(gpus[0], nvidia);
+        assert_eq!(
+            (gpus[1].index, gpus[1].name.as_str()),
+            (1, "AMD Radeon RX 7800 XT")
+        );
+
+        // Nothing anywhere: NVML's reason is kept.
+        assert_eq!(
+            with_listed_devices(Err("no NVIDIA driver".into()), &[]),
+            Err("no NVIDIA driver".to_owned())
+        );
     }
 
     #[test]

@@ -77,6 +77,23 @@ describe('EngineStatus', () => {
     expect(numbers).toContain('0 / 1 of 4');
   });
 
+  it('names the device the layers are on and both fit predictions', () => {
+    const onVulkan: LoadReport = {
+      ...report,
+      device: 'Vulkan0 (AMD Radeon RX 7800 XT)',
+      fit: { deskmate_layers: 26, llama_cpp_layers: 28, first_attempt: 'llama_cpp' },
+    };
+    render(EngineStatus, {
+      t: makeTranslator('en'),
+      states: [{ state: 'loaded', persona: 'office', report: onVulkan, stats }],
+    });
+    const office = screen.getByTestId('engine-office');
+    expect(office.textContent).toContain('21/28 layers on Vulkan0 (AMD Radeon RX 7800 XT)');
+    expect(screen.getByTestId('model-fit-office').textContent).toContain(
+      'predicted 28 layers (llama.cpp), 26 (Deskmate)',
+    );
+  });
+
   it('shows why a model failed to load, in Korean too', () => {
     render(EngineStatus, { t: makeTranslator('ko'), states });
     const failed = screen.getByTestId('engine-character');

@@ -207,7 +207,11 @@ export function parseMonitorSample(value: unknown, where = 'monitor sample'): Mo
     if (!isRecord(g) || !isNumber(g.index) || typeof g.name !== 'string') {
       return badResponse(`${where}: gpus[${i}] has no index and name`);
     }
-    const gpu: Record<string, unknown> = { ...g, uuid: typeof g.uuid === 'string' ? g.uuid : null };
+    const gpu: Record<string, unknown> = {
+      ...g,
+      uuid: typeof g.uuid === 'string' ? g.uuid : null,
+      listed_by: typeof g.listed_by === 'string' ? g.listed_by : null,
+    };
     for (const key of GPU_NUMBERS) {
       if (!isOptionalNumber(g[key])) badResponse(`${where}: gpus[${i}].${key} is not a number or null`);
       gpu[key] = g[key] ?? null;

@@ -27,9 +27,13 @@ export interface LoadReport {
   layers_total: number;
   layers_on_gpu: number;
   gpu: number | null;
+  /** The device holding the offloaded layers, e.g. "Vulkan0 (NVIDIA GeForce RTX 4070)". */
+  device?: string | null;
   backend: string;
   free_vram_bytes: number | null;
   estimated_layers: number | null;
+  /** Both fit predictions for `n_gpu_layers: "auto"`, and which gave the first attempt. */
+  fit?: FitPrediction | null;
   n_ctx: number;
   n_ctx_per_slot: number;
   parallel: number;
@@ -40,6 +44,12 @@ export interface LoadReport {
   shared_with: Persona | null;
   /** The vision projector (`models.<persona>.mmproj`); null or absent (older engines) when none. */
   vision?: VisionReport | null;
+}
+
+export interface FitPrediction {
+  deskmate_layers: number;
+  llama_cpp_layers: number | null;
+  first_attempt: 'llama_cpp' | 'deskmate';
 }
 
 /** Whether llama.cpp's multimodal library loaded the persona's vision projector, and why not. */

@@ -59,7 +59,10 @@ export type StatusLoad =
 
 // --- Hardware monitor (`monitor_snapshot`, `monitor_set_visible`, event `monitor://sample`) ---
 
-/** One NVIDIA GPU as read through NVML. `null` means "not supported by this GPU". */
+/**
+ * One GPU: an NVIDIA GPU as read through NVML, or (with `listed_by`) a GPU NVML does not read,
+ * from llama.cpp's device list, with only its name and memory. `null` means "not reported".
+ */
 export interface GpuSample {
   index: number;
   name: string;
@@ -78,6 +81,8 @@ export interface GpuSample {
   clock_memory_mhz: number | null;
   /** VRAM used by Deskmate's own process on this GPU. */
   process_vram_bytes: number | null;
+  /** The llama.cpp backend that listed this GPU ("Vulkan"); null for NVML's readings. */
+  listed_by: string | null;
 }
 
 export interface SystemSample {

@@ -122,6 +122,29 @@ describe('MonitorPage', () => {
     expect(order.indexOf('monitor-gpu-1')).toBeLessThan(order.indexOf('monitor-system'));
   });
 
+  it('shows a GPU that only llama.cpp lists (AMD through Vulkan) with its name and memory', () => {
+    const amd = gpu(0, {
+      name: 'AMD Radeon RX 7800 XT',
+      listed_by: 'Vulkan',
+      temperature_c: null,
+      power_watts: null,
+      power_limit_watts: null,
+      gpu_util_percent: null,
+      mem_util_percent: null,
+      fan_percent: null,
+      process_vram_bytes: null,
+    });
+    render(MonitorPage, {
+      t: makeTranslator('en'),
+      store: storeWith(monitorSnapshot({ samples: history(3, () => ({ gpus: [amd] })) })),
+    });
+    expect(screen.getByTestId('monitor-gpu-0-name').textContent).toBe('AMD Radeon RX 7800 XT');
+    expect(screen.getByTestId('monitor-gpu-0-listed-by').textContent).toContain(
+      'Seen through Vulkan: only its name and memory are reported',
+    );
+    expect(screen.getByTestId('monitor-gpu-0-vram').textContent).not.toContain('—');
+  });
+
   it('speaks Korean', () => {
     render(MonitorPage, {
       t: makeTranslator('ko'),

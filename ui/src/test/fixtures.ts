@@ -45,6 +45,7 @@ export function gpu(index: number, overrides: Partial<GpuSample> = {}): GpuSampl
     index,
     name: 'NVIDIA GeForce RTX 4090',
     uuid: `GPU-0000000${index}`,
+    listed_by: null,
     vram_used_bytes: 6.1 * GIB,
     vram_free_bytes: 17.9 * GIB,
     vram_total_bytes: 24 * GIB,

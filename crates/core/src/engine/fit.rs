@@ -58,19 +58,71 @@ pub fn vram_needed(input: &FitInput, layers: u32) -> u64 {
         }
 }
 
-/// The most layers whose estimated VRAM, plus a safety margin (10% of free VRAM, at least
-/// [`MIN_SAFETY_MARGIN`]), fits in the free VRAM. 0 without a GPU.
+/// The memory left free on a device with `free` bytes free: 10% of it, at least
+/// [`MIN_SAFETY_MARGIN`]. Both predictions leave the same margin.
+pub fn safety_margin(free: u64) -> u64 {
+    (free / 10).max(MIN_SAFETY_MARGIN)
+}
+
+/// The most layers whose estimated VRAM, plus [`safety_margin`], fits in the free VRAM. 0
+/// without a GPU.
 pub fn estimate_gpu_layers(input: &FitInput) -> u32 {
     let Some(free) = input.free_vram else {
         return 0;
     };
-    let margin = (free / 10).max(MIN_SAFETY_MARGIN);
-    let budget = free.saturating_sub(margin);
+    let budget = free.saturating_sub(safety_margin(free));
     let total = input.layer_bytes.len() as u32;
     (0..=total)
         .rev()
         .find(|&n| vram_needed(input, n) <= budget)
         .unwrap_or(0)
+}
+
+/// Which prediction gave the first attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitSource {
+    /// llama.cpp's own fit (`common_fit_params`, llama-server's `--fit`).
+    LlamaCpp,
+    /// [`estimate_gpu_layers`], from the GGUF's sizes.
+    Deskmate,
+}
+
+/// The two predictions of how many layers fit, for `n_gpu_layers: "auto"`; the load report shows
+/// them beside what loaded.
+///
+/// llama.cpp's fit goes first when it has an answer: it measures the compute buffers with a
+/// dry-run of the real graph where [`estimate_gpu_layers`] assumes
+/// [`COMPUTE_BUFFER_ESTIMATE`], and on Mesa's Vulkan device with a context that fits only
+/// partly it predicted the most layers that really load where ours left layers off the GPU
+/// (see `partial_fit_on_the_vulkan_device` in the scenario tests). Ours stays for when
+/// llama.cpp's fit fails to run, and the back-off stays as the safety net for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FitPrediction {
+    pub deskmate_layers: u32,
+    pub llama_cpp_layers: Option<u32>,
+    pub first_attempt: FitSource,
+}
+
+impl FitPrediction {
+    pub fn new(deskmate_layers: u32, llama_cpp_layers: Option<u32>) -> FitPrediction {
+        FitPrediction {
+            deskmate_layers,
+            llama_cpp_layers,
+            first_attempt: if llama_cpp_layers.is_some() {
+                FitSource::LlamaCpp
+            } else {
+                FitSource::Deskmate
+            },
+        }
+    }
+
+    pub fn first_attempt_layers(&self) -> u32 {
+        match (self.first_attempt, self.llama_cpp_layers) {
+            (FitSource::LlamaCpp, Some(layers)) => layers,
+            _ => self.deskmate_layers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -92,6 +92,52 @@ impl Loader for LlamaLoader<'_> {
     }
 }
 
+/// Serialises [`llama_cpp_fit`]: llama.cpp's fit swaps the process-wide log callback for its own
+/// and restores it afterwards, so two at once could restore a callback whose state is gone.
+static LLAMA_FIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// llama.cpp's own fit (`common_fit_params`, what llama-server's `--fit` uses): a dry-run load
+/// of the model and context that measures the weights, KV cache and compute buffers per device,
+/// and the most layers that leave `margin` free on the target. `None` when it finds no fit or
+/// cannot run (its reason goes to the log).
+pub(super) fn llama_cpp_fit(
+    path: &Path,
+    config: &ModelConfig,
+    settings: &Settings,
+    margin: u64,
+    total_layers: u32,
+) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut params = std::pin::pin!(LlamaModelParams::default()
+        .with_main_gpu(config.main_gpu as i32)
+        .with_split_mode(LlamaSplitMode::None));
+    let mut cparams = context_params(config, settings);
+    let max_devices = llama_cpp_2::max_devices();
+    let mut margins = vec![usize::try_from(margin).unwrap_or(usize::MAX); max_devices.max(1)];
+    let _serial = LLAMA_FIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fitted = params.as_mut().fit_params(
+        &c_path,
+        &mut cparams,
+        &mut margins,
+        fit::MIN_CONTEXT,
+        llama_cpp_sys_2::GGML_LOG_LEVEL_WARN,
+    );
+    match fitted {
+        Ok(_) => {
+            // Negative means "all"; more than the layer count also offloads the output head.
+            let n = params.n_gpu_layers();
+            Some(u32::try_from(n).map_or(total_layers, |n| n.min(total_layers)))
+        }
+        Err(e) => {
+            tracing::info!(file = %path.display(), "llama.cpp's fit found no placement: {e}");
+            None
+        }
+    }
+}
+
 pub(super) fn failure(
     stage: Stage,
     e: &dyn std::fmt::Display,
@@ -128,27 +174,39 @@ pub(super) fn load(
         threads: resolved_threads(config),
     };
     let gpu_offload = backend.supports_gpu_offload();
-    let free_vram = if gpu_offload {
-        crate::engine::free_vram(config.main_gpu)
+    let target = if gpu_offload {
+        crate::engine::devices::offload_target(config.main_gpu)
     } else {
         None
     };
-    let (start_layers, estimated_layers) = match (gpu_offload, config.n_gpu_layers) {
-        (false, _) => (0, None),
-        (true, AutoOr::Value(n)) => (n.min(total_layers), None),
+    let free_vram = target.as_ref().and_then(crate::engine::free_memory);
+    let mut prediction = None;
+    let start_layers = match (gpu_offload, config.n_gpu_layers) {
+        (false, _) => 0,
+        (true, AutoOr::Value(n)) => n.min(total_layers),
         (true, AutoOr::Auto) => match free_vram {
             Some(free) => {
-                let estimate = fit::estimate_gpu_layers(&fit::FitInput {
+                let deskmate = fit::estimate_gpu_layers(&fit::FitInput {
                     layer_bytes: gguf.layer_bytes(),
                     non_layer_bytes: gguf.non_layer_bytes(),
                     kv_bytes_per_token: gguf.kv_bytes_per_token().unwrap_or(0),
                     n_ctx: config.n_ctx,
                     free_vram: Some(free),
                 });
-                (estimate, Some(estimate))
+                let llama_cpp = llama_cpp_fit(
+                    &spec.path,
+                    config,
+                    &settings,
+                    fit::safety_margin(free),
+                    total_layers,
+                );
+                let p = fit::FitPrediction::new(deskmate, llama_cpp);
+                let first = p.first_attempt_layers();
+                prediction = Some(p);
+                first
             }
-            // A GPU without NVML (AMD or Intel through Vulkan): try everything, back off on failure.
-            None => (total_layers, None),
+            // A GPU whose backend reports no memory: try everything, back off on failure.
+            None => total_layers,
         },
     };
 
@@ -207,9 +265,14 @@ pub(super) fn load(
         layers_total: total_layers,
         layers_on_gpu,
         gpu: (layers_on_gpu > 0).then_some(config.main_gpu),
+        device: target
+            .as_ref()
+            .filter(|_| layers_on_gpu > 0)
+            .map(crate::engine::devices::ComputeDevice::label),
         backend: crate::compiled_backends().join("+"),
         free_vram_bytes: free_vram,
-        estimated_layers,
+        estimated_layers: prediction.as_ref().map(|p| p.deskmate_layers),
+        fit: prediction,
         n_ctx,
         n_ctx_per_slot: n_ctx / config.parallel.max(1),
         parallel: config.parallel,
