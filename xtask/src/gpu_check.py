@@ -109,12 +109,18 @@ def main():
                    if d.get("gpu_index") == 0), None)
     free = (vulkan or {}).get("memory_free_bytes") or 0
     if free and not QUICK:
-        # Every layer asked for, with a context whose KV cache is 15% larger than the free
-        # memory: the first attempt must fail on the device, and 3/4 of the layers fit.
+        # A context whose KV cache is 15% larger than the free memory: only part of the model
+        # fits. With "auto" both fit predictions are made and the first attempt shows whether
+        # the chosen one was right; with every layer asked for, the first attempt must fail on
+        # the device and the back-off must find a placement.
         n_ctx = int(free * 1.15 / KV_BYTES_PER_TOKEN) // 1024 * 1024
-        write_config({"office": {"n_ctx": n_ctx, "parallel": 1, "n_gpu_layers": 30,
-                                 "flash_attn": True}})
-        step("forced out-of-memory back-off", [dm, "models", "--json"], 240)
+        big = {"n_ctx": n_ctx, "parallel": 1, "flash_attn": True}
+        write_config({"office": dict(big, n_gpu_layers="auto"),
+                      "character": {"path": MODEL, "n_ctx": 1024}})
+        step("partial fit: predictions against what loads", [dm, "models", "--json"], 180)
+        write_config({"office": dict(big, n_gpu_layers=30),
+                      "character": {"path": MODEL, "n_ctx": 1024}})
+        step("forced out-of-memory back-off", [dm, "models", "--json"], 180)
         write_config({})
 
     bench_args = ["-m", MODEL, "-t", THREADS, "-p", PP, "-n", TG, "-b", "512",
@@ -136,12 +142,19 @@ def main():
     else:
         row("device (llama.cpp)", "no GPU listed")
     for g in (gpu or {}).get("gpus", []):
-        row(f"NVML GPU {g.get('index')}", f"{g.get('name')}, {g.get('temperature_c')} C, "
+        source = f"listed by {g['listed_by']}" if g.get("listed_by") else "NVML"
+        row(f"GPU {g.get('index')} ({source})", f"{g.get('name')}, {g.get('temperature_c')} C, "
             f"{g.get('power_watts')} W")
     for m in models or []:
         r = m.get("report") or {}
         row(f"{m.get('persona')} model", f"{r.get('layers_on_gpu')}/{r.get('layers_total')} layers on "
             f"{r.get('device')}, fit {r.get('fit')}")
+    partial = results["steps"].get("partial fit: predictions against what loads", {}).get("json") or []
+    for m in partial[:1]:
+        r = m.get("report") or {}
+        row("partial fit", f"predicted {r.get('fit')}; attempts "
+            + ", ".join(f"{a['gpu_layers']}:{'ok' if not a.get('failure') else 'oom'}"
+                        for a in r.get("attempts", [])))
     oom = results["steps"].get("forced out-of-memory back-off", {}).get("json") or []
     for m in oom[:1]:
         for i, a in enumerate((m.get("report") or {}).get("attempts", []), 1):

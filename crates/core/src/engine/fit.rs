@@ -91,12 +91,13 @@ pub enum FitSource {
 /// The two predictions of how many layers fit, for `n_gpu_layers: "auto"`; the load report shows
 /// them beside what loaded.
 ///
-/// llama.cpp's fit goes first when it has an answer: it measures the compute buffers with a
-/// dry-run of the real graph where [`estimate_gpu_layers`] assumes
-/// [`COMPUTE_BUFFER_ESTIMATE`], and on Mesa's Vulkan device with a context that fits only
-/// partly it predicted the most layers that really load where ours left layers off the GPU
-/// (see `partial_fit_on_the_vulkan_device` in the scenario tests). Ours stays for when
-/// llama.cpp's fit fails to run, and the back-off stays as the safety net for both.
+/// llama.cpp's fit goes first when it has an answer: it measures the compute buffers and the KV
+/// cache with a dry run of the real model and context, where [`estimate_gpu_layers`] assumes
+/// [`COMPUTE_BUFFER_ESTIMATE`]. Which one predicts the most layers that really load can only be
+/// measured on a device that enforces its memory (Mesa's software device does not; on it, with
+/// SmolLM2 and a 131,072-token context on its 2 GiB, llama.cpp predicted 14 layers and ours 11).
+/// `cargo xtask gpu-check` records both against what loads on a lent GPU. Ours stays for when
+/// llama.cpp's fit cannot run, and the back-off stays as the safety net for both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FitPrediction {
     pub deskmate_layers: u32,
