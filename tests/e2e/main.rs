@@ -173,6 +173,67 @@ fn the_monitor_page_says_there_is_no_nvidia_gpu_and_charts_cpu_and_ram() {
     app.screenshot("monitor-no-gpu.png").unwrap();
 }
 
+/// The real GPU code path in the window: with Mesa's software Vulkan device named (llama.cpp
+/// skips CPU-type devices otherwise), the Models page names the device the layers are on and both
+/// fit predictions, and the Monitor page shows the device llama.cpp lists beside NVML's (none).
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn on_the_vulkan_device_the_models_page_names_it_and_the_monitor_shows_it() {
+    if !Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json").exists() {
+        eprintln!("skipped: Mesa's software Vulkan device is not installed (mesa-vulkan-drivers)");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let smol = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .canonicalize()
+        .expect("the SmolLM2 test model is in models/ (cargo xtask models --set test)");
+    let config = home.path().join("config").join("config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let persona = serde_json::json!({ "path": smol, "n_ctx": 2048, "parallel": 2 });
+    let body = serde_json::json!({ "models": { "office": persona, "character": persona } });
+    std::fs::write(&config, body.to_string()).unwrap();
+
+    let mut env = app_env(home.path(), "en_US.UTF-8");
+    env.push(("GGML_VK_VISIBLE_DEVICES", "0".into()));
+    let app = App::launch(&app_binary().expect(NEEDS), &env).unwrap();
+    app.wait_ready().unwrap();
+    app.click("[data-testid=\"nav-models\"]").unwrap();
+    app.wait_until(
+        "document.querySelector('[data-testid=\"engine-office\"]')?.dataset.state === 'loaded'",
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let office = app.text("[data-testid=\"engine-office\"]").unwrap();
+    assert!(
+        office.contains("30/30 layers on Vulkan0 (llvmpipe"),
+        "{office}"
+    );
+    let fit = app.text("[data-testid=\"model-fit-office\"]").unwrap();
+    assert!(
+        fit.contains("predicted 30 layers (llama.cpp), 30 (Deskmate)"),
+        "{fit}"
+    );
+    app.script(
+        "document.querySelector('[data-testid=\"engine-office\"]').scrollIntoView(); return true;",
+        serde_json::json!([]),
+    )
+    .unwrap();
+    app.screenshot("models-vulkan.png").unwrap();
+
+    app.click("[data-testid=\"nav-monitor\"]").unwrap();
+    app.wait_for("[data-testid=\"monitor-gpu-0-listed-by\"]")
+        .unwrap();
+    let name = app.text("[data-testid=\"monitor-gpu-0-name\"]").unwrap();
+    assert!(name.contains("llvmpipe"), "{name}");
+    // Where the loaded model sits, as loaded (not only as configured).
+    let placement = app
+        .text("[data-testid=\"monitor-placement-office\"]")
+        .unwrap();
+    assert!(placement.contains("30 of 30 layers"), "{placement}");
+    app.screenshot("monitor-vulkan.png").unwrap();
+}
+
 #[test]
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn the_models_page_shows_the_engines_load_reports_and_failures() {

@@ -395,7 +395,21 @@ impl App {
 
     /// The monitor's history so far and where the models sit.
     pub fn monitor_snapshot(&self) -> Result<MonitorSnapshot> {
-        let placements = gpu::configured_placements(&self.loaded_config().config);
+        let mut placements = gpu::configured_placements(&self.loaded_config().config);
+        if let Ok(engine) = self.engine() {
+            for placement in &mut placements {
+                if let crate::engine::PersonaState::Loaded { report, .. } =
+                    engine.persona_state(placement.persona)
+                {
+                    placement.loaded = true;
+                    placement.layers_on_gpu = Some(report.layers_on_gpu);
+                    placement.layers_total = Some(report.layers_total);
+                    if let Some(gpu) = report.gpu {
+                        placement.main_gpu = gpu;
+                    }
+                }
+            }
+        }
         Ok(self.monitor()?.snapshot(placements))
     }
 
