@@ -719,10 +719,6 @@ fn bench_engine(args: &[String]) -> Result<()> {
     let engine: serde_json::Value = serde_json::from_str(&capture(&mut engine_cmd(false))?)
         .context("reading the engine benchmark's JSON")?;
 
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
     let pp_ratio = median(
         round_results
             .iter()
@@ -863,6 +859,12 @@ fn bench_engine(args: &[String]) -> Result<()> {
 /// 16 concurrent streamed chat completions against 4 slots through the local API, as a client
 /// sees them: time to first token (p50, p95) and throughput, as ratios against one request
 /// alone in the same run.
+/// The median of the rounds' figures (the upper one of an even count); 0 for none.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// `bench engine --vulkan`: the speed rounds' ratios on the Vulkan device.
 fn vulkan_report(
     repo: &Repo,
@@ -872,10 +874,6 @@ fn vulkan_report(
     rounds: &[(llama_bench::LlamaBenchResult, serde_json::Value)],
 ) -> Result<()> {
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
     let pp: Vec<f64> = rounds
         .iter()
         .map(|(b, o)| num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s)
