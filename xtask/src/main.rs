@@ -719,18 +719,8 @@ fn bench_engine(args: &[String]) -> Result<()> {
     let engine: serde_json::Value = serde_json::from_str(&capture(&mut engine_cmd(false))?)
         .context("reading the engine benchmark's JSON")?;
 
-    let pp_ratio = median(
-        round_results
-            .iter()
-            .map(|(b, o)| num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s)
-            .collect(),
-    );
-    let tg_ratio = median(
-        round_results
-            .iter()
-            .map(|(b, o)| num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s)
-            .collect(),
-    );
+    let (pp_rounds, tg_rounds) = round_ratios(&round_results);
+    let (pp_ratio, tg_ratio) = (median(pp_rounds.clone()), median(tg_rounds.clone()));
     let base_pp = median(
         round_results
             .iter()
@@ -841,10 +831,10 @@ fn bench_engine(args: &[String]) -> Result<()> {
         "threads": threads,
         "batch": batch,
         "quick": quick,
-        "rounds": round_results.iter().map(|(b, o)| serde_json::json!({
+        "rounds": round_results.iter().zip(pp_rounds.iter().zip(&tg_rounds)).map(|((b, o), (pp, tg))| serde_json::json!({
             "llama_bench": b.raw_json, "engine": o,
-            "prompt_ratio": num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s,
-            "generation_ratio": num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s,
+            "prompt_ratio": pp,
+            "generation_ratio": tg,
         })).collect::<Vec<_>>(),
         "llama_bench": { "pp_tokens_per_s": base_pp, "tg_tokens_per_s": base_tg },
         "engine": engine,
@@ -856,13 +846,26 @@ fn bench_engine(args: &[String]) -> Result<()> {
     repo.write_bench_report("engine", &report, &md)
 }
 
-/// 16 concurrent streamed chat completions against 4 slots through the local API, as a client
-/// sees them: time to first token (p50, p95) and throughput, as ratios against one request
-/// alone in the same run.
 /// The median of the rounds' figures (the upper one of an even count); 0 for none.
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Each alternating round's engine speed over llama-bench's: (prompt, generation).
+fn round_ratios(
+    rounds: &[(llama_bench::LlamaBenchResult, serde_json::Value)],
+) -> (Vec<f64>, Vec<f64>) {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    rounds
+        .iter()
+        .map(|(b, o)| {
+            (
+                num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s,
+                num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s,
+            )
+        })
+        .unzip()
 }
 
 /// `bench engine --vulkan`: the speed rounds' ratios on the Vulkan device.
@@ -873,21 +876,10 @@ fn vulkan_report(
     (n_prompt, n_gen, batch): (u32, u32, u32),
     rounds: &[(llama_bench::LlamaBenchResult, serde_json::Value)],
 ) -> Result<()> {
-    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
-    let pp: Vec<f64> = rounds
-        .iter()
-        .map(|(b, o)| num(&o["prompt"]["tokens_per_s"]) / b.pp_tokens_per_s)
-        .collect();
-    let tg: Vec<f64> = rounds
-        .iter()
-        .map(|(b, o)| num(&o["generation"]["tokens_per_s"]) / b.tg_tokens_per_s)
-        .collect();
+    let (pp, tg) = round_ratios(rounds);
     let (pp_ratio, tg_ratio) = (median(pp.clone()), median(tg.clone()));
-    let device = rounds
-        .first()
-        .and_then(|(_, o)| o["device"].as_str())
-        .unwrap_or("Vulkan device 0")
-        .to_owned();
+    // The engine's benchmark output does not name its device; GGML_VK_VISIBLE_DEVICES does.
+    let device = "Vulkan device 0";
     let md = format!(
         "# Engine benchmark on the Vulkan device\n\nModel `{}`, every layer on {device} \
          (`GGML_VK_VISIBLE_DEVICES=0`), {threads} threads, batch {batch}, {} alternating rounds \
@@ -919,6 +911,9 @@ fn vulkan_report(
     repo.write_bench_report("engine-vulkan", &report, &md)
 }
 
+/// 16 concurrent streamed chat completions against 4 slots through the local API, as a client
+/// sees them: time to first token (p50, p95) and throughput, as ratios against one request
+/// alone in the same run.
 fn bench_api(args: &[String]) -> Result<()> {
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let repo = Repo::locate()?;
