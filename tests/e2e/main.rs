@@ -184,10 +184,7 @@ fn on_the_vulkan_device_the_models_page_names_it_and_the_monitor_shows_it() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
-    let smol = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .canonicalize()
-        .expect("the SmolLM2 test model is in models/ (cargo xtask models --set test)");
+    let smol = smol();
     let config = home.path().join("config").join("config.json");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     let persona = serde_json::json!({ "path": smol, "n_ctx": 2048, "parallel": 2 });
@@ -238,10 +235,7 @@ fn on_the_vulkan_device_the_models_page_names_it_and_the_monitor_shows_it() {
 #[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
 fn the_models_page_shows_the_engines_load_reports_and_failures() {
     let home = tempfile::tempdir().unwrap();
-    let smol = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        .canonicalize()
-        .expect("the SmolLM2 test model is in models/ (cargo xtask models --set test)");
+    let smol = smol();
     let config = home.path().join("config").join("config.json");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     let body = serde_json::json!({
