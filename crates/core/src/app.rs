@@ -25,6 +25,7 @@
 mod api;
 mod conversations;
 mod documents;
+mod downloads;
 mod media;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ use std::time::Duration;
 pub use api::{ApiChat, ApiChatRequest, ApiKey, ApiKeyInfo, API_KEY_FILE};
 pub use conversations::{OpenSession, Profiles, SendMessage, SessionExport};
 pub use documents::{DocumentsStatus, ImportEvent};
+pub use downloads::{
+    judge_fit, Catalog, CatalogEntry, DownloadEvent, DownloadState, Fit, CHAT_RUNTIME_OVERHEAD,
+};
 pub use media::{VisionSupport, VoiceStatus};
 
 use crate::chat::{Chat, TurnOptions};
@@ -80,6 +84,7 @@ pub struct App {
     chat: Part<Chat>,
     media: media::Media,
     imports: documents::ImportRunner,
+    downloads: downloads::Downloads,
     monitor: OnceLock<Part<Monitor>>,
 }
 
@@ -136,6 +141,7 @@ impl App {
             chat,
             media,
             imports: documents::ImportRunner::default(),
+            downloads: downloads::Downloads::default(),
             monitor: OnceLock::new(),
             paths,
         })

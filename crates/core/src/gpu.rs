@@ -322,6 +322,17 @@ fn reported<T>(
     }
 }
 
+/// The RAM available to a new program now (the kernel's MemAvailable); 0 when unreadable.
+pub fn available_ram_bytes() -> u64 {
+    sysinfo::System::new()
+        .ok()
+        .map(|mut s| {
+            s.refresh_memory();
+            s.available_memory()
+        })
+        .unwrap_or(0)
+}
+
 /// CPU and RAM through sysinfo; CPU usage is measured between two consecutive reads.
 pub struct SystemReader {
     system: Option<sysinfo::System>,

