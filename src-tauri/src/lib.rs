@@ -12,6 +12,7 @@ mod api_commands;
 mod chat_commands;
 mod docs_commands;
 mod media_commands;
+mod models_commands;
 mod settings_commands;
 
 use std::sync::Arc;
@@ -111,6 +112,7 @@ pub fn run() -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "models not loaded");
             }
             docs_commands::forward_import_events(&app, tauri_app.handle().clone());
+            models_commands::forward_download_events(&app, tauri_app.handle().clone());
             // The local API runs when the configuration says so.
             let api_server = Arc::new(api_commands::ApiServer::default());
             api_server.reconcile(&app);
@@ -146,6 +148,12 @@ pub fn run() -> anyhow::Result<()> {
             settings_commands::config_save,
             settings_commands::engine_reload,
             settings_commands::model_pick,
+            models_commands::model_catalog,
+            models_commands::models_download,
+            models_commands::model_download_pause,
+            models_commands::model_download_cancel,
+            models_commands::model_use,
+            models_commands::models_mirror_pick,
             docs_commands::documents_list,
             docs_commands::documents_status,
             docs_commands::documents_import,

@@ -8,9 +8,6 @@ export function pickLanguage(locale: string | null | undefined): Lang {
   return locale && locale.trim().toLowerCase().startsWith('ko') ? 'ko' : 'en';
 }
 
-/** Commands that download the default models (shown in banners and on the Models page). */
-export const FETCH_COMMANDS = { cmd1: 'cargo xtask models', cmd2: 'deskmate models fetch' } as const;
-
 /** The personas whose missing model deserves a banner. */
 export const PERSONA_ROLES = ['office', 'character'] as const satisfies readonly ModelRole[];
 export type PersonaRole = (typeof PERSONA_ROLES)[number];

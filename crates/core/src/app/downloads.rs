@@ -481,6 +481,29 @@ impl App {
         failed(kind, model.reasons().join("; "))
     }
 
+    /// Makes the installed chat model `id` the persona's model (its file name, relative to the
+    /// models directory, so the configuration moves with the folder), saves and loads it.
+    pub fn use_catalog_model(&self, persona: Persona, id: &str) -> Result<crate::config::Config> {
+        let manager = self.model_manager()?;
+        let state = manager.state(id).ok_or_else(|| Error::InvalidInput {
+            field: "id",
+            message: format!("unknown model {id:?}"),
+        })?;
+        if state.role != Role::Chat {
+            return Err(Error::InvalidInput {
+                field: "id",
+                message: format!("{id} is a {:?} model, not a chat model", state.role),
+            });
+        }
+        if !state.status.is_installed() {
+            return Err(Error::InvalidInput {
+                field: "id",
+                message: format!("{id} is not installed yet ({})", state.status.label()),
+            });
+        }
+        self.set_model_file(persona, PathBuf::from(&state.file))
+    }
+
     /// Loads the personas configured to use the model `id` that has just been installed.
     fn load_personas_using(&self, id: &str) {
         let Ok(manager) = self.model_manager() else {
