@@ -43,9 +43,23 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
+/// When `run` began, for the start-up time logged at the window's first status call.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+static WINDOW_READY: std::sync::Once = std::sync::Once::new();
+
 /// The start-up snapshot: paths, configuration problems, store health and model files.
 #[tauri::command]
 async fn app_status(state: tauri::State<'_, AppState>) -> Result<AppStatus, Error> {
+    // The UI's first command: its page has loaded and its script runs, so the window answers.
+    // `cargo xtask package --test` times the installed app by this line.
+    WINDOW_READY.call_once(|| {
+        if let Some(started) = STARTED.get() {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "window ready (the UI asked for its first status)"
+            );
+        }
+    });
     let app = Arc::clone(&state);
     blocking(move || Ok(app.status())).await
 }
@@ -77,6 +91,7 @@ fn persona_backends(state: tauri::State<'_, AppState>) -> Vec<deskmate_core::app
 }
 
 pub fn run() -> anyhow::Result<()> {
+    STARTED.get_or_init(std::time::Instant::now);
     // Only errors from llama.cpp (it logs hundreds of lines per model load).
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;

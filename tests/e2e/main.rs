@@ -1022,3 +1022,100 @@ fn a_persona_on_llama_server_answers_in_the_window_with_its_badge_and_statistics
     );
     app.screenshot("remote-unreachable.png").unwrap();
 }
+
+// --- the installed package (issue 16), run by `cargo xtask package --test` ---
+
+/// The installed app's first run, as a new user has it: no models, a banner saying so, the
+/// mirror folder set in Settings, the test model downloaded from the Models page's catalog and
+/// made the office model, then a chat reply. `cargo xtask package --test` installs the .deb and
+/// runs this against `/usr/bin/deskmate-app` with `DESKMATE_INSTALL_TEST_HOME` as the user's
+/// home (the default XDG folders, so uninstalling and reinstalling can be checked against them).
+#[test]
+#[ignore = "needs the built app, a display and tauri-driver: run `cargo xtask e2e`"]
+fn installed_package_first_run_downloads_the_test_model_through_the_ui_and_answers() {
+    let Some(home) = std::env::var_os("DESKMATE_INSTALL_TEST_HOME").map(std::path::PathBuf::from)
+    else {
+        eprintln!("skipped: only `cargo xtask package --test` runs this (it installs the .deb)");
+        return;
+    };
+    let mirror = std::env::var_os("DESKMATE_MODEL_MIRROR")
+        .map(std::path::PathBuf::from)
+        .filter(|m| m.join("SmolLM2-135M-Instruct.Q4_1.gguf").is_file())
+        .expect("DESKMATE_MODEL_MIRROR holds the test model");
+    let env: Vec<(&str, OsString)> = vec![
+        ("HOME", home.clone().into()),
+        ("XDG_CONFIG_HOME", home.join(".config").into()),
+        ("XDG_DATA_HOME", home.join(".local/share").into()),
+        // Empty: not set, so the app uses its default folders and the mirror set in Settings.
+        ("DESKMATE_CONFIG", "".into()),
+        ("DESKMATE_DATA_DIR", "".into()),
+        ("DESKMATE_MODELS_DIR", "".into()),
+        ("DESKMATE_MODEL_MIRROR", "".into()),
+        ("LANG", "en_US.UTF-8".into()),
+        ("LC_ALL", "en_US.UTF-8".into()),
+        ("LANGUAGE", "".into()),
+    ];
+    let app = App::launch(&app_binary().expect(NEEDS), &env).unwrap();
+    app.wait_ready().unwrap();
+    app.wait_for("[data-testid=\"banner-model-office\"]")
+        .unwrap();
+    app.screenshot("install-first-run.png").unwrap();
+
+    // The mirror folder, set in Settings as an office would (a share or a USB disk).
+    app.click("[data-testid=\"nav-settings\"]").unwrap();
+    app.clear("[data-testid=\"engine-mirror\"]").unwrap();
+    app.type_text(
+        "[data-testid=\"engine-mirror\"]",
+        &mirror.display().to_string(),
+    )
+    .unwrap();
+    app.click("[data-testid=\"engine-save\"]").unwrap();
+    app.wait_for("[data-testid=\"settings-engine\"] .ok")
+        .unwrap();
+
+    // The catalog: every model with its size and fit; the test model downloads from the mirror.
+    app.click("[data-testid=\"nav-models\"]").unwrap();
+    let id = "smollm2-135m-q4_1";
+    let entry = format!("[data-testid=\"catalog-{id}\"]");
+    app.wait_for(&entry).unwrap();
+    let catalog = app.text("[data-testid=\"model-catalog\"]").unwrap();
+    assert!(catalog.contains(&mirror.display().to_string()), "{catalog}");
+    assert!(catalog.contains("98.4 MB"), "{catalog}");
+    assert!(catalog.contains("Install recommended"), "{catalog}");
+    app.screenshot("install-catalog.png").unwrap();
+    app.click(&format!("[data-testid=\"catalog-download-{id}\"]"))
+        .unwrap();
+    app.wait_until(
+        &format!("document.querySelector('{entry}')?.dataset.status === 'installed'"),
+        WAIT,
+    )
+    .unwrap();
+    app.click(&format!("[data-testid=\"catalog-use-{id}-office\"]"))
+        .unwrap();
+    app.screenshot("install-downloaded.png").unwrap();
+    let models_dir = home.join(".local/share/deskmate/models");
+    assert!(models_dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").is_file());
+    assert!(!models_dir
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf.part")
+        .exists());
+
+    // The office model is now the downloaded one: it loads and answers.
+    app.click("[data-testid=\"nav-chat\"]").unwrap();
+    app.wait_until(
+        "!document.querySelector('[data-testid=\"banner-model-office\"]')",
+        WAIT,
+    )
+    .unwrap();
+    send(&app, "Say hello in one short sentence.");
+    wait_reply_complete(&app);
+    let reply = app
+        .text("[data-role=\"assistant\"][data-status=\"complete\"]")
+        .unwrap();
+    assert!(!reply.trim().is_empty());
+    app.screenshot("install-chat.png").unwrap();
+    let config = std::fs::read_to_string(home.join(".config/deskmate/config.json")).unwrap();
+    assert!(
+        config.contains("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "{config}"
+    );
+}

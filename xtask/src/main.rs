@@ -26,6 +26,7 @@ use anyhow::{bail, Context, Result};
 mod gpu_check;
 mod llama_bench;
 mod llama_server;
+mod package;
 mod vulkan_sdk;
 
 /// Debian packages the app needs to build and run.
@@ -83,6 +84,10 @@ commands:
                       build the bundle for a lent NVIDIA machine (gpu-check/a and b) and print
                       the two device calls that run it; without --dry-run, also rehearse it here
                       on Mesa's software Vulkan device
+  package [--test]    release build and Tauri's bundler: a .deb and an .rpm in
+                      <target>/release/bundle; --test installs the .deb (root), runs the
+                      installed app's first run through the UI, uninstalls and reinstalls it
+                      (the user's data stays), and times its start-up
   vulkan-sdk          provision the Vulkan headers llama.cpp's Vulkan backend compiles against
                       (.vulkan-sdk/; `run` and `test` do it too)
   llama-server        build llama.cpp's llama-server against the engine's llama.cpp (the tests
@@ -107,6 +112,8 @@ fn main() {
             repo.prerequisites(false)?;
             gpu_check::prepare(&repo, args.iter().any(|a| a == "--dry-run"))
         }),
+        Some("package") => Repo::locate()
+            .and_then(|repo| package::package(&repo, args.iter().any(|a| a == "--test"))),
         Some("vulkan-sdk") => Repo::locate().and_then(|repo| vulkan_sdk::ensure(&repo.root)),
         Some("llama-server") => Repo::locate().and_then(|repo| {
             let exe = llama_server::build(&repo.root, &repo.target_dir())?;
