@@ -43,6 +43,20 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
+/// Runs a native file or folder dialog (which blocks) off the async runtime: the chosen path,
+/// or `None` when the user cancelled.
+async fn pick_path(
+    dialog: impl FnOnce() -> Option<tauri_plugin_dialog::FilePath> + Send + 'static,
+) -> Result<Option<std::path::PathBuf>, Error> {
+    let picked = tauri::async_runtime::spawn_blocking(dialog)
+        .await
+        .map_err(|e| Error::Internal {
+            what: "the file dialog",
+            reason: e.to_string(),
+        })?;
+    Ok(picked.and_then(|p| p.into_path().ok()))
+}
+
 /// When `run` began, for the start-up time logged at the window's first status call.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 static WINDOW_READY: std::sync::Once = std::sync::Once::new();
@@ -109,6 +123,7 @@ pub fn run() -> anyhow::Result<()> {
         "starting Deskmate"
     );
     let app = Arc::new(App::open(paths)?);
+    let for_exit = Arc::clone(&app);
 
     tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::default().build())
@@ -197,7 +212,13 @@ pub fn run() -> anyhow::Result<()> {
             api_commands::api_key_show,
             api_commands::api_key_new,
         ])
-        .run(tauri::generate_context!())?;
+        .build(tauri::generate_context!())?
+        .run(move |_, event| {
+            if let tauri::RunEvent::Exit = event {
+                // The conversations in the models' slots are saved for the next start.
+                for_exit.shutdown();
+            }
+        });
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use deskmate_core::Error;
 use tauri::{Emitter, State};
 use tauri_plugin_dialog::DialogExt;
 
-use crate::{blocking, AppState};
+use crate::{blocking, pick_path, AppState};
 
 /// The event that carries one [`DownloadEvent`] to the UI, at most four times a second per
 /// download.
@@ -70,14 +70,7 @@ pub async fn models_mirror_pick(
     window: tauri::AppHandle,
     state: State<'_, AppState>,
 ) -> Result<Option<String>, Error> {
-    let picked =
-        tauri::async_runtime::spawn_blocking(move || window.dialog().file().blocking_pick_folder())
-            .await
-            .map_err(|e| Error::Internal {
-                what: "the folder dialog",
-                reason: e.to_string(),
-            })?;
-    let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
+    let Some(path) = pick_path(move || window.dialog().file().blocking_pick_folder()).await? else {
         return Ok(None);
     };
     let app = Arc::clone(&state);

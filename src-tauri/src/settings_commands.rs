@@ -9,7 +9,7 @@ use deskmate_core::Error;
 use tauri::State;
 use tauri_plugin_dialog::DialogExt;
 
-use crate::{blocking, AppState};
+use crate::{blocking, pick_path, AppState};
 
 /// The configuration in use.
 #[tauri::command]
@@ -51,7 +51,7 @@ pub async fn model_pick(
     persona: Persona,
 ) -> Result<Option<String>, Error> {
     let start_dir = state.paths().models_dir.clone();
-    let picked = tauri::async_runtime::spawn_blocking(move || {
+    let picked = pick_path(move || {
         window
             .dialog()
             .file()
@@ -59,12 +59,8 @@ pub async fn model_pick(
             .add_filter("GGUF model", &["gguf"])
             .blocking_pick_file()
     })
-    .await
-    .map_err(|e| Error::Internal {
-        what: "the file dialog",
-        reason: e.to_string(),
-    })?;
-    let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
+    .await?;
+    let Some(path) = picked else {
         return Ok(None);
     };
     let app = Arc::clone(&state);

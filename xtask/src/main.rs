@@ -46,6 +46,17 @@ const APP_PACKAGES: &[&str] = &[
     "spirv-headers",
     "curl",
 ];
+/// The cargo packages of what a user runs: the window, the CLI and the speech helper. `run`
+/// and `package` always build this selection, so each profile compiles llama.cpp once.
+const SHIPPED_PACKAGES: &[&str] = &[
+    "-p",
+    "deskmate",
+    "-p",
+    "deskmate-cli",
+    "-p",
+    "deskmate-whisper",
+];
+
 /// Extra Debian packages for the end-to-end tests (the CJK fonts make Korean screenshots legible).
 // espeak-ng speaks the sentences the speech tests transcribe.
 const TEST_PACKAGES: &[&str] = &[
@@ -372,15 +383,7 @@ impl Repo {
         if for_tests {
             run(self.cargo().args(["build", "--workspace", "--all-targets"]))?;
         } else {
-            run(self.cargo().args([
-                "build",
-                "-p",
-                "deskmate",
-                "-p",
-                "deskmate-cli",
-                "-p",
-                "deskmate-whisper",
-            ]))?;
+            run(self.cargo().arg("build").args(SHIPPED_PACKAGES))?;
         }
         let bin = self.target_dir().join("debug").join(exe("deskmate-app"));
         if !bin.is_file() {
@@ -833,6 +836,60 @@ fn bench_engine(args: &[String]) -> Result<()> {
         n = ttft.len(),
     ));
 
+    // The prompt cache on disk: turn 11 after a restart against warm and cold.
+    let restore = &engine["restore"];
+    let restore_ttft = |row: &str| num(&restore[row]["ttft_ms"]);
+    let (restarted, warm, cold_read, cycled) = (
+        restore_ttft("after_restart"),
+        restore_ttft("warm"),
+        restore_ttft("cold"),
+        restore_ttft("after_cycling"),
+    );
+    let restart_vs_warm = restarted / warm;
+    let restart_vs_cold = restarted / cold_read;
+    let cycled_vs_warm = cycled / warm;
+    let cycled_vs_cold = cycled / cold_read;
+    let row = |name: &str, label: &str, ttft: f64| {
+        let r = &restore[name];
+        format!(
+            "| {label} | {ttft:.1} ms | {} ({} cached, {} of them restored from disk) |\n",
+            r["prompt_tokens"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(r["cached_tokens"].as_u64().unwrap_or(0)),
+            r["cached_tokens"].as_u64().unwrap_or(0),
+            r["restored_tokens"].as_u64().unwrap_or(0),
+        )
+    };
+    let turn = restore["turn"].as_u64().unwrap_or(11);
+    md.push_str(&format!(
+        "\n| turn {turn} of a conversation | time to first token | prompt tokens read |\n|---|---|---|\n"
+    ));
+    md.push_str(&row("warm", "warm (in its slot)", warm));
+    md.push_str(&row(
+        "after_restart",
+        "after a restart (from disk)",
+        restarted,
+    ));
+    md.push_str(&row(
+        "after_cycling",
+        &format!(
+            "after {} other conversations took the slots (from disk)",
+            restore["cycled_conversations"].as_u64().unwrap_or(0)
+        ),
+        cycled,
+    ));
+    md.push_str(&row("cold", "cold (read from scratch)", cold_read));
+    md.push_str(&format!(
+        "| after a restart ÷ warm | {restart_vs_warm:.2} (target ≤ 1.5 {}) | |\n\
+         | after a restart ÷ cold | {restart_vs_cold:.2} (target ≤ 0.25 {}) | |\n\
+         | after cycling ÷ warm, ÷ cold | {cycled_vs_warm:.2}, {cycled_vs_cold:.2} | |\n\
+         | disk written per conversation | {:.1} MB | |\n",
+        verdict(restart_vs_warm <= 1.5),
+        verdict(restart_vs_cold <= 0.25),
+        num(&restore["bytes_per_conversation"]) / 1e6,
+    ));
+
     let report = serde_json::json!({
         "model": model,
         "threads": threads,
@@ -848,7 +905,11 @@ fn bench_engine(args: &[String]) -> Result<()> {
         "ratios": { "prompt": pp_ratio, "generation": tg_ratio,
                     "aggregate_vs_single": aggregate.iter().map(|(k, t)| serde_json::json!({"concurrent": k, "ratio": t / single})).collect::<Vec<_>>(),
                     "ttft_turn_last_vs_turn_1": ttft_ratio,
-                    "llama_bench_same_reads_last_vs_1": llama_ttft_ratio },
+                    "llama_bench_same_reads_last_vs_1": llama_ttft_ratio,
+                    "restored_after_restart_vs_warm": restart_vs_warm,
+                    "restored_after_restart_vs_cold": restart_vs_cold,
+                    "restored_after_cycling_vs_warm": cycled_vs_warm,
+                    "restored_after_cycling_vs_cold": cycled_vs_cold },
     });
     repo.write_bench_report("engine", &report, &md)
 }

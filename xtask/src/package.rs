@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{capture, ensure_debian_packages, exe, run, step, Repo};
+use crate::{capture, ensure_debian_packages, exe, run, step, Repo, SHIPPED_PACKAGES};
 
 /// The packaged ONNX Runtime (the manifest's `onnxruntime` entry; `embedding.runtime_library`).
 const ONNX_RUNTIME: &str = "libonnxruntime.so.1.24.4";
@@ -65,16 +65,10 @@ fn build(repo: &Repo) -> Result<Packages> {
     repo.npm_install()?;
     repo.build_ui()?;
     step("release build of the app, the CLI and the speech helper");
-    run(repo.cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "deskmate",
-        "-p",
-        "deskmate-cli",
-        "-p",
-        "deskmate-whisper",
-    ]))?;
+    run(repo
+        .cargo()
+        .args(["build", "--release"])
+        .args(SHIPPED_PACKAGES))?;
     let release = repo.target_dir().join("release");
     let runtime = onnx_runtime(repo, &release)?;
 

@@ -9,7 +9,11 @@
 //! - aggregate generation with 1, 2, 4 and 8 concurrent requests (one batch, one slot each):
 //!   all generated tokens over the wall time from the first submission to the last token;
 //! - time to first token of turn 1 and turn 10 of a conversation, whose history grows each turn
-//!   (the prompt cache should keep turn 10 close to turn 1).
+//!   (the prompt cache should keep turn 10 close to turn 1);
+//! - the prompt cache on disk (a fresh engine, so the measures above never pay for a save):
+//!   time to first token of turn 11 after a restart (restored from disk), with the conversation
+//!   still in its slot (warm), read from scratch (cold), and after 2 × `parallel` other
+//!   conversations pushed it out of its slot; and the bytes saved per conversation.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -213,6 +217,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         },
     )?;
 
+    drop(engine);
+    let restore = restore_rows(args, &config)?;
+
     let out = serde_json::json!({
         "model": args.model,
         "load_report": report,
@@ -226,9 +233,113 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "turns": cached,
             "last_turn_without_cache": { "ttft_ms": cold.timings.ttft_ms, "prompt_tokens": cold.prompt_tokens, "cached_tokens": cold.cached_tokens },
         },
+        "restore": restore,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// One conversation turn of the restore measures: its time to first token and what it read.
+fn turn_row(c: &Completion) -> serde_json::Value {
+    serde_json::json!({
+        "ttft_ms": c.timings.ttft_ms,
+        "prompt_tokens": c.prompt_tokens,
+        "cached_tokens": c.cached_tokens,
+        "restored_tokens": c.restored_tokens,
+    })
+}
+
+fn conversation_turn(
+    engine: &Engine,
+    messages: &[ChatMessage],
+    max_tokens: u32,
+) -> anyhow::Result<Completion> {
+    run_one(
+        engine,
+        ChatRequest {
+            messages: messages.to_vec(),
+            sampling: Some(greedy(max_tokens)),
+            ignore_eos: false,
+            local_only: false,
+        },
+    )
+}
+
+/// The prompt cache on disk: turn 11 of a 10-turn conversation after a restart, warm, cold and
+/// after the conversation was pushed out of its slot (see the module comment).
+fn restore_rows(args: &BenchArgs, config: &ModelConfig) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir().context("a folder for the benchmark's prompt cache")?;
+    let open = || -> anyhow::Result<Engine> {
+        let engine = Engine::new(None)?;
+        engine.set_prompt_cache(dir.path().to_path_buf(), 4 << 30);
+        engine.load(Persona::Office, &args.model, config)?;
+        run_one(&engine, request("Hello", 8, true))?;
+        Ok(engine)
+    };
+    let question = |n: u32| {
+        ChatMessage::new(
+            Role::User,
+            format!("Turn {n}: give me one practical tip for writing a clear status report for my team."),
+        )
+    };
+    let mut messages = vec![ChatMessage::new(
+        Role::System,
+        "You are a helpful office assistant.",
+    )];
+    {
+        let engine = open()?;
+        for turn in 1..=args.turns {
+            messages.push(question(turn));
+            let c = conversation_turn(&engine, &messages, 48)?;
+            messages.push(ChatMessage::new(Role::Assistant, c.text));
+        }
+        // Dropped: the model unloads and saves its slots, as at an app exit.
+    }
+    let next = args.turns + 1;
+    let ask = |n: u32| {
+        let mut m = messages.clone();
+        m.push(question(n));
+        m
+    };
+    let engine = open()?;
+    let restarted = conversation_turn(&engine, &ask(next), 1)?;
+    // The same reads with the conversation in its slot: a question of the same length.
+    let warm = conversation_turn(&engine, &ask(next + 10), 1)?;
+    // The same reads from scratch: a changed system message shares no prefix with anything.
+    let mut cold_messages = ask(next + 20);
+    cold_messages[0] = ChatMessage::new(Role::System, "You are a helpful office assistant!");
+    let cold = conversation_turn(&engine, &cold_messages, 1)?;
+    // 2 × parallel other conversations of two turns: every slot holds another one since.
+    let parallel = config.parallel.max(1);
+    for other in 0..2 * parallel {
+        let mut m = vec![
+            ChatMessage::new(Role::System, format!("You are assistant number {other}.")),
+            ChatMessage::new(
+                Role::User,
+                format!("Conversation {other}: name one use of a spreadsheet."),
+            ),
+        ];
+        let c = conversation_turn(&engine, &m, 24)?;
+        m.push(ChatMessage::new(Role::Assistant, c.text));
+        m.push(ChatMessage::new(Role::User, "And one more?"));
+        conversation_turn(&engine, &m, 24)?;
+    }
+    let cycled = conversation_turn(&engine, &ask(next + 30), 1)?;
+    let stats = engine
+        .status(Persona::Office)
+        .map(|s| s.stats)
+        .context("the benchmark model is not loaded")?;
+    Ok(serde_json::json!({
+        "turn": next,
+        "after_restart": turn_row(&restarted),
+        "warm": turn_row(&warm),
+        "cold": turn_row(&cold),
+        "after_cycling": turn_row(&cycled),
+        "cycled_conversations": 2 * parallel,
+        "disk_entries": stats.disk_cache_entries,
+        "disk_bytes": stats.disk_cache_bytes,
+        "bytes_per_conversation": stats.disk_cache_bytes / (stats.disk_cache_entries.max(1) as u64),
+    }))
 }
 
 fn request(text: &str, max_tokens: u32, ignore_eos: bool) -> ChatRequest {

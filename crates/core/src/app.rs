@@ -105,6 +105,12 @@ impl App {
             .map(Arc::new)
             .inspect_err(|e| tracing::error!(error = %e, "the inference engine could not start"));
         let config = &loaded.config;
+        if let Ok(engine) = &engine {
+            engine.set_prompt_cache(
+                paths.prompt_cache_dir(),
+                u64::from(config.models.prompt_cache_mb) << 20,
+            );
+        }
         let library = Library::open(
             &paths.database,
             &paths.vector_index,
@@ -344,6 +350,15 @@ impl App {
         if old.speech != config.speech {
             self.media.reconfigure(&self.paths, &config);
         }
+        if old.models.prompt_cache_mb != config.models.prompt_cache_mb {
+            // For models loaded from now on.
+            if let Ok(engine) = self.engine() {
+                engine.set_prompt_cache(
+                    self.paths.prompt_cache_dir(),
+                    u64::from(config.models.prompt_cache_mb) << 20,
+                );
+            }
+        }
         let changed: Vec<Persona> = [Persona::Office, Persona::Character]
             .into_iter()
             .filter(|&p| old.models.persona(p) != config.models.persona(p))
@@ -352,6 +367,16 @@ impl App {
             self.load_in_background(&changed)?;
         }
         Ok(config)
+    }
+
+    /// Unloads the models (their conversations go to the prompt cache on disk); for a front
+    /// end that is about to exit.
+    pub fn shutdown(&self) {
+        if let Ok(engine) = self.engine() {
+            for persona in [Persona::Office, Persona::Character] {
+                engine.unload(persona);
+            }
+        }
     }
 
     /// Makes `path` the persona's model file in the configuration, saves it and loads it.

@@ -75,6 +75,9 @@ pub struct ModelsConfig {
     /// preference: `mirror`, `pypi` (the Python package index), `url`. `null`: all of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<String>>,
+    /// Disk space for conversations' prompt caches, in MiB per model (0: off). A conversation
+    /// a slot drops, and every slot's at shutdown, is saved and restored by its next turn.
+    pub prompt_cache_mb: u32,
 }
 
 impl ModelsConfig {
@@ -100,9 +103,13 @@ impl Default for ModelsConfig {
             },
             mirror: None,
             sources: None,
+            prompt_cache_mb: DEFAULT_PROMPT_CACHE_MB,
         }
     }
 }
+
+/// `models.prompt_cache_mb` by default: about 70,000 tokens of a 1.5B model's conversations.
+pub const DEFAULT_PROMPT_CACHE_MB: u32 = 2048;
 
 /// The default chat model for both personas: Korean-capable, 1.1 GB, from the model manifest.
 pub const DEFAULT_CHAT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
@@ -666,6 +673,12 @@ impl Config {
         if let Some(mirror) = &self.models.mirror {
             c.path("models.mirror", mirror);
         }
+        c.int(
+            "models.prompt_cache_mb",
+            self.models.prompt_cache_mb,
+            0,
+            1 << 20,
+        );
         for kind in self.models.sources.iter().flatten() {
             if !["mirror", "pypi", "url"].contains(&kind.as_str()) {
                 c.fail(

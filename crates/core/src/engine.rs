@@ -26,6 +26,7 @@ pub mod devices;
 pub mod fit;
 pub mod gguf;
 pub mod llama_log;
+mod prompt_store;
 pub mod remote;
 pub mod stats;
 pub mod text;
@@ -121,6 +122,8 @@ pub struct Completion {
     pub prompt_tokens: usize,
     /// Prompt tokens taken from the slot's cache instead of being read again.
     pub cached_tokens: usize,
+    /// Of the cached tokens, those restored from the prompt cache on disk.
+    pub restored_tokens: usize,
     pub completion_tokens: usize,
     /// Oldest turns left out because the conversation did not fit in the context.
     pub dropped_turns: usize,
@@ -359,9 +362,22 @@ pub struct Engine {
     /// Loads in progress and the last failed load, per persona.
     pending: Mutex<HashMap<Persona, PersonaState>>,
     sink: Option<RequestSink>,
+    /// The disk prompt cache's folder and byte budget for models loaded from now on.
+    prompt_cache: Mutex<Option<(PathBuf, u64)>>,
 }
 
 impl Engine {
+    /// Keeps conversations' prompt caches in `dir` (a folder per model and load parameters),
+    /// at most `budget_bytes` in all per model, for models loaded from now on; a budget of 0
+    /// turns it off. See `prompt_store`.
+    pub fn set_prompt_cache(&self, dir: PathBuf, budget_bytes: u64) {
+        *self
+            .prompt_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            (budget_bytes > 0).then_some((dir, budget_bytes));
+    }
+
     /// A host with nothing loaded; `sink` receives every finished request (the request log).
     pub fn new(sink: Option<RequestSink>) -> Result<Engine> {
         worker::backend()?;
@@ -370,6 +386,7 @@ impl Engine {
             weights: Mutex::new(Vec::new()),
             pending: Mutex::new(HashMap::new()),
             sink,
+            prompt_cache: Mutex::new(None),
         })
     }
 
@@ -476,6 +493,11 @@ impl Engine {
             path: path.to_path_buf(),
             config: config.clone(),
             shared,
+            prompt_cache: self
+                .prompt_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         };
         let started = worker::start(spec, self.sink.clone())?;
         let report = started.shared.report.clone();

@@ -128,6 +128,12 @@ impl Paths {
 }
 
 impl Paths {
+    /// Where conversations' prompt caches are saved (`engine::prompt_store`), a folder per
+    /// model; deleting it is always safe.
+    pub fn prompt_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("prompt-cache")
+    }
+
     /// The ONNX Runtime library the embedder loads: `configured` when absolute, else that name
     /// in the models directory, else the copy installed with the app ([`bundled_lib_dir`]),
     /// else the models directory's path (which then reports it missing).

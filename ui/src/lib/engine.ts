@@ -84,6 +84,11 @@ export interface EngineStats {
   prompt_tokens_per_s: Summary | null;
   generation_tokens_per_s: Summary | null;
   cache_hit_ratio: number | null;
+  /** Prompt tokens restored from the prompt cache on disk since the model loaded. */
+  restored_tokens?: number;
+  restored_requests?: number;
+  disk_cache_entries?: number;
+  disk_cache_bytes?: number;
 }
 
 /** The answer of a persona's server to `GET {base_url}/models` (Rust: engine::remote::RemoteCheck). */

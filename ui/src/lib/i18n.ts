@@ -280,6 +280,9 @@ export const en = {
   'engine.stats.queue': 'Queue / active slots',
   'engine.stats.ms': '{mean} / {p95} ms',
   'engine.stats.slots': '{queue} / {active} of {slots}',
+  'engine.stats.cache': 'Prompt cache hits',
+  'engine.stats.restored': 'Restored from disk',
+  'engine.stats.restored_value': '{tokens} tokens in {requests} requests ({entries} conversations saved, {size} MB)',
 
   'page.settings.title': 'Settings',
   'page.settings.subtitle': 'Where Deskmate keeps its files, and how it is configured.',
@@ -804,6 +807,9 @@ export const ko: Messages = {
   'engine.stats.queue': '대기열 / 사용 중 슬롯',
   'engine.stats.ms': '{mean} / {p95} ms',
   'engine.stats.slots': '{queue} / {active} (전체 {slots})',
+  'engine.stats.cache': '프롬프트 캐시 적중률',
+  'engine.stats.restored': '디스크에서 복원',
+  'engine.stats.restored_value': '요청 {requests}개에서 토큰 {tokens}개 (저장된 대화 {entries}개, {size} MB)',
 
   'page.settings.title': '설정',
   'page.settings.subtitle': 'Deskmate가 파일을 보관하는 위치와 구성입니다.',

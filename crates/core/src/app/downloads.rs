@@ -772,6 +772,16 @@ mod tests {
         (app, rx)
     }
 
+    /// The test model's catalog entry.
+    fn smol_entry(app: &App) -> CatalogEntry {
+        app.model_catalog()
+            .unwrap()
+            .models
+            .into_iter()
+            .find(|m| m.id == SMOL_ID)
+            .unwrap()
+    }
+
     /// Events until the download of `id` ends (done, paused, failed or cancelled).
     fn until_end(rx: &mpsc::Receiver<DownloadEvent>) -> Vec<DownloadEvent> {
         let mut events = Vec::new();
@@ -811,13 +821,7 @@ mod tests {
         assert!(!running.is_empty(), "{events:?}");
         assert!(running.iter().all(|(_, total)| *total == 98_362_432));
         assert!(running.windows(2).all(|w| w[0].0 <= w[1].0), "{running:?}");
-        let entry = app
-            .model_catalog()
-            .unwrap()
-            .models
-            .into_iter()
-            .find(|m| m.id == SMOL_ID)
-            .unwrap();
+        let entry = smol_entry(&app);
         assert!(entry.status.is_installed(), "{entry:?}");
         assert_eq!(entry.download, Some(DownloadState::Done));
         assert_eq!(entry.role, Role::Chat);
@@ -845,13 +849,7 @@ mod tests {
         }
         // A new app (a restart) shows it paused with the bytes on disk, and goes on from them.
         let (app, rx) = app_with_mirror(dir.path(), &mirror, |_, _| {});
-        let entry = app
-            .model_catalog()
-            .unwrap()
-            .models
-            .into_iter()
-            .find(|m| m.id == SMOL_ID)
-            .unwrap();
+        let entry = smol_entry(&app);
         let Some(DownloadState::Paused { done_bytes, .. }) = entry.download else {
             panic!("{entry:?}")
         };
@@ -885,13 +883,7 @@ mod tests {
             .filter(|n| n.to_string_lossy().starts_with("SmolLM2"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
-        let entry = app
-            .model_catalog()
-            .unwrap()
-            .models
-            .into_iter()
-            .find(|m| m.id == SMOL_ID)
-            .unwrap();
+        let entry = smol_entry(&app);
         assert_eq!(entry.status, ModelStatus::Missing);
         assert_eq!(entry.download, None);
     }

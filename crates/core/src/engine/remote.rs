@@ -343,6 +343,7 @@ impl RemoteModel {
                     finish_reason: reason,
                     prompt_tokens: stream.prompt_tokens(),
                     cached_tokens: stream.cached_tokens,
+                    restored_tokens: 0,
                     completion_tokens: stream.completion_tokens(),
                     dropped_turns: 0,
                     timings,

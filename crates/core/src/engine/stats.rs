@@ -87,6 +87,14 @@ pub struct StatsSnapshot {
     pub generation_tokens_per_s: Option<Summary>,
     /// Prompt tokens served from the prompt cache, over all prompt tokens, in the window.
     pub cache_hit_ratio: Option<f64>,
+    /// Prompt tokens restored from the prompt cache on disk since the model loaded (a part of
+    /// the cached tokens: conversations a slot had dropped, or from before a restart).
+    pub restored_tokens: u64,
+    /// Requests whose prompt was restored from disk since the model loaded.
+    pub restored_requests: u64,
+    /// The prompt cache on disk: saved conversations and their bytes (0 when it is off).
+    pub disk_cache_entries: usize,
+    pub disk_cache_bytes: u64,
 }
 
 /// How a request ended, for the counters.
@@ -126,6 +134,20 @@ impl Stats {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Counters stay meaningful even if a holder panicked.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A prompt restored `tokens` from the disk cache.
+    pub fn record_restored(&self, tokens: usize) {
+        let mut inner = self.lock();
+        inner.snapshot.restored_tokens += tokens as u64;
+        inner.snapshot.restored_requests += 1;
+    }
+
+    /// What the disk cache holds now.
+    pub fn set_disk_cache(&self, entries: usize, bytes: u64) {
+        let mut inner = self.lock();
+        inner.snapshot.disk_cache_entries = entries;
+        inner.snapshot.disk_cache_bytes = bytes;
     }
 
     pub fn set_queue_length(&self, queue_length: usize) {

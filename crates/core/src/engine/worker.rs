@@ -36,6 +36,7 @@ use mtmd::*;
 pub(crate) use queue::WorkerShared;
 use queue::*;
 use server::*;
+pub(crate) use slots::{common_prefix, NO_TOKEN};
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use super::fit::{self, Attempt, LoadFailure, Loader, Stage};
 use super::llama_log::{failure_reason, looks_like_out_of_memory, ThreadLog};
+use super::prompt_store::{store_dir, PromptStore, StoreKey, MIN_SAVED_TOKENS};
 use super::stats::{self, Outcome, RequestSink, Stats, Timings};
 use super::text::{Scan, StopScanner, Utf8Stream};
 use super::{
@@ -92,6 +94,8 @@ pub(crate) struct LoadSpec {
     pub config: ModelConfig,
     /// Weights already loaded for the other persona with the same file and load parameters.
     pub shared: Option<SharedWeights>,
+    /// The disk prompt cache's root folder and byte budget; `None`: off.
+    pub prompt_cache: Option<(PathBuf, u64)>,
 }
 
 #[derive(Clone)]
@@ -204,6 +208,20 @@ fn worker_main(
     {
         return;
     }
+    let store = spec.prompt_cache.as_ref().map(|(root, budget)| {
+        let flash = format!("{:?}", spec.config.flash_attn);
+        let key = StoreKey {
+            persona: spec.persona.as_str(),
+            model: &spec.path,
+            n_ctx: settings.n_ctx,
+            parallel: settings.parallel,
+            flash_attn: &flash,
+        };
+        PromptStore::open(store_dir(root, &key), *budget)
+    });
+    if let Some(store) = &store {
+        shared.stats.set_disk_cache(store.len(), store.used_bytes());
+    }
     let mut server = Server {
         shared: &shared,
         model: &model,
@@ -220,6 +238,7 @@ fn worker_main(
                 active: None,
             })
             .collect(),
+        store,
     };
     server.run();
 }

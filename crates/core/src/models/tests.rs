@@ -1056,3 +1056,106 @@ fn every_default_model_can_be_installed_from_a_public_source_with_a_pinned_sha25
         )
     );
 }
+
+#[test]
+fn each_failure_says_what_kind_it_is_and_turned_off_sources_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let mirror = tmp.path().join("mirror");
+    fs::create_dir_all(&mirror).unwrap();
+    let bytes = data(64, 5);
+    // The mirror has the right size and the wrong bytes; nothing listens on the URL's port.
+    fs::write(mirror.join("k.bin"), data(64, 6)).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/k.bin", closed.local_addr().unwrap());
+    drop(closed);
+    let pypi = json!({ "kind": "pypi", "packages": [{ "name": "p", "version": "1", "member": "p/x" }], "sha256": sha(&bytes) });
+    let m = manifest(vec![entry(
+        "k",
+        "k.bin",
+        bytes.len(),
+        vec![
+            mirror_src(&sha(&bytes)),
+            pypi,
+            url_src(&url, Some(&sha(&bytes))),
+        ],
+    )]);
+    let manager = ModelManager::new(&models, m)
+        .with_mirror(Some(mirror))
+        .with_source_kinds(Some(vec!["mirror".into(), "url".into()]));
+    let report = fetch(&manager, &ids(&["k"]));
+    let kinds: Vec<FailureKind> = only_file(&report).attempts.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            FailureKind::Mismatch,
+            FailureKind::Unavailable,
+            FailureKind::Network
+        ],
+        "{report:?}"
+    );
+    assert!(
+        only_file(&report).attempts[1]
+            .reason
+            .contains("models.sources"),
+        "{report:?}"
+    );
+    assert!(!models.join("k.bin").exists());
+}
+
+#[test]
+fn a_stop_request_keeps_the_part_and_the_next_fetch_resumes_it() {
+    struct StopAfterFirstChunk(bool);
+    impl Progress for StopAfterFirstChunk {
+        fn event(&mut self, event: ProgressEvent<'_>) {
+            if matches!(event, ProgressEvent::Bytes { done, .. } if done > 0) {
+                self.0 = true;
+            }
+        }
+        fn stop_requested(&self) -> bool {
+            self.0
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let mirror = tmp.path().join("mirror");
+    fs::create_dir_all(&mirror).unwrap();
+    // Three chunks' worth, so the stop lands in the middle.
+    let bytes = data(3 << 20, 7);
+    fs::write(mirror.join("s.bin"), &bytes).unwrap();
+    let m = manifest(vec![entry(
+        "s",
+        "s.bin",
+        bytes.len(),
+        vec![mirror_src(&sha(&bytes))],
+    )]);
+    let manager = ModelManager::new(&models, m).with_mirror(Some(mirror));
+    let stopped = manager
+        .fetch(&ids(&["s"]), &mut StopAfterFirstChunk(false))
+        .unwrap();
+    let FileOutcome::Stopped { bytes: kept } = only_file(&stopped).outcome else {
+        panic!("{stopped:?}")
+    };
+    assert!(kept > 0 && kept < bytes.len() as u64, "{kept}");
+    assert!(!stopped.models[0].ok());
+    assert!(!models.join("s.bin").exists());
+    assert_eq!(
+        manager.list()[0].status,
+        ModelStatus::Partial { bytes: kept }
+    );
+    let resumed = fetch(&manager, &ids(&["s"]));
+    assert!(
+        matches!(only_file(&resumed).outcome, FileOutcome::Installed { resumed_from, .. } if resumed_from == kept),
+        "{resumed:?}"
+    );
+    assert_eq!(fs::read(models.join("s.bin")).unwrap(), bytes);
+
+    // A cancel: what a stopped fetch kept is deleted.
+    let again = manager.fetch(&ids(&["s"]), &mut NoProgress).unwrap();
+    assert!(again.models[0].ok());
+    manager.discard_partial("s").unwrap();
+    assert!(
+        models.join("s.bin").exists(),
+        "an installed file is not a partial one"
+    );
+}

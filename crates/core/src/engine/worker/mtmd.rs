@@ -169,6 +169,8 @@ impl Server<'_> {
                 tokens,
             ));
         };
+        // The conversation the slot drops goes to the disk cache first.
+        self.save_slot(index);
         let seq = self.slots[index].seq;
         let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
         self.slots[index].cache.clear();
@@ -188,6 +190,7 @@ impl Server<'_> {
                         tokens: positions,
                         counted: tokens,
                         cached: 0,
+                        restored: 0,
                         dropped_turns: dropped,
                     },
                 ))

@@ -19,6 +19,8 @@ pub(super) struct Active {
     /// Prompt tokens already in the cache (reused or fed so far).
     pub(super) fed: usize,
     pub(super) cached: usize,
+    /// Of the cached tokens, those restored from the disk cache.
+    pub(super) restored: usize,
     pub(super) dropped_turns: usize,
     pub(super) sampler: LlamaSampler,
     utf8: Utf8Stream,
@@ -44,6 +46,8 @@ pub(super) struct Prompt {
     pub(super) counted: usize,
     /// Leading positions already in the slot's cache.
     pub(super) cached: usize,
+    /// Of those, positions restored from the disk cache.
+    pub(super) restored: usize,
     pub(super) dropped_turns: usize,
 }
 
@@ -57,6 +61,8 @@ pub(super) struct Server<'m> {
     pub(super) defaults: Sampling,
     pub(super) settings: Settings,
     pub(super) slots: Vec<Slot>,
+    /// The prompt cache on disk (`None`: off).
+    pub(super) store: Option<PromptStore>,
 }
 
 pub(super) enum End {
@@ -95,6 +101,10 @@ impl Server<'_> {
             self.step(&mut batch);
         }
         self.fail_everything();
+        // The conversations in the slots outlive the model: the next load restores them.
+        for index in 0..self.slots.len() {
+            self.save_slot(index);
+        }
     }
 
     /// Moves queued jobs into free slots; waits when there is nothing to do. `false` on shutdown.
@@ -151,6 +161,7 @@ impl Server<'_> {
                 finish_reason: FinishReason::Cancelled,
                 prompt_tokens: 0,
                 cached_tokens: 0,
+                restored_tokens: 0,
                 completion_tokens: 0,
                 dropped_turns: 0,
                 timings: Timings::default(),
@@ -189,7 +200,15 @@ impl Server<'_> {
             );
             return;
         };
-        let cached = self.reuse_prefix(index, &prompt);
+        self.save_evicted(index, &prompt);
+        let kept = self.reuse_prefix(index, &prompt);
+        let (cached, restored) = match self.restore_from_disk(index, &prompt, kept) {
+            Some(restored) => {
+                self.shared.stats.record_restored(restored);
+                (restored, restored)
+            }
+            None => (self.slots[index].cache.len(), 0),
+        };
         let prompt_tokens = prompt.len();
         self.activate(
             index,
@@ -199,6 +218,7 @@ impl Server<'_> {
                 tokens: prompt,
                 counted: prompt_tokens,
                 cached,
+                restored,
                 dropped_turns,
             },
             admitted,
@@ -232,6 +252,7 @@ impl Server<'_> {
             prompt: prompt.tokens,
             fed,
             cached: prompt.cached,
+            restored: prompt.restored,
             dropped_turns: prompt.dropped_turns,
             sampler,
             utf8: Utf8Stream::default(),
@@ -351,6 +372,101 @@ impl Server<'_> {
         }
         slot.cache.truncate(keep);
         keep
+    }
+
+    /// Saves the conversation in slot `index` to the disk cache when `prompt` is about to drop
+    /// a good part of it (another conversation takes the slot).
+    pub(super) fn save_evicted(&mut self, index: usize, prompt: &[LlamaToken]) {
+        let slot = &self.slots[index];
+        let keep = slots::reusable_prefix(&slot.cache, prompt);
+        if slot.cache.len() - keep.min(slot.cache.len()) >= MIN_SAVED_TOKENS {
+            self.save_slot(index);
+        }
+    }
+
+    /// Writes slot `index`'s sequence to the disk cache, if it is worth keeping.
+    pub(super) fn save_slot(&mut self, index: usize) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let slot = &self.slots[index];
+        if !store.worth_saving(&slot.cache) {
+            return;
+        }
+        let (ctx, seq, tokens) = (&self.ctx, slot.seq, &slot.cache);
+        let saved = store.save(tokens, |path| {
+            ctx.state_seq_save_file(path, seq, tokens)
+                .map_err(|e| e.to_string())
+        });
+        match saved {
+            Ok(bytes) => tracing::debug!(
+                persona = self.shared.persona.as_str(),
+                tokens = tokens.len(),
+                bytes,
+                "conversation saved to the prompt cache on disk"
+            ),
+            Err(e) => tracing::warn!(
+                persona = self.shared.persona.as_str(),
+                error = %e,
+                "conversation not saved to the prompt cache on disk"
+            ),
+        }
+        self.shared
+            .stats
+            .set_disk_cache(store.len(), store.used_bytes());
+    }
+
+    /// When the disk cache holds more of `prompt` than the `kept` tokens slot `index` has,
+    /// loads it into the slot and returns the prompt tokens now in the cache; `None` when
+    /// nothing was restored (a failed restore leaves the slot empty, and its cache says so).
+    pub(super) fn restore_from_disk(
+        &mut self,
+        index: usize,
+        prompt: &[LlamaToken],
+        kept: usize,
+    ) -> Option<usize> {
+        let limit = prompt.len().saturating_sub(1);
+        let cells = self.slot_ctx();
+        let store = self.store.as_mut()?;
+        // Worth a file read only when it saves reading a real stretch of prompt.
+        let found = store.best(prompt, kept + MIN_SAVED_TOKENS / 4)?;
+        if found.prefix.min(limit) <= kept {
+            return None;
+        }
+        let seq = self.slots[index].seq;
+        let ctx = &mut self.ctx;
+        let _ = ctx.kv_cache_seq_rm(seq, None, None);
+        let loaded = store.restore(found, |path| {
+            ctx.state_seq_load_file(path, seq, cells)
+                .map(|(tokens, _)| tokens)
+                .map_err(|e| e.to_string())
+        });
+        self.shared
+            .stats
+            .set_disk_cache(store.len(), store.used_bytes());
+        let slot = &mut self.slots[index];
+        let tokens = match loaded {
+            Ok(tokens) => tokens,
+            Err(_) => {
+                // The reply is still right: the prompt is read from the start.
+                let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
+                slot.cache.clear();
+                return None;
+            }
+        };
+        let keep = slots::common_prefix(&tokens, prompt).min(limit);
+        let trimmed = self
+            .ctx
+            .kv_cache_seq_rm(seq, Some(keep as u32), None)
+            .is_ok()
+            && self.ctx.kv_cache_seq_pos_min(seq) <= 0;
+        if !trimmed {
+            let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
+            slot.cache.clear();
+            return None;
+        }
+        slot.cache = tokens[..keep].to_vec();
+        Some(keep)
     }
 
     pub(super) fn drop_cancelled(&mut self) {
@@ -525,6 +641,7 @@ impl Server<'_> {
                     finish_reason: reason,
                     prompt_tokens,
                     cached_tokens: active.cached,
+                    restored_tokens: active.restored,
                     completion_tokens: active.generated as usize,
                     dropped_turns: active.dropped_turns,
                     timings,

@@ -11,7 +11,7 @@ use std::time::Instant;
 use llama_cpp_2::token::LlamaToken;
 
 /// Stands in the slot cache for positions that hold no token (image embeddings).
-pub(super) const NO_TOKEN: LlamaToken = LlamaToken(-1);
+pub(crate) const NO_TOKEN: LlamaToken = LlamaToken(-1);
 
 /// What slot choice looks at of one slot.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,7 @@ pub(super) fn reusable_prefix(cache: &[LlamaToken], prompt: &[LlamaToken]) -> us
 }
 
 /// Leading positions equal in both, never counting a position without a token.
-pub(super) fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+pub(crate) fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
     a.iter()
         .zip(b)
         .take_while(|(x, y)| x == y && **x != NO_TOKEN)
