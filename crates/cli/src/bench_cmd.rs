@@ -266,7 +266,10 @@ fn conversation_turn(
 }
 
 /// The prompt cache on disk: turn 11 of a 10-turn conversation after a restart, warm, cold and
-/// after the conversation was pushed out of its slot (see the module comment).
+/// after the conversation was pushed out of its slot (see the module comment). Every measured
+/// turn 11 reads the same stretch (its question, after the previous reply) at the same depth:
+/// each comes from a conversation of its own, which differ only in a letter of the system
+/// message.
 fn restore_rows(args: &BenchArgs, config: &ModelConfig) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir().context("a folder for the benchmark's prompt cache")?;
     let open = || -> anyhow::Result<Engine> {
@@ -282,34 +285,41 @@ fn restore_rows(args: &BenchArgs, config: &ModelConfig) -> anyhow::Result<serde_
             format!("Turn {n}: give me one practical tip for writing a clear status report for my team."),
         )
     };
-    let mut messages = vec![ChatMessage::new(
-        Role::System,
-        "You are a helpful office assistant.",
-    )];
-    {
-        let engine = open()?;
+    // `turns` turns of the conversation with system message variant `letter`.
+    let converse = |engine: &Engine, letter: char| -> anyhow::Result<Vec<ChatMessage>> {
+        let mut messages = vec![ChatMessage::new(
+            Role::System,
+            format!("You are a helpful office assistant ({letter})."),
+        )];
         for turn in 1..=args.turns {
             messages.push(question(turn));
-            let c = conversation_turn(&engine, &messages, 48)?;
+            let c = conversation_turn(engine, &messages, 48)?;
             messages.push(ChatMessage::new(Role::Assistant, c.text));
         }
-        // Dropped: the model unloads and saves its slots, as at an app exit.
-    }
+        Ok(messages)
+    };
     let next = args.turns + 1;
-    let ask = |n: u32| {
-        let mut m = messages.clone();
-        m.push(question(n));
+    let ask = |messages: &[ChatMessage]| {
+        let mut m = messages.to_vec();
+        m.push(question(next));
         m
     };
+    let (restored_conversation, warm) = {
+        let engine = open()?;
+        let restored = converse(&engine, 'A')?;
+        let warm_conversation = converse(&engine, 'B')?;
+        let warm = conversation_turn(&engine, &ask(&warm_conversation), 1)?;
+        (restored, warm)
+        // Dropped: the model unloads and saves its slots, as at an app exit.
+    };
     let engine = open()?;
-    let restarted = conversation_turn(&engine, &ask(next), 1)?;
-    // The same reads with the conversation in its slot: a question of the same length.
-    let warm = conversation_turn(&engine, &ask(next + 10), 1)?;
-    // The same reads from scratch: a changed system message shares no prefix with anything.
-    let mut cold_messages = ask(next + 20);
-    cold_messages[0] = ChatMessage::new(Role::System, "You are a helpful office assistant!");
+    let restarted = conversation_turn(&engine, &ask(&restored_conversation), 1)?;
+    // The same reads from scratch: a system message no conversation had shares no prefix.
+    let mut cold_messages = ask(&restored_conversation);
+    cold_messages[0] = ChatMessage::new(Role::System, "You are a helpful office assistant (D).");
     let cold = conversation_turn(&engine, &cold_messages, 1)?;
-    // 2 × parallel other conversations of two turns: every slot holds another one since.
+    // A conversation, then 2 × parallel others of two turns: every slot holds another one since.
+    let cycled_conversation = converse(&engine, 'C')?;
     let parallel = config.parallel.max(1);
     for other in 0..2 * parallel {
         let mut m = vec![
@@ -324,7 +334,7 @@ fn restore_rows(args: &BenchArgs, config: &ModelConfig) -> anyhow::Result<serde_
         m.push(ChatMessage::new(Role::User, "And one more?"));
         conversation_turn(&engine, &m, 24)?;
     }
-    let cycled = conversation_turn(&engine, &ask(next + 30), 1)?;
+    let cycled = conversation_turn(&engine, &ask(&cycled_conversation), 1)?;
     let stats = engine
         .status(Persona::Office)
         .map(|s| s.stats)

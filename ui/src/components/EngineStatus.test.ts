@@ -48,6 +48,10 @@ const stats: EngineStats = {
   prompt_tokens_per_s: { mean: 350.25, p95: 400 },
   generation_tokens_per_s: { mean: 40.5, p95: 45 },
   cache_hit_ratio: 0.5,
+  restored_tokens: 1580,
+  restored_requests: 2,
+  disk_cache_entries: 3,
+  disk_cache_bytes: 11_200_000,
 };
 
 const states: PersonaState[] = [
@@ -75,6 +79,10 @@ describe('EngineStatus', () => {
     expect(numbers).toContain('120 / 251 ms');
     expect(numbers).toContain('350.3');
     expect(numbers).toContain('0 / 1 of 4');
+    expect(numbers).toContain('50%');
+    expect(screen.getByTestId('engine-restored').textContent).toContain(
+      '1,580 tokens in 2 requests (3 conversations saved, 11.2 MB)',
+    );
   });
 
   it('names the device the layers are on and both fit predictions', () => {
