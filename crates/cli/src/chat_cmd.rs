@@ -367,6 +367,7 @@ struct TurnSummary {
     sources: Vec<MessageSource>,
     prompt_tokens: usize,
     cached_tokens: usize,
+    restored_tokens: usize,
     dropped_turns: usize,
     completion_tokens: usize,
     finish_reason: Option<FinishReason>,
@@ -394,6 +395,7 @@ impl TurnSummary {
             "reply_status": self.reply_status,
             "prompt_tokens": self.prompt_tokens,
             "cached_tokens": self.cached_tokens,
+            "restored_tokens": self.restored_tokens,
             "completion_tokens": self.completion_tokens,
             "dropped_turns": self.dropped_turns,
             "timings": self.timings,
@@ -425,8 +427,13 @@ fn print_withheld(turn: &TurnSummary) {
 }
 
 fn print_session_hint(turn: &TurnSummary) {
+    let restored = if turn.restored_tokens > 0 {
+        format!(", {} of them restored from disk", turn.restored_tokens)
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "[{} prompt tokens ({} cached), {} generated",
+        "[{} prompt tokens ({} cached{restored}), {} generated",
         turn.prompt_tokens, turn.cached_tokens, turn.completion_tokens
     );
     if let Some(tps) = turn
@@ -482,11 +489,13 @@ impl TerminalChat<'_> {
                 ChatEvent::Started {
                     prompt_tokens,
                     cached_tokens,
+                    restored_tokens,
                     dropped_turns,
                     ..
                 } => {
                     summary.prompt_tokens = prompt_tokens;
                     summary.cached_tokens = cached_tokens;
+                    summary.restored_tokens = restored_tokens;
                     summary.dropped_turns = dropped_turns;
                 }
                 ChatEvent::Sources { sources, .. } => summary.sources = sources,

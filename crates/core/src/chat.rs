@@ -91,6 +91,8 @@ pub enum ChatEvent {
         reply_id: i64,
         prompt_tokens: usize,
         cached_tokens: usize,
+        /// Of the cached tokens, those restored from the prompt cache on disk.
+        restored_tokens: usize,
         dropped_turns: usize,
     },
     /// The document passages quoted to the model for this reply (office persona, when the
@@ -809,11 +811,13 @@ impl Turn {
                 GenerationEvent::Started {
                     prompt_tokens,
                     cached_tokens,
+                    restored_tokens,
                     dropped_turns,
                 } => emit(ChatEvent::Started {
                     reply_id,
                     prompt_tokens,
                     cached_tokens,
+                    restored_tokens,
                     dropped_turns,
                 }),
                 GenerationEvent::Text(piece) => {

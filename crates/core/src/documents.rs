@@ -18,6 +18,7 @@ pub mod embed;
 pub mod extract;
 pub mod keyword;
 pub mod library;
+mod office;
 pub mod open;
 #[doc(hidden)]
 pub mod samples;

@@ -137,6 +137,8 @@ pub enum GenerationEvent {
     Started {
         prompt_tokens: usize,
         cached_tokens: usize,
+        /// Of the cached tokens, those restored from the prompt cache on disk.
+        restored_tokens: usize,
         dropped_turns: usize,
     },
     /// The next piece of the reply; always valid UTF-8, never part of a stop string.

@@ -94,7 +94,7 @@ export interface TurnStart {
 }
 
 export type ChatEvent =
-  | { kind: 'started'; reply_id: number; prompt_tokens: number; cached_tokens: number; dropped_turns: number }
+  | { kind: 'started'; reply_id: number; prompt_tokens: number; cached_tokens: number; restored_tokens?: number; dropped_turns: number }
   | { kind: 'sources'; reply_id: number; sources: MessageSource[] }
   | { kind: 'documents_withheld'; reply_id: number; host: string; passages: number }
   | { kind: 'text'; reply_id: number; text: string }

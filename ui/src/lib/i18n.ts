@@ -35,7 +35,7 @@ export const en = {
   'page.documents.subtitle': 'Your files, indexed and searched on this computer.',
   'page.documents.empty.title': 'No documents yet',
   'page.documents.empty.body':
-    'Add files or folders with the buttons above, or drag them onto this window. Supported: txt, md, pdf, docx, html and csv.',
+    'Add files or folders with the buttons above, or drag them onto this window. Supported: hwp, hwpx, docx, xlsx, ods, pptx, pdf, txt, md, html and csv.',
 
   'documents.add_files': 'Add files…',
   'documents.add_folder': 'Add folder…',
@@ -92,7 +92,7 @@ export const en = {
   'documents.less': 'Show less',
   'documents.place.page': 'p. {page}',
   'documents.opened_no_page': 'Opened in {program}, which cannot jump to a page: go to page {page}.',
-  'documents.error.document_unsupported': 'This file type is not supported. Use txt, md, pdf, docx, html or csv.',
+  'documents.error.document_unsupported': 'This file type is not supported. Use hwp, hwpx, docx, xlsx, ods, pptx, pdf, txt, md, html or csv.',
   'documents.error.document_too_large': 'The file is too large to import.',
   'documents.error.document_encrypted': 'The file is password-protected or encrypted. Save an unprotected copy and import that.',
   'documents.error.document_unreadable': 'The file could not be read. It may be damaged or in use.',
@@ -563,7 +563,7 @@ export const ko: Messages = {
   'page.documents.subtitle': '이 컴퓨터에서 색인하고 검색하는 내 파일입니다.',
   'page.documents.empty.title': '아직 문서가 없습니다',
   'page.documents.empty.body':
-    '위의 버튼으로 파일이나 폴더를 추가하거나 이 창으로 끌어다 놓으세요. txt, md, pdf, docx, html, csv를 지원합니다.',
+    '위의 버튼으로 파일이나 폴더를 추가하거나 이 창으로 끌어다 놓으세요. hwp, hwpx, docx, xlsx, ods, pptx, pdf, txt, md, html, csv를 지원합니다.',
 
   'documents.add_files': '파일 추가…',
   'documents.add_folder': '폴더 추가…',
@@ -620,7 +620,7 @@ export const ko: Messages = {
   'documents.less': '접기',
   'documents.place.page': '{page}쪽',
   'documents.opened_no_page': '{program}(으)로 열었지만 해당 쪽으로 바로 이동할 수 없습니다. {page}쪽으로 이동하세요.',
-  'documents.error.document_unsupported': '지원하지 않는 파일 형식입니다. txt, md, pdf, docx, html, csv 파일을 사용하세요.',
+  'documents.error.document_unsupported': '지원하지 않는 파일 형식입니다. hwp, hwpx, docx, xlsx, ods, pptx, pdf, txt, md, html, csv 파일을 사용하세요.',
   'documents.error.document_too_large': '파일이 너무 커서 가져올 수 없습니다.',
   'documents.error.document_encrypted': '암호로 보호되었거나 암호화된 파일입니다. 보호를 해제한 사본을 저장해 가져오세요.',
   'documents.error.document_unreadable': '파일을 읽지 못했습니다. 손상되었거나 다른 프로그램에서 사용 중일 수 있습니다.',

@@ -12,6 +12,7 @@
 //! - html: `scraper` (html5ever): the same parser as Servo, so broken markup still yields text;
 //!   `script`, `style` and similar elements are skipped.
 //! - csv: the `csv` crate; each row becomes `header: value; …` so a row reads as a sentence.
+//! - hwp, hwpx, xlsx, ods, pptx: see [`super::office`].
 //!
 //! Every failure is an [`Error`] naming the file; nothing here panics or aborts a batch.
 
@@ -34,6 +35,13 @@ pub enum DocKind {
     Docx,
     Html,
     Csv,
+    /// Hangul Word Processor 5.x (binary).
+    Hwp,
+    /// Hangul Word Processor's OWPML (zip + XML).
+    Hwpx,
+    Xlsx,
+    Ods,
+    Pptx,
 }
 
 impl DocKind {
@@ -47,6 +55,11 @@ impl DocKind {
             "docx" => DocKind::Docx,
             "html" | "htm" => DocKind::Html,
             "csv" => DocKind::Csv,
+            "hwp" => DocKind::Hwp,
+            "hwpx" => DocKind::Hwpx,
+            "xlsx" | "xlsm" => DocKind::Xlsx,
+            "ods" => DocKind::Ods,
+            "pptx" => DocKind::Pptx,
             _ => return None,
         })
     }
@@ -59,6 +72,11 @@ impl DocKind {
             DocKind::Docx => "docx",
             DocKind::Html => "html",
             DocKind::Csv => "csv",
+            DocKind::Hwp => "hwp",
+            DocKind::Hwpx => "hwpx",
+            DocKind::Xlsx => "xlsx",
+            DocKind::Ods => "ods",
+            DocKind::Pptx => "pptx",
         }
     }
 }
@@ -130,6 +148,11 @@ pub fn extract_bytes(path: &Path, kind: DocKind, bytes: &[u8]) -> Result<Extract
         DocKind::Html => html_sections(&decode_text(path, bytes)?),
         DocKind::Docx => docx_sections(path, bytes)?,
         DocKind::Pdf => pdf_sections(path, bytes)?,
+        DocKind::Hwp => super::office::hwp_sections(path, bytes)?,
+        DocKind::Hwpx => super::office::hwpx_sections(path, bytes)?,
+        DocKind::Xlsx => super::office::sheet_sections(path, bytes, false)?,
+        DocKind::Ods => super::office::sheet_sections(path, bytes, true)?,
+        DocKind::Pptx => super::office::pptx_sections(path, bytes)?,
     };
     let sections: Vec<Section> = sections
         .into_iter()
@@ -175,7 +198,7 @@ fn tidy(text: &str) -> String {
     out
 }
 
-fn unreadable(path: &Path, reason: impl Into<String>) -> Error {
+pub(super) fn unreadable(path: &Path, reason: impl Into<String>) -> Error {
     Error::Documents(DocumentsError::Unreadable {
         path: path.to_path_buf(),
         reason: reason.into(),
@@ -379,7 +402,7 @@ fn walk_html(element: scraper::ElementRef<'_>, on: &mut impl FnMut(HtmlEvent<'_>
 }
 
 /// The first bytes of an OLE compound file: how Office stores a password-protected .docx.
-const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+pub(super) const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
 fn docx_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {
     if bytes.starts_with(&OLE_MAGIC) {

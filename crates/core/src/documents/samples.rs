@@ -111,3 +111,118 @@ pub fn unbroken_text(bytes: usize) -> String {
     }
     out
 }
+
+fn zip_of(parts: &[(&str, String)]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(&mut out));
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, body) in parts {
+            zip.start_file(*name, options).map_err(|e| e.to_string())?;
+            zip.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        zip.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// An XLSX workbook with the given sheets of rows (strings, inline), as Excel's minimal
+/// SpreadsheetML has it; rows start at A1.
+pub fn xlsx_with(sheets: &[(&str, &[&[&str]])]) -> Result<Vec<u8>, String> {
+    let ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+    let rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    let mut parts = vec![
+        (
+            "[Content_Types].xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+                 <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+                 <Default Extension=\"xml\" ContentType=\"application/xml\"/>\
+                 <Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/>{}</Types>",
+                (1..=sheets.len())
+                    .map(|i| format!("<Override PartName=\"/xl/worksheets/sheet{i}.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>"))
+                    .collect::<String>()
+            ),
+        ),
+        (
+            "_rels/.rels",
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"{rel}/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"),
+        ),
+        (
+            "xl/workbook.xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><workbook xmlns=\"{ns}\" xmlns:r=\"{rel}\"><sheets>{}</sheets></workbook>",
+                sheets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, _))| format!("<sheet name=\"{}\" sheetId=\"{}\" r:id=\"rId{}\"/>", xml_escape(name), i + 1, i + 1))
+                    .collect::<String>()
+            ),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">{}</Relationships>",
+                (1..=sheets.len())
+                    .map(|i| format!("<Relationship Id=\"rId{i}\" Type=\"{rel}/worksheet\" Target=\"worksheets/sheet{i}.xml\"/>"))
+                    .collect::<String>()
+            ),
+        ),
+    ];
+    let names: Vec<String> = (1..=sheets.len())
+        .map(|i| format!("xl/worksheets/sheet{i}.xml"))
+        .collect();
+    for ((_, rows), name) in sheets.iter().zip(&names) {
+        let mut data = String::new();
+        for (r, row) in rows.iter().enumerate() {
+            data.push_str(&format!("<row r=\"{}\">", r + 1));
+            for (c, value) in row.iter().enumerate() {
+                let column = (b'A' + c as u8) as char;
+                data.push_str(&format!(
+                    "<c r=\"{column}{}\" t=\"inlineStr\"><is><t>{}</t></is></c>",
+                    r + 1,
+                    xml_escape(value)
+                ));
+            }
+            data.push_str("</row>");
+        }
+        parts.push((
+            name.as_str(),
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><worksheet xmlns=\"{ns}\"><sheetData>{data}</sheetData></worksheet>"),
+        ));
+    }
+    zip_of(&parts)
+}
+
+/// A PPTX with one slide per entry, each slide's paragraphs in one text box.
+pub fn pptx_with(slides: &[&[&str]]) -> Result<Vec<u8>, String> {
+    let a = "http://schemas.openxmlformats.org/drawingml/2006/main";
+    let p = "http://schemas.openxmlformats.org/presentationml/2006/main";
+    let mut parts = vec![
+        ("[Content_Types].xml", "<Types/>".to_owned()),
+        (
+            "ppt/presentation.xml",
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><p:presentation xmlns:p=\"{p}\"/>"),
+        ),
+    ];
+    let names: Vec<String> = (1..=slides.len())
+        .map(|i| format!("ppt/slides/slide{i}.xml"))
+        .collect();
+    for (paragraphs, name) in slides.iter().zip(&names) {
+        let body: String = paragraphs
+            .iter()
+            .map(|t| format!("<a:p><a:r><a:t>{}</a:t></a:r></a:p>", xml_escape(t)))
+            .collect();
+        parts.push((
+            name.as_str(),
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><p:sld xmlns:p=\"{p}\" xmlns:a=\"{a}\"><p:cSld><p:spTree><p:sp><p:txBody>{body}</p:txBody></p:sp></p:spTree></p:cSld></p:sld>"),
+        ));
+    }
+    zip_of(&parts)
+}

@@ -477,6 +477,7 @@ impl RemoteModel {
                     let _ = job.events.send(GenerationEvent::Started {
                         prompt_tokens: 0,
                         cached_tokens: 0,
+                        restored_tokens: 0,
                         dropped_turns: 0,
                     });
                 }

@@ -240,6 +240,7 @@ impl Server<'_> {
         let _ = job.events.send(GenerationEvent::Started {
             prompt_tokens: prompt.counted,
             cached_tokens: prompt.cached,
+            restored_tokens: prompt.restored,
             dropped_turns: prompt.dropped_turns,
         });
         let sampler = build_sampler(sampling, self.model.n_vocab());
