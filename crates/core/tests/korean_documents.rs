@@ -154,7 +154,7 @@ fn slides_are_located_by_their_number() {
     assert_eq!(extracted.kind, DocKind::Pptx);
     let second = &extracted.sections[1];
     assert_eq!(second.page, Some(2));
-    assert_eq!(second.heading.as_deref(), Some("Slide 2"));
+    assert_eq!(second.heading.as_deref(), Some("Slide 2: 보안 수칙"));
     assert!(second.text.contains("비밀번호는 90일마다 바꿉니다"));
 }
 

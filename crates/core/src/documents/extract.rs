@@ -452,14 +452,7 @@ fn docx_xml_sections(xml: &str) -> std::result::Result<Vec<Section>, String> {
             Event::GeneralRef(r) if in_text => {
                 // Entities inside w:t (&amp; &lt; …) arrive separately.
                 let name = r.decode().map_err(|e| e.to_string())?;
-                paragraph.push_str(match name.as_ref() {
-                    "amp" => "&",
-                    "lt" => "<",
-                    "gt" => ">",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => "",
-                });
+                paragraph.push_str(xml_entity(&name));
             }
             Event::End(e) => match e.local_name().as_ref() {
                 b"t" => in_text = false,
@@ -479,6 +472,19 @@ fn docx_xml_sections(xml: &str) -> std::result::Result<Vec<Section>, String> {
         }
     }
     Ok(out.finish())
+}
+
+/// The text of one of XML's predefined entities (quick-xml hands `&amp;` and the like over as
+/// references); anything else is dropped.
+pub(super) fn xml_entity(name: &str) -> &'static str {
+    match name {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => "",
+    }
 }
 
 fn pdf_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {

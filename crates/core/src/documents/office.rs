@@ -17,7 +17,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::extract::{unreadable, Section, OLE_MAGIC};
+use super::extract::{unreadable, xml_entity, Section, OLE_MAGIC};
 use crate::error::{DocumentsError, Error, Result};
 
 /// Rows of a sheet per section: a passage-sized run that keeps its rows together.
@@ -335,14 +335,7 @@ fn markup_text(
             Event::Text(t) if in_text => line.push_str(&t.decode().map_err(|e| e.to_string())?),
             Event::GeneralRef(r) if in_text => {
                 let name = r.decode().map_err(|e| e.to_string())?;
-                line.push_str(match name.as_ref() {
-                    "amp" => "&",
-                    "lt" => "<",
-                    "gt" => ">",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => "",
-                });
+                line.push_str(xml_entity(&name));
             }
             Event::End(e) => {
                 let name = e.local_name();
@@ -426,10 +419,24 @@ pub(super) fn pptx_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Section>> {
         let xml = read_member(&mut archive, &name).map_err(|e| unreadable(path, e))?;
         let text = markup_text(&xml, b"t", b"p", b"tr", b"tc")
             .map_err(|e| unreadable(path, format!("{name}: {e}")))?;
+        // The slide's first line (its title, as slides are laid out) names it in citations.
+        let title: String = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect();
+        let heading = if title.is_empty() {
+            format!("Slide {number}")
+        } else {
+            format!("Slide {number}: {title}")
+        };
         sections.push(Section {
             text,
             page: Some(number),
-            heading: Some(format!("Slide {number}")),
+            heading: Some(heading),
         });
     }
     Ok(sections)
