@@ -50,12 +50,18 @@ describe('ModelCatalog', () => {
   it('lists each model with its size, what it is for and whether it fits, and installs the recommended set in one click', async () => {
     const { api } = fakeApi([
       entry('smol', { recommended: false, fit: { fit: 'cpu', ram_available_bytes: 1e9 } }),
-      entry('qwen', { size_bytes: 1_117_320_768 }),
+      entry('qwen', {
+        size_bytes: 1_117_320_768,
+        summary: { en: 'The recommended chat model.', ko: '권장 대화 모델.' },
+      }),
       entry('whisper', { role: 'speech', size_bytes: 147_951_465 }),
     ]);
     render(ModelCatalog, { t, api });
     await waitFor(() => expect(screen.getByTestId('catalog-qwen')).toBeTruthy());
     expect(screen.getByTestId('catalog-qwen').textContent).toContain('1.12 GB');
+    expect(screen.getByTestId('catalog-qwen').textContent).toContain('The recommended chat model.');
+    // Without a summary, the manifest's description.
+    expect(screen.getByTestId('catalog-smol').textContent).toContain('smol model');
     expect(screen.getByTestId('catalog-fit-qwen').textContent).toBe('Runs on the GPU (Vulkan0 (RTX 4060))');
     expect(screen.getByTestId('catalog-fit-smol').textContent).toBe('Runs on the CPU');
     expect(screen.getByTestId('catalog-whisper').textContent).toContain('Speech recognition');

@@ -43,6 +43,8 @@ export interface CatalogEntry {
   sets: string[];
   recommended: boolean;
   description: string;
+  /** What it is for, by language; the page falls back to `description`. */
+  summary?: Record<string, string>;
   file: string;
   size_bytes: number;
   status: ModelStatus;
@@ -170,6 +172,11 @@ export function formatDuration(seconds: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+/** The entry's summary in `lang`, else in English, else its technical description. */
+export function summaryOf(entry: CatalogEntry, lang: Lang): string {
+  return entry.summary?.[lang] ?? entry.summary?.en ?? entry.description;
 }
 
 /** Percent done, 0–100, of a running or paused download. */

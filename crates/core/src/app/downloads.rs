@@ -106,6 +106,8 @@ pub struct CatalogEntry {
     /// In the default set: what "Install recommended" installs.
     pub recommended: bool,
     pub description: String,
+    /// What it is for, in words, by language (`en`, `ko`); the page falls back to `description`.
+    pub summary: std::collections::BTreeMap<String, String>,
     pub file: String,
     pub size_bytes: u64,
     pub status: ModelStatus,
@@ -253,15 +255,11 @@ impl App {
                     Some(DownloadState::Cancelled) => None,
                     other => other,
                 };
+                let entry = manager.manifest().models.iter().find(|e| e.id == m.id);
                 CatalogEntry {
                     recommended: m.sets.contains(&ModelSet::Default),
-                    description: manager
-                        .manifest()
-                        .models
-                        .iter()
-                        .find(|e| e.id == m.id)
-                        .map(|e| e.description.clone())
-                        .unwrap_or_default(),
+                    description: entry.map(|e| e.description.clone()).unwrap_or_default(),
+                    summary: entry.map(|e| e.summary.clone()).unwrap_or_default(),
                     fit: judge_fit(m.role, m.size, &gpus, ram_available),
                     used_for: used(&m.file),
                     size_bytes: m.size,

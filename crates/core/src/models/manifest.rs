@@ -180,6 +180,8 @@ pub struct ModelEntry {
     pub role: Role,
     pub sets: Vec<ModelSet>,
     pub description: String,
+    /// What the model is for, in words for the Models page, by language (`en`, `ko`).
+    pub summary: std::collections::BTreeMap<String, String>,
     /// What the rest of Deskmate refers to, relative to the models directory: the file, or the
     /// folder of a multi-file entry.
     pub path: String,
@@ -313,6 +315,8 @@ struct RawEntry {
     sets: Vec<ModelSet>,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    summary: std::collections::BTreeMap<String, String>,
     // A single file ...
     file: Option<String>,
     size: Option<u64>,
@@ -410,6 +414,7 @@ fn parse_entry(value: serde_json::Value) -> std::result::Result<ModelEntry, Stri
         role: raw.role,
         sets: raw.sets,
         description: raw.description,
+        summary: raw.summary,
         path,
         files,
     })
