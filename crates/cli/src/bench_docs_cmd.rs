@@ -12,7 +12,12 @@
 //!    vector-only; a passage is relevant when it comes from the question's file and contains its
 //!    evidence string (or at least half of it, where a chunk boundary cuts it). recall@5 and MRR
 //!    (first relevant within 10).
-//! 3. **Scale**: libraries of 10k and 100k chunks. Their texts are sentences of the corpus
+//!    The same for `paraphrases.json`: Korean questions in everyday words over the constitution,
+//!    whose text uses formal ones (월급 for 임금, 일자리 for 근로), recall@5 per method.
+//! 3. **Korean office formats**: the Korean constitution as HWPX, XLSX, PPTX and a scanned PDF
+//!    read by OCR, each searched with its labeled questions; OCR error rate and speed (see
+//!    `bench_docs_korean.rs`).
+//! 4. **Scale**: libraries of 10k and 100k chunks. Their texts are sentences of the corpus
 //!    recombined, their vectors mixes of two real chunk embeddings plus noise (embedding 100k
 //!    chunks would take about an hour here). Query latency p50/p95 of the full hybrid search
 //!    (query embedding, keyword and vector search, fusion, passage reads), and HNSW recall@10
@@ -48,6 +53,9 @@ pub struct BenchDocsArgs {
     /// Size of the generated text without sentence breaks
     #[arg(long, default_value_t = 1_000_000)]
     unbroken_bytes: usize,
+    /// Scanned pages of the Korean set (all of the constitution's when not given)
+    #[arg(long)]
+    korean_scan_pages: Option<usize>,
 }
 
 /// Imports `files` into a fresh library and embeds its chunk texts alone: the import's rate
@@ -92,19 +100,19 @@ fn ingest_rate(
 }
 
 #[derive(Debug)]
-struct Question {
-    id: String,
-    lang: String,
-    question: String,
-    file: String,
-    evidence: String,
+pub(crate) struct Question {
+    pub(crate) id: String,
+    pub(crate) lang: String,
+    pub(crate) question: String,
+    pub(crate) file: String,
+    pub(crate) evidence: String,
 }
 
 fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn relevant(passage_text: &str, evidence: &str) -> bool {
+pub(crate) fn relevant(passage_text: &str, evidence: &str) -> bool {
     let text = squash(passage_text);
     let evidence = squash(evidence);
     if text.contains(&evidence) {
@@ -165,18 +173,26 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
             .map(str::to_owned)
             .with_context(|| format!("questions.json: an entry has no \"{name}\": {q}"))
     };
-    let questions = raw
-        .iter()
-        .map(|q| {
-            Ok(Question {
-                id: field(q, "id")?,
-                lang: field(q, "lang")?,
-                question: field(q, "question")?,
-                file: field(q, "file")?,
-                evidence: field(q, "evidence")?,
+    let parse = |raw: &[serde_json::Value]| {
+        raw.iter()
+            .map(|q| {
+                Ok(Question {
+                    id: field(q, "id")?,
+                    lang: field(q, "lang")?,
+                    question: field(q, "question")?,
+                    file: field(q, "file")?,
+                    evidence: field(q, "evidence")?,
+                })
             })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let paraphrases: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(args.data.join("paraphrases.json"))
+            .context("reading paraphrases.json")?,
+    )
+    .context("parsing paraphrases.json")?;
+    let paraphrases = parse(&paraphrases)?;
+    let questions = parse(&raw)?;
     std::fs::create_dir_all(&args.work)?;
     let config = Config::shipped();
     let open = |name: &str| -> anyhow::Result<Library> {
@@ -248,7 +264,48 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
         );
     }
 
-    // 3. Scale.
+    // 2b. Paraphrased Korean questions: everyday words where the text has formal ones.
+    let mut paraphrase = serde_json::Map::new();
+    for mode in [SearchMode::Hybrid, SearchMode::Keyword, SearchMode::Vector] {
+        let mut hits = 0usize;
+        let mut missed = Vec::new();
+        let mut ms = Vec::new();
+        for q in &paraphrases {
+            let started = Instant::now();
+            let result = library.search_with(&q.question, 5, mode)?;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            if result
+                .passages
+                .iter()
+                .any(|p| p.file_name == q.file && relevant(&p.text, &q.evidence))
+            {
+                hits += 1;
+            } else {
+                missed.push(q.id.clone());
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        paraphrase.insert(
+            format!("{mode:?}").to_lowercase(),
+            serde_json::json!({
+                "questions": paraphrases.len(),
+                "recall_at_5": hits as f64 / paraphrases.len().max(1) as f64,
+                "missed": missed,
+                "query_ms_p50": percentile(&ms, 50.0),
+            }),
+        );
+    }
+
+    // 3. The Korean office formats and OCR.
+    let korean = crate::bench_docs_korean::run(
+        &corpus,
+        &args.models,
+        &args.work,
+        &questions,
+        args.korean_scan_pages,
+    )?;
+
+    // 4. Scale.
     let sentences: Vec<String> = texts
         .iter()
         .flat_map(|t| {
@@ -386,6 +443,8 @@ pub fn run(args: &BenchDocsArgs) -> anyhow::Result<()> {
         "ingest": ingest,
         "ingest_unbroken": unbroken,
         "quality": quality,
+        "paraphrase": paraphrase,
+        "korean_formats": korean,
         "scale": scale,
         "per_question": per_question,
     });

@@ -7,6 +7,7 @@ mod api_cmd;
 mod bench_api_cmd;
 mod bench_cmd;
 mod bench_docs_cmd;
+mod bench_docs_korean;
 mod chat_cmd;
 mod docs_cmd;
 mod health_cmd;

@@ -122,6 +122,12 @@ impl App {
         let chat = match (&store, &engine) {
             (Ok(store), Ok(engine)) => {
                 let chat = Chat::new(Arc::clone(store), Arc::clone(engine));
+                chat.set_image_ocr(
+                    config
+                        .documents
+                        .ocr
+                        .then(|| crate::ocr::Ocr::new(&config.documents.ocr_languages)),
+                );
                 match chat.interrupt_abandoned_replies() {
                     Ok(0) => {}
                     Ok(n) => {
@@ -316,6 +322,9 @@ impl App {
     /// - a persona whose model settings changed is reloaded, in the background;
     /// - a changed speech model or language is used from the next recording on.
     ///
+    /// - OCR of scanned pages (`documents.ocr`, `documents.ocr_languages`) from the next file
+    ///   imported, and for the next image attached.
+    ///
     /// Settings read when a part starts (the document library's embedding model and limits,
     /// the monitor's interval and thresholds) apply at the next start.
     pub fn save_config(&self, config: Config) -> Result<Config> {
@@ -349,6 +358,15 @@ impl App {
         };
         if old.speech != config.speech {
             self.media.reconfigure(&self.paths, &config);
+        }
+        let (d, was) = (&config.documents, &old.documents);
+        if (d.ocr, &d.ocr_languages) != (was.ocr, &was.ocr_languages) {
+            if let Ok(library) = self.library() {
+                library.set_ocr(d.ocr, &d.ocr_languages);
+            }
+            if let Ok(chat) = self.chat() {
+                chat.set_image_ocr(d.ocr.then(|| crate::ocr::Ocr::new(&d.ocr_languages)));
+            }
         }
         if old.models.prompt_cache_mb != config.models.prompt_cache_mb {
             // For models loaded from now on.

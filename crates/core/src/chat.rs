@@ -40,6 +40,7 @@ use crate::engine::{
     ImageInput, PersonaState, Timings,
 };
 use crate::error::{Error, ErrorCode, Result};
+use crate::ocr::{Ocr, OcrRead};
 use crate::owner::Owner;
 use crate::store::{
     BegunReply, Character, Message, MessageSource, MessageStatus, NewAttachment, Persona,
@@ -148,6 +149,9 @@ pub struct Chat {
     active: Arc<Mutex<HashMap<i64, CancelToken>>>,
     /// Names this chat as the writer of its replies (`messages.owner`).
     writer: Arc<Owner>,
+    /// Reads the text in attached images for a model that cannot see them (`documents.ocr`);
+    /// `None`: off.
+    image_ocr: Mutex<Option<Ocr>>,
 }
 
 /// A stored turn, ready to be run.
@@ -269,6 +273,50 @@ impl Chat {
             library: None,
             active: Arc::default(),
             writer,
+            image_ocr: Mutex::new(None),
+        }
+    }
+
+    /// Turns reading the text in attached images (for a model that cannot see them) on, with
+    /// this OCR, or off. Applies from the next message.
+    pub fn set_image_ocr(&self, ocr: Option<Ocr>) {
+        *self
+            .image_ocr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = ocr;
+    }
+
+    /// For a persona whose model cannot see images: reads the text in the message's images with
+    /// OCR (when it is on), once per image, and stores it with the attachment, so that later
+    /// turns quote it without reading again. A failure is logged, and that image gets the plain
+    /// "you cannot see images" note.
+    fn read_image_texts(&self, persona: Persona, message: &mut Message, cancel: &CancelToken) {
+        let unread = |a: &crate::store::Attachment| a.kind == "image" && a.text.is_none();
+        if !message.attachments.iter().any(unread) || self.engine.vision_support(persona).is_ok() {
+            return;
+        }
+        let Some(ocr) = self
+            .image_ocr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return;
+        };
+        for a in message.attachments.iter_mut().filter(|a| unread(a)) {
+            match ocr.read_image(Path::new(&a.stored_path), &|| cancel.is_cancelled()) {
+                Ok(OcrRead::Text(text)) => {
+                    if let Err(e) = lock(&self.store).set_attachment_text(a.id, &text) {
+                        tracing::warn!(attachment = a.id, error = %e, "the text read in an image was not stored");
+                    }
+                    tracing::info!(file = %a.file_name, chars = text.chars().count(), "read the text in an attached image");
+                    a.text = Some(text);
+                }
+                Ok(OcrRead::Cancelled) => return,
+                Err(e) => {
+                    tracing::warn!(file = %a.file_name, error = %e, "the text in an attached image was not read")
+                }
+            }
         }
     }
 
@@ -360,16 +408,18 @@ impl Chat {
                     .collect();
                 Ok((history, user, begun.reply, store.session(session.id)?))
             });
-        let (history, user, reply, session) = match stored {
+        let (history, mut user, reply, session) = match stored {
             Ok(v) => v,
             Err(e) => {
                 self.release(session.id);
                 return Err(e);
             }
         };
-        // Preparing a vision model's images reads and scales files: not under the store lock.
+        // Preparing a vision model's images reads and scales files, and OCR reads the text in
+        // them for a model that cannot see: not under the store lock.
         drop(store);
         let setup = session.setup();
+        self.read_image_texts(setup.persona, &mut user, &cancel);
         let first_exchange = !history.iter().any(|m| m.role == Role::User);
         Ok(Turn {
             request: self.request_with_images(&setup, &history, &user, &options),
@@ -406,7 +456,7 @@ impl Chat {
             BegunReply {
                 reply, replaced, ..
             },
-            messages,
+            mut messages,
         ) = match stored {
             Ok(v) => v,
             Err(e) => {
@@ -423,6 +473,7 @@ impl Chat {
         };
         drop(store);
         let setup = session.setup();
+        self.read_image_texts(setup.persona, &mut messages[last_user], &cancel);
         let question = messages[last_user].content.clone();
         let history = &messages[..last_user];
         Ok(Turn {
@@ -636,6 +687,11 @@ impl std::fmt::Debug for Turn {
 impl Turn {
     pub fn start(&self) -> &TurnStart {
         &self.start
+    }
+
+    /// What the model will be sent: the model's copy of the conversation.
+    pub fn request(&self) -> &ChatRequest {
+        &self.request
     }
 
     /// Writes the reply, then the extras; blocks until `done` has been emitted.

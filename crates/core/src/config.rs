@@ -375,6 +375,11 @@ pub struct DocumentsConfig {
     /// Whether document passages may be quoted to a persona whose model runs on a remote
     /// server. Off: such a persona answers without them and says so.
     pub allow_remote: bool,
+    /// Read the pages of scanned PDFs with Tesseract OCR at import (pages that have a text
+    /// layer are never OCR'd). Off: a scan without text is reported and skipped.
+    pub ocr: bool,
+    /// Tesseract's languages, `+`-joined (`kor+eng`); each needs its `tesseract-ocr-…` package.
+    pub ocr_languages: String,
 }
 
 impl Default for DocumentsConfig {
@@ -388,6 +393,8 @@ impl Default for DocumentsConfig {
             vector_weight: 1.0,
             max_file_mb: 100,
             allow_remote: false,
+            ocr: true,
+            ocr_languages: crate::ocr::DEFAULT_LANGUAGES.to_owned(),
         }
     }
 }
@@ -720,6 +727,21 @@ impl Config {
             );
         }
         c.int("documents.max_file_mb", d.max_file_mb, 1, 4096);
+        let languages_ok = !d.ocr_languages.trim().is_empty()
+            && d.ocr_languages.split('+').all(|l| {
+                !l.is_empty()
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
+        if !languages_ok {
+            c.fail(
+                "documents.ocr_languages",
+                format!(
+                    "must be Tesseract language codes joined by +, such as kor+eng, got {:?}",
+                    d.ocr_languages
+                ),
+            );
+        }
 
         let m = &self.monitor;
         c.int("monitor.interval_ms", m.interval_ms, 250, 10_000);
@@ -1052,6 +1074,23 @@ mod tests {
             "{}",
             problems[0]
         );
+    }
+
+    #[test]
+    fn ocr_is_on_in_korean_and_english_by_default_and_its_languages_are_checked() {
+        let config = Config::default();
+        assert!(config.documents.ocr);
+        assert_eq!(config.documents.ocr_languages, "kor+eng");
+        for bad in ["", "kor+", "kor eng", "../kor"] {
+            let problems =
+                problems_of(&format!(r#"{{"documents": {{"ocr_languages": {bad:?}}}}}"#));
+            assert_eq!(paths_of(&problems), ["documents.ocr_languages"], "{bad:?}");
+        }
+        let off = Config::from_json_str(
+            r#"{"documents": {"ocr": false, "ocr_languages": "kor_vert+eng"}}"#,
+        )
+        .unwrap();
+        assert!(!off.documents.ocr);
     }
 
     #[test]

@@ -142,34 +142,56 @@ pub fn request_with_vision(
 /// A stored message as the model reads it. Images are sent to a vision model only with the
 /// message they came with; otherwise they become a note, so that a model that cannot see says
 /// so instead of inventing what they show, and a vision model knows an earlier image is gone.
+/// For a model that cannot see, the text OCR read in an image (when it found some) goes with the
+/// note, marked as read by OCR.
 pub fn prompt_text(message: &Message, vision: bool) -> String {
-    let images: Vec<&str> = message
+    let images: Vec<&crate::store::Attachment> = message
         .attachments
         .iter()
         .filter(|a| a.kind == "image")
-        .map(|a| a.file_name.as_str())
         .collect();
     if images.is_empty() {
         return message.content.clone();
     }
-    let what = if images.len() == 1 {
-        "an image"
-    } else {
-        "images"
+    let names = |images: &[&crate::store::Attachment]| {
+        images
+            .iter()
+            .map(|a| a.file_name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    let what = |n: usize| if n == 1 { "an image" } else { "images" };
     if vision {
-        format!(
-            "{}\n\n[The user attached {what} ({}) to this message; it is not shown again.]",
+        return format!(
+            "{}\n\n[The user attached {} ({}) to this message; it is not shown again.]",
             message.content,
-            images.join(", ")
-        )
-    } else {
-        format!(
-            "{}\n\n[The user attached {what} ({}). You cannot see images: do not describe or guess their content; if the question depends on them, say that you cannot see images.]",
-            message.content,
-            images.join(", ")
-        )
+            what(images.len()),
+            names(&images)
+        );
     }
+    let (read, unread): (
+        Vec<&crate::store::Attachment>,
+        Vec<&crate::store::Attachment>,
+    ) = images
+        .into_iter()
+        .partition(|a| a.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
+    let mut out = message.content.clone();
+    for image in &read {
+        out.push_str(&format!(
+            "\n\n[The user attached an image ({}). You cannot see images, but the text in it was read by OCR (it may contain recognition errors):\n{}\n[End of the text read from {}.]]",
+            image.file_name,
+            image.text.as_deref().unwrap_or("").trim(),
+            image.file_name
+        ));
+    }
+    if !unread.is_empty() {
+        out.push_str(&format!(
+            "\n\n[The user attached {} ({}). You cannot see images: do not describe or guess their content; if the question depends on them, say that you cannot see images.]",
+            what(unread.len()),
+            names(&unread)
+        ));
+    }
+    out
 }
 
 /// Checks a message before anything is stored or sent.
@@ -329,6 +351,7 @@ mod tests {
             height: Some(1),
             thumbnail: None,
             created_at: 0,
+            text: None,
         });
         let text = prompt_text(&message, false);
         assert!(text.starts_with("What does the chart show?"));
@@ -341,6 +364,39 @@ mod tests {
         let r = request_for(&SessionSetup::of(Persona::Office), &history, "ok", None);
         assert!(r.messages[1].content.contains("chart.png"));
         assert!(prompt_text(&history[0], true).contains("not shown again"));
+    }
+
+    #[test]
+    fn the_text_ocr_read_in_an_image_goes_to_a_model_that_cannot_see_it() {
+        let image = |name: &str, text: Option<&str>| crate::store::Attachment {
+            id: 1,
+            message_id: 1,
+            kind: "image".into(),
+            file_name: name.into(),
+            mime: "image/png".into(),
+            size_bytes: 10,
+            stored_path: format!("/x/{name}"),
+            width: Some(1),
+            height: Some(1),
+            thumbnail: None,
+            created_at: 0,
+            text: text.map(str::to_owned),
+        };
+        let mut message = stored(Role::User, "이 오류는 무슨 뜻인가요?");
+        message.attachments = vec![
+            image("error.png", Some("디스크 공간이 부족합니다 (E1042)")),
+            image("photo.jpg", Some("  ")),
+        ];
+        let text = prompt_text(&message, false);
+        assert!(text.contains("read by OCR"), "{text}");
+        assert!(text.contains("디스크 공간이 부족합니다 (E1042)"), "{text}");
+        // An image without text still gets the "cannot see" note, by name.
+        assert!(
+            text.contains("photo.jpg") && text.contains("cannot see images: do not describe"),
+            "{text}"
+        );
+        // A vision model sees the image itself; the OCR text is not added.
+        assert!(!prompt_text(&message, true).contains("E1042"));
     }
 
     #[test]

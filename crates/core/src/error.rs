@@ -83,6 +83,11 @@ error_codes! {
     DocumentAboveClearance => "document_above_clearance",
     ImportInProgress => "import_in_progress",
     OpenFailed => "open_failed",
+    /// Tesseract or poppler is missing, or lacks a language the OCR setting asks for.
+    OcrUnavailable => "ocr_unavailable",
+    OcrFailed => "ocr_failed",
+    /// A PDF whose pages are all scanned images, while OCR is off (documents.ocr).
+    DocumentScanned => "document_scanned",
     SpeechModelMissing => "speech_model_missing",
     SpeechHelperMissing => "speech_helper_missing",
     SpeechFailed => "speech_failed",
@@ -253,7 +258,7 @@ pub enum ChatError {
 /// Errors of documents (crates/core/src/documents).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DocumentsError {
-    #[error("{path}: .{extension} files are not supported (txt, md, pdf, docx, html, csv)")]
+    #[error("{path}: .{extension} files are not supported (txt, md, pdf, docx, html, csv, hwp, hwpx, xlsx, ods, pptx)")]
     Unsupported { path: PathBuf, extension: String },
     #[error("{path}: {size} bytes is over the limit of {limit} (documents.max_file_mb)")]
     TooLarge {
@@ -286,6 +291,16 @@ pub enum DocumentsError {
     ImportInProgress { job: i64 },
     #[error("{path}: cannot be opened: {reason}")]
     OpenFailed { path: PathBuf, reason: String },
+    #[error("text recognition (OCR) is not available: {reason}; or turn it off (documents.ocr)")]
+    OcrUnavailable { reason: String },
+    #[error("{path}{}: text recognition (OCR) failed: {reason}", .page.map(|p| format!(", page {p}")).unwrap_or_default())]
+    OcrFailed {
+        path: PathBuf,
+        page: Option<u32>,
+        reason: String,
+    },
+    #[error("{path}: its {pages} page(s) are scanned images without text, and text recognition is off (documents.ocr)")]
+    Scanned { path: PathBuf, pages: u32 },
 }
 
 /// Errors of voice input (crates/core/src/voice).
@@ -556,6 +571,9 @@ impl DocumentsError {
             DocumentsError::AboveClearance { .. } => C::DocumentAboveClearance,
             DocumentsError::ImportInProgress { .. } => C::ImportInProgress,
             DocumentsError::OpenFailed { .. } => C::OpenFailed,
+            DocumentsError::OcrUnavailable { .. } => C::OcrUnavailable,
+            DocumentsError::OcrFailed { .. } => C::OcrFailed,
+            DocumentsError::Scanned { .. } => C::DocumentScanned,
         }
     }
 }

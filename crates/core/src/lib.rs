@@ -15,6 +15,7 @@ pub mod error;
 pub mod gpu;
 pub mod locale;
 pub mod models;
+pub mod ocr;
 mod owner;
 pub mod paths;
 pub mod startup;

@@ -137,6 +137,24 @@ describe('MessageItem', () => {
     expect(screen.queryByTestId('attachment-lightbox')).toBeNull();
   });
 
+  it('says when the text in an image was read for the model, and shows that text on request', () => {
+    const message: Message = {
+      ...msg('이 오류는 무슨 뜻인가요?'),
+      role: 'user',
+      attachments: [
+        storedImage(1, '오류.png', { text: '오류 코드 E1042\n디스크 공간이 부족합니다.' }),
+        storedImage(2, 'photo.jpg', { text: '' }),
+        storedImage(3, 'seen.png', { text: null }),
+      ],
+    };
+    render(MessageItem, props(message, { speaker: 'You' }));
+    const notes = screen.getAllByTestId('message-image-text');
+    // Only the image whose text was read and found gets the note.
+    expect(notes).toHaveLength(1);
+    expect(notes[0]?.querySelector('summary')?.textContent).toContain('Read the text in the image 오류.png');
+    expect(notes[0]?.querySelector('pre')?.textContent).toBe('오류 코드 E1042\n디스크 공간이 부족합니다.');
+  });
+
   it('names an image whose thumbnail is missing, and shows nothing for a message without images', () => {
     const { unmount } = render(MessageItem, props({ ...msg('See'), role: 'user', attachments: [storedImage(3, 'gone.png', { thumbnail: null })] }));
     const missing = screen.getByTestId('message-attachment');

@@ -47,6 +47,11 @@ export interface MessageAttachment {
   height: number | null;
   /** A `data:` URL, or null when none could be made. */
   thumbnail: string | null;
+  /**
+   * The text OCR read in the image for a model that cannot see it: null when it was not read
+   * (the model saw the image, or OCR was off), '' when the image had no text.
+   */
+  text?: string | null;
 }
 
 export interface Message {

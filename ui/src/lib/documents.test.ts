@@ -114,6 +114,12 @@ describe('import progress', () => {
     expect(progressLabel(null).key).toBe('documents.progress.starting');
   });
 
+  it('names the scanned page OCR is reading in the current file', () => {
+    const line = progressLabel(progress({ current_ocr_pages_done: 2, current_ocr_pages_total: 7 }));
+    expect(t(line.key, line.vars)).toBe('Importing 1 of 4 files · reading scanned page 3 of 7 (OCR)');
+    expect(tKo(line.key, line.vars)).toBe('파일 4개 중 1개 가져옴 · 스캔한 쪽 7쪽 중 3쪽 읽는 중 (OCR)');
+  });
+
   it('counts the share of the current file already stored, so the bar moves inside a file', () => {
     // 1 of 4 files done, and half of the second file's 200 passages: (1 + 0.5) / 4.
     expect(progressPercent(progress({ current_chunks_done: 100, current_chunks_total: 200 }))).toBe(38);

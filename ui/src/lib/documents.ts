@@ -59,6 +59,12 @@ export interface ImportProgress {
    */
   current_chunks_done: number;
   current_chunks_total: number;
+  /**
+   * Scanned pages of the current file read by OCR, of those it has; both 0 for a file without
+   * scanned pages (older cores do not send them).
+   */
+  current_ocr_pages_done?: number;
+  current_ocr_pages_total?: number;
   /** The file being read now. */
   current: string | null;
   /** The file just finished. */
@@ -255,6 +261,17 @@ export function progressLabel(progress: ImportProgress | null): { key: MessageKe
   if (!progress) return { key: 'documents.progress.starting', vars: {} };
   const vars = { done: progress.files_done, total: progress.files_total, chunks: progress.chunks_done };
   if (progress.done) return { key: 'documents.progress.finishing', vars };
+  if ((progress.current_ocr_pages_total ?? 0) > 0) {
+    return {
+      key: 'documents.progress.file_ocr',
+      vars: {
+        ...vars,
+        // The page being read: one past those done, until the last.
+        page: Math.min((progress.current_ocr_pages_done ?? 0) + 1, progress.current_ocr_pages_total ?? 0),
+        page_total: progress.current_ocr_pages_total ?? 0,
+      },
+    };
+  }
   if (progress.current_chunks_total > 0) {
     return {
       key: 'documents.progress.file_chunks',

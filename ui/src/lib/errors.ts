@@ -40,6 +40,9 @@ export const ERROR_CODES = [
   'document_above_clearance',
   'import_in_progress',
   'open_failed',
+  'ocr_unavailable',
+  'ocr_failed',
+  'document_scanned',
   // voice
   'speech_model_missing',
   'speech_helper_missing',
@@ -182,6 +185,9 @@ export const DOCUMENT_ERROR_CODES = [
   'disk_full',
   'store_busy',
   'vector_index_unsaved',
+  'ocr_unavailable',
+  'ocr_failed',
+  'document_scanned',
   'internal',
 ] as const satisfies readonly ErrorCode[];
 

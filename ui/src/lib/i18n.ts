@@ -47,6 +47,7 @@ export const en = {
   'documents.progress.starting': 'Starting the import…',
   'documents.progress.files': 'Importing {done} of {total} files · {chunks} passages',
   'documents.progress.file_chunks': 'Importing {done} of {total} files · this file: {chunk_done} of {chunk_total} passages',
+  'documents.progress.file_ocr': 'Importing {done} of {total} files · reading scanned page {page} of {page_total} (OCR)',
   'documents.progress.finishing': 'Preparing search for {total} files · {chunks} passages…',
   'documents.progress.current': 'Reading {name}',
   'documents.cancel': 'Cancel',
@@ -96,7 +97,10 @@ export const en = {
   'documents.error.document_too_large': 'The file is too large to import.',
   'documents.error.document_encrypted': 'The file is password-protected or encrypted. Save an unprotected copy and import that.',
   'documents.error.document_unreadable': 'The file could not be read. It may be damaged or in use.',
-  'documents.error.document_empty': 'No text was found in the file. A scanned PDF holds only images.',
+  'documents.error.document_empty': 'No text was found in the file.',
+  'documents.error.document_scanned': 'The pages are scanned images, and text recognition (OCR) is off. Turn it on in Settings to read them.',
+  'documents.error.ocr_unavailable': 'Text recognition (OCR) is not installed: install tesseract-ocr, tesseract-ocr-kor and poppler-utils, or turn OCR off in Settings.',
+  'documents.error.ocr_failed': 'Text recognition (OCR) failed on a page of this file.',
   'documents.error.embedding_model_missing':
     'The embedding model is not installed, so search matches your words but not their meaning. See the Models page.',
   'documents.error.embedding_runtime_missing':
@@ -418,6 +422,7 @@ export const en = {
   'attach.error.other': '{name} could not be attached.',
   'message.attachment.open': 'Show {name} larger',
   'message.attachment.close': 'Close',
+  'message.attachment.text_read': 'Read the text in the image {name} (OCR); the model was given this text',
 
   'toast.open_models': "Open Models",
   'toast.retry': "Retry",
@@ -456,6 +461,7 @@ export const en = {
   'settings.max_tokens': "Longest reply (tokens)",
   'settings.max_chars': "Longest message (characters)",
   'settings.allow_remote': "Send document passages to personas on a server (documents.allow_remote)",
+  'settings.ocr': 'Read scanned PDF pages and the text in attached images with OCR (documents.ocr)',
   'settings.mirror': "Model mirror folder (downloads copy from it first)",
   'settings.mirror_none': "none: from the internet",
   'settings.save': "Save and apply",
@@ -575,6 +581,7 @@ export const ko: Messages = {
   'documents.progress.starting': '가져오기를 시작하는 중…',
   'documents.progress.files': '파일 {total}개 중 {done}개 가져옴 · 구절 {chunks}개',
   'documents.progress.file_chunks': '파일 {total}개 중 {done}개 가져옴 · 이 파일: 구절 {chunk_total}개 중 {chunk_done}개',
+  'documents.progress.file_ocr': '파일 {total}개 중 {done}개 가져옴 · 스캔한 쪽 {page_total}쪽 중 {page}쪽 읽는 중 (OCR)',
   'documents.progress.finishing': '파일 {total}개 · 구절 {chunks}개의 검색을 준비하는 중…',
   'documents.progress.current': '{name} 읽는 중',
   'documents.cancel': '취소',
@@ -624,7 +631,10 @@ export const ko: Messages = {
   'documents.error.document_too_large': '파일이 너무 커서 가져올 수 없습니다.',
   'documents.error.document_encrypted': '암호로 보호되었거나 암호화된 파일입니다. 보호를 해제한 사본을 저장해 가져오세요.',
   'documents.error.document_unreadable': '파일을 읽지 못했습니다. 손상되었거나 다른 프로그램에서 사용 중일 수 있습니다.',
-  'documents.error.document_empty': '파일에서 텍스트를 찾지 못했습니다. 스캔한 PDF에는 이미지만 들어 있습니다.',
+  'documents.error.document_empty': '파일에서 텍스트를 찾지 못했습니다.',
+  'documents.error.document_scanned': '스캔한 이미지로만 된 쪽이며, 글자 인식(OCR)이 꺼져 있습니다. 설정에서 켜면 읽을 수 있습니다.',
+  'documents.error.ocr_unavailable': '글자 인식(OCR)이 설치되어 있지 않습니다. tesseract-ocr, tesseract-ocr-kor, poppler-utils를 설치하거나 설정에서 OCR을 끄세요.',
+  'documents.error.ocr_failed': '이 파일의 한 쪽에서 글자 인식(OCR)이 실패했습니다.',
   'documents.error.embedding_model_missing':
     '임베딩 모델이 설치되어 있지 않아 단어는 찾지만 의미로는 검색하지 못합니다. 모델 페이지를 확인하세요.',
   'documents.error.embedding_runtime_missing':
@@ -944,6 +954,7 @@ export const ko: Messages = {
   'attach.error.other': '{name} 파일을 첨부하지 못했습니다.',
   'message.attachment.open': '{name} 크게 보기',
   'message.attachment.close': '닫기',
+  'message.attachment.text_read': '이미지 {name}의 글자를 읽었습니다 (OCR). 모델에는 이 글자가 전달되었습니다',
 
   'toast.open_models': "모델 열기",
   'toast.retry': "다시 시도",
@@ -982,6 +993,7 @@ export const ko: Messages = {
   'settings.max_tokens': "최대 답변 길이 (토큰)",
   'settings.max_chars': "최대 메시지 길이 (글자)",
   'settings.allow_remote': "서버에서 실행되는 페르소나에 문서 내용 보내기 (documents.allow_remote)",
+  'settings.ocr': '스캔한 PDF 쪽과 첨부한 이미지의 글자를 OCR로 읽기 (documents.ocr)',
   'settings.mirror': "모델 미러 폴더 (내려받을 때 먼저 여기서 복사)",
   'settings.mirror_none': "없음: 인터넷에서",
   'settings.save': "저장하고 적용",

@@ -112,7 +112,31 @@ describe('SettingsPage engine settings and the local API', () => {
     await fireEvent.click(screen.getByTestId('engine-save'));
     await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
     const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
-    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: true });
+    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: true, ocr: true });
     expect(saved.config.models.office.backend).toEqual(backend);
+  });
+
+  it('turns OCR off through documents.ocr and leaves the other document settings', async () => {
+    Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
+    const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
+    const config = {
+      models: { office: { ...model }, character: { ...model } },
+      chat: { max_message_chars: 8000 },
+      documents: { top_k: 5, allow_remote: false, ocr: true, ocr_languages: 'kor+eng' },
+    };
+    invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
+      if (command === 'config_get') return Promise.resolve(structuredClone(config));
+      if (command === 'config_save') return Promise.resolve(args?.config);
+      if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
+      return Promise.reject({ code: 'not_found', message: command });
+    });
+    render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() } });
+    const box = (await screen.findByTestId('documents-ocr')) as HTMLInputElement;
+    expect(box.checked).toBe(true);
+    await fireEvent.click(box);
+    await fireEvent.click(screen.getByTestId('engine-save'));
+    await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
+    const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
+    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: false, ocr: false, ocr_languages: 'kor+eng' });
   });
 });

@@ -98,6 +98,90 @@ pub struct Extracted {
     pub sections: Vec<Section>,
     pub sha256: String,
     pub size_bytes: u64,
+    /// PDF pages (1-based) without a usable text layer: scans, to be read by OCR
+    /// ([`Extracted::read_scanned_pages`]). Their text is not in `sections`.
+    pub scanned_pages: Vec<u32>,
+}
+
+/// A PDF page with fewer letters and digits than this in its text layer is treated as a scan:
+/// scanners and phone apps often leave a page number or "Scanned with …" as the only text.
+const MIN_TEXT_LAYER_CHARS: usize = 16;
+
+impl Extracted {
+    /// Reads the scanned pages with `ocr`, putting each page's text in its place among the
+    /// others. `progress(done, total)` follows the pages; `Ok(false)`: cancelled between (or
+    /// during) pages, with the pages read so far kept.
+    pub fn read_scanned_pages(
+        &mut self,
+        path: &Path,
+        ocr: &crate::ocr::Ocr,
+        progress: &mut dyn FnMut(u32, u32),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        if self.scanned_pages.is_empty() {
+            return Ok(true);
+        }
+        ocr.check()?;
+        let total = self.scanned_pages.len() as u32;
+        progress(0, total);
+        let pages = std::mem::take(&mut self.scanned_pages);
+        for (done, &page) in pages.iter().enumerate() {
+            if cancelled() {
+                self.scanned_pages = pages[done..].to_vec();
+                return Ok(false);
+            }
+            let text = match ocr.read_pdf_page(path, page, cancelled) {
+                Ok(crate::ocr::OcrRead::Text(text)) => text,
+                Ok(crate::ocr::OcrRead::Cancelled) => {
+                    self.scanned_pages = pages[done..].to_vec();
+                    return Ok(false);
+                }
+                Err(Error::Documents(DocumentsError::OcrFailed { reason, .. })) => {
+                    return Err(Error::Documents(DocumentsError::OcrFailed {
+                        path: path.to_path_buf(),
+                        page: Some(page),
+                        reason,
+                    }))
+                }
+                Err(e) => return Err(e),
+            };
+            let text = tidy(&text);
+            if !text.is_empty() {
+                self.sections.push(Section {
+                    text,
+                    page: Some(page),
+                    heading: None,
+                });
+            }
+            progress(done as u32 + 1, total);
+        }
+        // Stable: the text pages keep their order, each read page lands at its number.
+        self.sections.sort_by_key(|s| s.page);
+        Ok(true)
+    }
+
+    /// The error for a file that ended up without any text: a scan that OCR did not read, or
+    /// nothing at all.
+    pub fn require_text(&self, path: &Path) -> Result<()> {
+        if !self.sections.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Documents(if self.scanned_pages.is_empty() {
+            DocumentsError::Empty {
+                path: path.to_path_buf(),
+            }
+        } else {
+            DocumentsError::Scanned {
+                path: path.to_path_buf(),
+                pages: self.scanned_pages.len() as u32,
+            }
+        }))
+    }
+}
+
+/// Whether a PDF page's text layer holds too little to be its text.
+fn is_scanned_page(text: &str) -> bool {
+    text.chars().filter(|c| c.is_alphanumeric()).count() < MIN_TEXT_LAYER_CHARS
 }
 
 /// Reads and extracts one file; `max_bytes` is `documents.max_file_mb` in bytes.
@@ -135,8 +219,11 @@ pub fn read_document(path: &Path, max_bytes: u64) -> Result<(DocKind, Vec<u8>)> 
     Ok((kind, bytes))
 }
 
-/// Extracts already-read bytes of a file of the given kind (`path` names it in errors).
+/// Extracts already-read bytes of a file of the given kind (`path` names it in errors). A PDF
+/// whose pages are all scans comes back without sections and with its `scanned_pages`: see
+/// [`Extracted::read_scanned_pages`] and [`Extracted::require_text`].
 pub fn extract_bytes(path: &Path, kind: DocKind, bytes: &[u8]) -> Result<Extracted> {
+    let mut scanned_pages = Vec::new();
     let sections = match kind {
         DocKind::Txt => vec![Section {
             text: decode_text(path, bytes)?,
@@ -147,7 +234,18 @@ pub fn extract_bytes(path: &Path, kind: DocKind, bytes: &[u8]) -> Result<Extract
         DocKind::Csv => csv_sections(path, &decode_text(path, bytes)?)?,
         DocKind::Html => html_sections(&decode_text(path, bytes)?),
         DocKind::Docx => docx_sections(path, bytes)?,
-        DocKind::Pdf => pdf_sections(path, bytes)?,
+        DocKind::Pdf => {
+            let pages = pdf_sections(path, bytes)?;
+            scanned_pages = pages
+                .iter()
+                .filter(|s| is_scanned_page(&s.text))
+                .filter_map(|s| s.page)
+                .collect();
+            pages
+                .into_iter()
+                .filter(|s| !is_scanned_page(&s.text))
+                .collect()
+        }
         DocKind::Hwp => super::office::hwp_sections(path, bytes)?,
         DocKind::Hwpx => super::office::hwpx_sections(path, bytes)?,
         DocKind::Xlsx => super::office::sheet_sections(path, bytes, false)?,
@@ -162,7 +260,7 @@ pub fn extract_bytes(path: &Path, kind: DocKind, bytes: &[u8]) -> Result<Extract
         })
         .filter(|s| !s.text.is_empty())
         .collect();
-    if sections.is_empty() {
+    if sections.is_empty() && scanned_pages.is_empty() {
         return Err(Error::Documents(DocumentsError::Empty {
             path: path.to_path_buf(),
         }));
@@ -172,6 +270,7 @@ pub fn extract_bytes(path: &Path, kind: DocKind, bytes: &[u8]) -> Result<Extract
         sections,
         sha256: hex(&Sha256::digest(bytes)),
         size_bytes: bytes.len() as u64,
+        scanned_pages,
     })
 }
 

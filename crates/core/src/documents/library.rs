@@ -110,6 +110,10 @@ pub struct ImportProgress {
     /// the file has been read and cut into chunks).
     pub current_chunks_done: i64,
     pub current_chunks_total: i64,
+    /// Scanned pages of the current file read by OCR, of those it has (both 0 for a file
+    /// without scanned pages, and once they are read).
+    pub current_ocr_pages_done: i64,
+    pub current_ocr_pages_total: i64,
     pub done: bool,
 }
 
@@ -215,6 +219,9 @@ pub struct Library {
     owner: Owner,
     /// Why the vector index could not be saved (it works from memory meanwhile).
     vectors_unsaved: Mutex<Option<Error>>,
+    /// `documents.ocr` and `documents.ocr_languages`, changed by [`Library::set_ocr`] when the
+    /// settings are saved (read once per file, so a change applies from the next file on).
+    ocr: Mutex<Option<crate::ocr::Ocr>>,
 }
 
 /// A job as its runner needs it.
@@ -232,6 +239,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Library {
+    /// Turns OCR of scanned PDF pages on (with these Tesseract languages) or off, from the
+    /// next file imported on.
+    pub fn set_ocr(&self, on: bool, languages: &str) {
+        *lock(&self.ocr) = on.then(|| crate::ocr::Ocr::new(languages));
+    }
+
     /// Opens the library on the database at `db_path` (its own connection), with the vector
     /// index saved at `vectors_path` and the embedding model under `models_dir`.
     pub fn open(
@@ -268,6 +281,12 @@ impl Library {
             ),
             embedder: Mutex::new(EmbedderSlot::NotLoaded),
             vectors: Mutex::new(None),
+            ocr: Mutex::new(
+                config
+                    .documents
+                    .ocr
+                    .then(|| crate::ocr::Ocr::new(&config.documents.ocr_languages)),
+            ),
             tokenizer: OnceLock::new(),
             running: AtomicBool::new(false),
             cancel: AtomicBool::new(false),

@@ -236,11 +236,29 @@ impl Store {
             .collect())
     }
 
+    /// Records the text OCR read in an attached image (`""`: it has none).
+    pub fn set_attachment_text(&self, id: i64, text: &str) -> Result<()> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE attachments SET ocr_text = ?2 WHERE id = ?1",
+                params![id, text],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "attachment",
+                id,
+            });
+        }
+        Ok(())
+    }
+
     fn attachments_where(&self, condition: &str, value: i64) -> Result<Vec<Attachment>> {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT id, message_id, kind, file_name, mime, size_bytes, stored_path, width, height, thumbnail, created_at
+                "SELECT id, message_id, kind, file_name, mime, size_bytes, stored_path, width, height, thumbnail, created_at, ocr_text
                  FROM attachments WHERE {condition} ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
@@ -259,6 +277,7 @@ impl Store {
                     height: r.get(8)?,
                     thumbnail: thumbnail.map(|png| png_data_url(&png)),
                     created_at: r.get(10)?,
+                    text: r.get(11)?,
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -225,6 +225,11 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN owner TEXT;
     CREATE INDEX messages_streaming ON messages(session_id) WHERE status = 'streaming';
     "#,
+    // 6: the text OCR read in an attached image, given to a model that cannot see images
+    // (NULL: not read; '': read, and no text found).
+    r#"
+    ALTER TABLE attachments ADD COLUMN ocr_text TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -364,6 +364,9 @@ pub struct Attachment {
     /// The thumbnail as a `data:image/png;base64,…` URL, ready for an `<img>`.
     pub thumbnail: Option<String>,
     pub created_at: i64,
+    /// The text OCR read in the image, which a model that cannot see images gets instead
+    /// (`None`: not read, because the model saw the image or OCR was off; `""`: no text in it).
+    pub text: Option<String>,
 }
 
 /// What is stored for a new attachment.

@@ -269,24 +269,30 @@ impl Library {
                 break;
             }
             let current = outcome.path.clone();
-            let at = |file_done: i64, file_total: i64| ImportProgress {
-                job_id: job,
-                files_total,
-                files_done,
-                chunks_done,
-                current: Some(current.clone()),
-                finished_file: None,
-                current_chunks_done: file_done,
-                current_chunks_total: file_total,
-                done: false,
+            let at = |step: FileStep| {
+                let (chunks, ocr) = match step {
+                    FileStep::Ocr { done, total } => ((0, 0), (done, total)),
+                    FileStep::Chunks { done, total } => ((done, total), (0, 0)),
+                };
+                ImportProgress {
+                    job_id: job,
+                    files_total,
+                    files_done,
+                    chunks_done,
+                    current: Some(current.clone()),
+                    finished_file: None,
+                    current_chunks_done: chunks.0,
+                    current_chunks_total: chunks.1,
+                    current_ocr_pages_done: ocr.0,
+                    current_ocr_pages_total: ocr.1,
+                    done: false,
+                }
             };
-            progress(&at(0, 0));
-            let imported = self.import_file(
-                file_id,
-                Path::new(&outcome.path),
-                &spec,
-                &mut |done, total| progress(&at(done, total)),
-            )?;
+            progress(&at(FileStep::Chunks { done: 0, total: 0 }));
+            let imported =
+                self.import_file(file_id, Path::new(&outcome.path), &spec, &mut |step| {
+                    progress(&at(step))
+                })?;
             let Some(outcome) = imported else {
                 report.cancelled = true;
                 break;
@@ -302,6 +308,8 @@ impl Library {
                 finished_file: Some(outcome.clone()),
                 current_chunks_done: 0,
                 current_chunks_total: 0,
+                current_ocr_pages_done: 0,
+                current_ocr_pages_total: 0,
                 done: false,
             });
             report.files.push(outcome);
@@ -343,6 +351,8 @@ impl Library {
             finished_file: None,
             current_chunks_done: 0,
             current_chunks_total: 0,
+            current_ocr_pages_done: 0,
+            current_ocr_pages_total: 0,
             done: true,
         });
         Ok(report)
@@ -351,13 +361,14 @@ impl Library {
     /// Reads, chunks, embeds and stores one file. `Ok(None)`: cancelled before it was stored.
     /// A file that cannot be read, or that the job's profile may not import, is an outcome
     /// (`failed`), not an error; only database and index errors (a full disk among them) end
-    /// the job. `progress(done, total)` follows the file's chunks as they are embedded.
+    /// the job. `progress` follows the scanned pages as OCR reads them, then the file's chunks
+    /// as they are embedded.
     pub(super) fn import_file(
         &self,
         file_id: i64,
         path: &Path,
         spec: &JobSpec,
-        progress: &mut dyn FnMut(i64, i64),
+        progress: &mut dyn FnMut(FileStep),
     ) -> Result<Option<FileOutcome>> {
         let path_text = path.to_string_lossy().into_owned();
         // Checked before any work, and again in the write transaction (the level may change
@@ -370,7 +381,13 @@ impl Library {
         if let Err(e) = import_level(path, known_level, spec) {
             return self.record_failure(file_id, path, &e, spec).map(Some);
         }
-        let prepared = match self.prepare_file(path) {
+        let prepared = match self.prepare_file(path, &mut |done, total| {
+            progress(FileStep::Ocr {
+                done: i64::from(done),
+                total: i64::from(total),
+            })
+        }) {
+            Ok(Prepared::Cancelled) => return Ok(None),
             Ok(p) => p,
             Err(e) => {
                 return self.record_failure(file_id, path, &e, spec).map(Some);
@@ -388,7 +405,7 @@ impl Library {
 
         // Embeddings are made before the transaction, so the database is locked only briefly.
         let total = chunks.len() as i64;
-        progress(0, total);
+        progress(FileStep::Chunks { done: 0, total });
         let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
         let mut embeddings: Option<Vec<Vec<f32>>> = None;
         let batch = self.embedding.batch_size.max(1) as usize;
@@ -399,7 +416,10 @@ impl Library {
                     return Ok(None);
                 }
                 all.extend(embedder.embed_passages(group)?);
-                progress(all.len() as i64, total);
+                progress(FileStep::Chunks {
+                    done: all.len() as i64,
+                    total,
+                });
             }
             Ok(Some((all, embedder.model_id().to_owned())))
         });
@@ -526,7 +546,7 @@ impl Library {
         let epoch_after = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
         tx.commit().map_err(|e| store_err(&db, e))?;
         drop(store);
-        progress(total, total);
+        progress(FileStep::Chunks { done: total, total });
         self.apply_to_vectors(&removed, &added, Some(level), epoch_before, epoch_after)?;
         Ok(Some(FileOutcome {
             path: path_text,
@@ -608,7 +628,13 @@ impl Library {
         })
     }
 
-    pub(super) fn prepare_file(&self, path: &Path) -> Result<Prepared> {
+    /// Reads and chunks a file that changed since its last import; a scanned PDF's pages are
+    /// read by OCR first (when `documents.ocr` is on), `ocr_progress(done, total)` following them.
+    pub(super) fn prepare_file(
+        &self,
+        path: &Path,
+        ocr_progress: &mut dyn FnMut(u32, u32),
+    ) -> Result<Prepared> {
         let limit = u64::from(self.documents.max_file_mb) * 1024 * 1024;
         let (kind, bytes) = read_document(path, limit)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -627,7 +653,15 @@ impl Library {
                 return Ok(Prepared::Unchanged);
             }
         }
-        let extracted = extract_bytes(path, kind, &bytes)?;
+        let mut extracted = extract_bytes(path, kind, &bytes)?;
+        let ocr = lock(&self.ocr).clone();
+        if let (Some(ocr), false) = (ocr, extracted.scanned_pages.is_empty()) {
+            let cancelled = || self.cancel.load(Ordering::SeqCst);
+            if !extracted.read_scanned_pages(path, &ocr, ocr_progress, &cancelled)? {
+                return Ok(Prepared::Cancelled);
+            }
+        }
+        extracted.require_text(path)?;
         let chunks = chunk_sections(
             &extracted.sections,
             self.counter(),
@@ -793,12 +827,22 @@ impl Library {
 
 pub(super) enum Prepared {
     Unchanged,
+    /// The job was cancelled while OCR read the file's pages.
+    Cancelled,
     Changed {
         kind: DocKind,
         sha256: String,
         size_bytes: i64,
         chunks: Vec<Chunk>,
     },
+}
+
+/// Where the import of one file is.
+pub(super) enum FileStep {
+    /// Scanned pages read by OCR.
+    Ocr { done: i64, total: i64 },
+    /// Chunks embedded.
+    Chunks { done: i64, total: i64 },
 }
 
 /// The level a new document gets when the import names none: `internal`, or the importing
