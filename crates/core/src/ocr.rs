@@ -98,7 +98,7 @@ impl Ocr {
         } else {
             installed_languages(&self.tesseract)
         };
-        let installed = installed.map_err(|reason| unavailable(reason))?;
+        let installed = installed.map_err(unavailable)?;
         let missing: Vec<&str> = self
             .languages
             .split('+')
