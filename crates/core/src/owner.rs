@@ -63,13 +63,22 @@ impl Owner {
         if self.held.get().is_none() {
             std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
             let path = self.lock_path(&self.token);
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            file.lock().map_err(|e| Error::io(&path, e))?;
+            // Another process's sweep may find the file between its creation and our lock,
+            // take it for a dead owner's and remove it: our lock would then be on a file no
+            // one can see, and our jobs would look orphaned. So the lock counts only once the
+            // path still names the locked file; otherwise it is made again.
+            let file = loop {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(&path, e))?;
+                file.lock().map_err(|e| Error::io(&path, e))?;
+                if names_same_file(&path, &file) {
+                    break file;
+                }
+            };
             // Another thread of this service may have won the race; its file is the same one,
             // and a second handle's lock would block on the first, so only one is ever set.
             let _ = self.held.set(file);
@@ -137,6 +146,21 @@ impl Drop for Owner {
             let _ = std::fs::remove_file(self.lock_path(&self.token));
         }
     }
+}
+
+/// Whether `path` still names the open `file` (it was not removed or replaced meanwhile).
+#[cfg(unix)]
+fn names_same_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(held)) => named.dev() == held.dev() && named.ino() == held.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn names_same_file(path: &Path, _file: &File) -> bool {
+    path.exists()
 }
 
 #[cfg(test)]
