@@ -368,6 +368,11 @@ impl App {
                 chat.set_image_ocr(d.ocr.then(|| crate::ocr::Ocr::new(&d.ocr_languages)));
             }
         }
+        if d.sentence_rerank != was.sentence_rerank {
+            if let Ok(library) = self.library() {
+                library.set_sentence_rerank(d.sentence_rerank);
+            }
+        }
         if old.models.prompt_cache_mb != config.models.prompt_cache_mb {
             // For models loaded from now on.
             if let Ok(engine) = self.engine() {

@@ -380,6 +380,10 @@ pub struct DocumentsConfig {
     pub ocr: bool,
     /// Tesseract's languages, `+`-joined (`kor+eng`); each needs its `tesseract-ocr-…` package.
     pub ocr_languages: String,
+    /// Embed each passage's sentences at import too, and rerank a search's best results by
+    /// their best sentence: finds more answers to questions asked in everyday words, and makes
+    /// an import take about twice as long. Off: neither (sentences already stored are kept).
+    pub sentence_rerank: bool,
 }
 
 impl Default for DocumentsConfig {
@@ -395,6 +399,7 @@ impl Default for DocumentsConfig {
             allow_remote: false,
             ocr: true,
             ocr_languages: crate::ocr::DEFAULT_LANGUAGES.to_owned(),
+            sentence_rerank: true,
         }
     }
 }

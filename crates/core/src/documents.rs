@@ -7,6 +7,8 @@
 //!   sentences, with overlap.
 //! - [`embed`] makes the vectors (fastembed, ONNX Runtime loaded at run time).
 //! - [`vectors`] is the usearch HNSW index over them, a cache of the stored embeddings.
+//! - [`sentence_vectors`] keeps each chunk's sentences embedded on their own (stored with the
+//!   chunk) and reranks the best candidates of a search by their best sentence.
 //! - [`keyword`] turns a query into FTS5 terms that are safe to `MATCH` and work for Korean.
 //! - [`library`] ties them together: resumable import jobs, hybrid search by reciprocal-rank
 //!   fusion, and the clearance filter every search goes through.
@@ -22,6 +24,7 @@ mod office;
 pub mod open;
 #[doc(hidden)]
 pub mod samples;
+pub mod sentence_vectors;
 pub mod vectors;
 
 pub use library::{

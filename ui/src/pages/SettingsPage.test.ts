@@ -112,11 +112,11 @@ describe('SettingsPage engine settings and the local API', () => {
     await fireEvent.click(screen.getByTestId('engine-save'));
     await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
     const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
-    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: true, ocr: true });
+    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: true, ocr: true, sentence_rerank: true });
     expect(saved.config.models.office.backend).toEqual(backend);
   });
 
-  it('turns OCR off through documents.ocr and leaves the other document settings', async () => {
+  it('turns OCR and the sentence rerank off through documents.ocr and documents.sentence_rerank and leaves the other document settings', async () => {
     Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
     const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
     const config = {
@@ -134,9 +134,12 @@ describe('SettingsPage engine settings and the local API', () => {
     const box = (await screen.findByTestId('documents-ocr')) as HTMLInputElement;
     expect(box.checked).toBe(true);
     await fireEvent.click(box);
+    const rerank = screen.getByTestId('documents-sentence-rerank') as HTMLInputElement;
+    expect(rerank.checked).toBe(true);
+    await fireEvent.click(rerank);
     await fireEvent.click(screen.getByTestId('engine-save'));
     await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
     const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
-    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: false, ocr: false, ocr_languages: 'kor+eng' });
+    expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: false, ocr: false, ocr_languages: 'kor+eng', sentence_rerank: false });
   });
 });

@@ -60,6 +60,7 @@ use super::chunk::{chunk_sections, ApproxTokens, Chunk, ModelTokenizer, TokenCou
 use super::embed::{from_blob, to_blob, Embedder, OnnxEmbedder};
 use super::extract::{extract_bytes, read_document, DocKind};
 use super::keyword;
+use super::sentence_vectors;
 use super::vectors::{Header, VectorIndex};
 use crate::config::{Config, DocumentsConfig, EmbeddingConfig};
 use crate::owner::Owner;
@@ -222,6 +223,9 @@ pub struct Library {
     /// `documents.ocr` and `documents.ocr_languages`, changed by [`Library::set_ocr`] when the
     /// settings are saved (read once per file, so a change applies from the next file on).
     ocr: Mutex<Option<crate::ocr::Ocr>>,
+    /// `documents.sentence_rerank`, changed by [`Library::set_sentence_rerank`] (read once per
+    /// file imported and once per search).
+    sentence_rerank: AtomicBool,
 }
 
 /// A job as its runner needs it.
@@ -243,6 +247,16 @@ impl Library {
     /// next file imported on.
     pub fn set_ocr(&self, on: bool, languages: &str) {
         *lock(&self.ocr) = on.then(|| crate::ocr::Ocr::new(languages));
+    }
+
+    /// Turns the sentence vectors (made at import) and the rerank by them (at search) on or
+    /// off, from the next file and the next search on.
+    pub fn set_sentence_rerank(&self, on: bool) {
+        self.sentence_rerank.store(on, Ordering::SeqCst);
+    }
+
+    fn sentence_rerank(&self) -> bool {
+        self.sentence_rerank.load(Ordering::SeqCst)
     }
 
     /// Opens the library on the database at `db_path` (its own connection), with the vector
@@ -287,6 +301,7 @@ impl Library {
                     .ocr
                     .then(|| crate::ocr::Ocr::new(&config.documents.ocr_languages)),
             ),
+            sentence_rerank: AtomicBool::new(config.documents.sentence_rerank),
             tokenizer: OnceLock::new(),
             running: AtomicBool::new(false),
             cancel: AtomicBool::new(false),

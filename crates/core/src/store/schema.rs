@@ -230,6 +230,11 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE attachments ADD COLUMN ocr_text TEXT;
     "#,
+    // 7: each chunk's sentences embedded on their own, for the search's rerank (see
+    // documents::sentence_vectors; NULL: not made, the chunk keeps its place).
+    r#"
+    ALTER TABLE chunks ADD COLUMN sentence_vectors BLOB;
+    "#,
 ];
 
 /// The schema version this build writes.

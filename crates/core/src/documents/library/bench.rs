@@ -96,6 +96,16 @@ impl Library {
         })
     }
 
+    /// Embeds the sentences of `texts` as the import does (see [`sentence_vectors`]), outside
+    /// any import (the benchmark's baseline); returns how many sentences.
+    #[doc(hidden)]
+    pub fn embed_sentences_for_bench(&self, texts: &[&str]) -> Result<usize> {
+        let batch = self.embedding.batch_size.max(1) as usize;
+        let count = texts.iter().map(|t| sentence_vectors::units(t).len()).sum();
+        self.with_embedder_required(|e| sentence_vectors::embed(e, texts, batch))?;
+        Ok(count)
+    }
+
     /// The HNSW index's nearest chunks to a vector, unfiltered (the benchmark's recall).
     #[doc(hidden)]
     pub fn nearest_chunks(&self, vector: &[f32], k: usize) -> Result<Vec<i64>> {

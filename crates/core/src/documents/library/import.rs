@@ -182,6 +182,7 @@ impl Library {
             }
             if !self.cancel.load(Ordering::SeqCst) {
                 self.embed_missing()?;
+                self.embed_missing_sentences()?;
             }
             if !reports.is_empty() {
                 // Another process's writes may have made this one's index stale mid-job; the
@@ -408,25 +409,32 @@ impl Library {
         progress(FileStep::Chunks { done: 0, total });
         let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
         let mut embeddings: Option<Vec<Vec<f32>>> = None;
+        let mut sentence_blobs: Vec<Vec<u8>> = Vec::new();
         let batch = self.embedding.batch_size.max(1) as usize;
+        let with_sentences = self.sentence_rerank();
         let embedded = self.with_embedder_ready(|embedder| {
             let mut all = Vec::with_capacity(texts.len());
+            let mut blobs = Vec::with_capacity(texts.len());
             for group in texts.chunks(batch) {
                 if self.cancel.load(Ordering::SeqCst) {
                     return Ok(None);
                 }
                 all.extend(embedder.embed_passages(group)?);
+                if with_sentences {
+                    blobs.extend(sentence_vectors::embed(embedder, group, batch)?);
+                }
                 progress(FileStep::Chunks {
                     done: all.len() as i64,
                     total,
                 });
             }
-            Ok(Some((all, embedder.model_id().to_owned())))
+            Ok(Some((all, blobs, embedder.model_id().to_owned())))
         });
         let mut model_id = None;
         match embedded {
-            Ok(Ok(Some((vectors, model)))) => {
+            Ok(Ok(Some((vectors, blobs, model)))) => {
                 embeddings = Some(vectors);
+                sentence_blobs = blobs;
                 model_id = Some(model);
             }
             Ok(Ok(None)) => return Ok(None),
@@ -495,8 +503,8 @@ impl Library {
         {
             let mut insert_chunk = tx
                 .prepare_cached(
-                    "INSERT INTO chunks (document_id, ordinal, text, page, section, char_start, char_end, token_count, embedding)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO chunks (document_id, ordinal, text, page, section, char_start, char_end, token_count, embedding, sentence_vectors)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(|e| store_err(&db, e))?;
             let mut insert_terms = tx
@@ -515,6 +523,7 @@ impl Library {
                         chunk.char_end as i64,
                         chunk.token_count as i64,
                         vector.map(|v| to_blob(v)),
+                        sentence_blobs.get(i),
                     ])
                     .map_err(|e| store_err(&db, e))?;
                 let chunk_id = tx.last_insert_rowid();
@@ -782,14 +791,22 @@ impl Library {
                 return Ok(total);
             }
             let texts: Vec<&str> = pending.iter().map(|(_, t, _)| t.as_str()).collect();
-            let embedded = match self
-                .with_embedder_ready(|e| Ok((e.embed_passages(&texts)?, e.model_id().to_owned())))
-            {
+            let with_sentences = self.sentence_rerank();
+            let batch = self.embedding.batch_size.max(1) as usize;
+            let embedded = match self.with_embedder_ready(|e| {
+                let vectors = e.embed_passages(&texts)?;
+                let sentences = if with_sentences {
+                    sentence_vectors::embed(e, &texts, batch)?
+                } else {
+                    Vec::new()
+                };
+                Ok((vectors, sentences, e.model_id().to_owned()))
+            }) {
                 Ok(result) => result?,
                 // No model: nothing to do until there is one.
                 Err(_) => return Ok(total),
             };
-            let (vectors, model) = embedded;
+            let (vectors, sentences, model) = embedded;
             let mut store = lock(&self.store);
             let db = store.path().to_path_buf();
             let tx = store
@@ -797,10 +814,10 @@ impl Library {
                 .transaction()
                 .map_err(|e| store_err(&db, e))?;
             let epoch_before = read_epoch(&tx).map_err(|e| store_err(&db, e))?;
-            for ((id, _, _), v) in pending.iter().zip(&vectors) {
+            for (i, ((id, _, _), v)) in pending.iter().zip(&vectors).enumerate() {
                 tx.execute(
-                    "UPDATE chunks SET embedding = ?2 WHERE id = ?1",
-                    params![id, to_blob(v)],
+                    "UPDATE chunks SET embedding = ?2, sentence_vectors = ?3 WHERE id = ?1",
+                    params![id, to_blob(v), sentences.get(i)],
                 )
                 .map_err(|e| store_err(&db, e))?;
             }
@@ -820,6 +837,58 @@ impl Library {
                 }
                 state.epoch = epoch_after;
             }
+            total += pending.len();
+        }
+    }
+
+    /// Makes the sentence vectors of chunks that have a vector but none for their sentences
+    /// (imported before sentence vectors existed, or while `documents.sentence_rerank` was
+    /// off). Runs after every job, a batch at a time, and stops at a cancel; without such
+    /// chunks the model is not even loaded. Returns how many chunks got them.
+    pub fn embed_missing_sentences(&self) -> Result<usize> {
+        if !self.sentence_rerank() {
+            return Ok(0);
+        }
+        let batch = self.embedding.batch_size.max(1) as usize;
+        let mut total = 0;
+        loop {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(total);
+            }
+            let pending: Vec<(i64, String)> = {
+                let store = lock(&self.store);
+                self.rows(
+                    &store,
+                    "SELECT id, text FROM chunks WHERE embedding IS NOT NULL AND sentence_vectors IS NULL ORDER BY id LIMIT 64",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+            };
+            if pending.is_empty() {
+                return Ok(total);
+            }
+            let texts: Vec<&str> = pending.iter().map(|(_, t)| t.as_str()).collect();
+            let blobs =
+                match self.with_embedder_ready(|e| sentence_vectors::embed(e, &texts, batch)) {
+                    Ok(result) => result?,
+                    Err(_) => return Ok(total),
+                };
+            let mut store = lock(&self.store);
+            let db = store.path().to_path_buf();
+            let tx = store
+                .conn_mut()
+                .transaction()
+                .map_err(|e| store_err(&db, e))?;
+            for ((id, _), blob) in pending.iter().zip(&blobs) {
+                // Only where the chunk still has the vector these were made beside: a model
+                // change in another process meanwhile clears both.
+                tx.execute(
+                    "UPDATE chunks SET sentence_vectors = ?2 WHERE id = ?1 AND embedding IS NOT NULL",
+                    params![id, blob],
+                )
+                .map_err(|e| store_err(&db, e))?;
+            }
+            tx.commit().map_err(|e| store_err(&db, e))?;
             total += pending.len();
         }
     }

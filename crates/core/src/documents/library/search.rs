@@ -4,6 +4,11 @@
 use super::*;
 use crate::error::DocumentsError;
 
+/// A fused result: chunk id, fusion score, its keyword rank and its vector rank (1-based).
+type Ranked = (i64, f64, Option<usize>, Option<usize>);
+/// The vector half's hits (chunk id, similarity) and the query's vector.
+type VectorHits = (Vec<(i64, f32)>, Vec<f32>);
+
 impl Library {
     /// Hybrid search under the active profile's clearance.
     pub fn search(&self, query: &str, k: usize) -> Result<SearchResult> {
@@ -99,6 +104,7 @@ impl Library {
         });
         let keyword_ids = keyword_ids?;
         let mut notice = None;
+        let mut query_vector = None;
         let vector_hits = match vector_half {
             None => Vec::new(),
             Some(Err(_)) => {
@@ -106,7 +112,11 @@ impl Library {
                     message: "the vector search thread panicked".to_owned(),
                 }))
             }
-            Some(Ok(Ok(hits))) => hits?,
+            Some(Ok(Ok(found))) => {
+                let (hits, vector) = found?;
+                query_vector = Some(vector);
+                hits
+            }
             Some(Ok(Err(why))) => {
                 notice = Some(why);
                 Vec::new()
@@ -125,6 +135,12 @@ impl Library {
             f64::from(self.documents.vector_weight),
             f64::from(self.documents.rrf_k),
         );
+        let fused = match &query_vector {
+            Some(vector) if self.sentence_rerank() => {
+                self.rerank_by_sentences(fused, vector, &similarity)?
+            }
+            _ => fused,
+        };
         let top: Vec<(i64, f64, Option<usize>, Option<usize>)> =
             fused.into_iter().take(k).collect();
         let mut passages = self.passages(&top, clearance)?;
@@ -144,6 +160,52 @@ impl Library {
             warnings,
             passages,
         })
+    }
+
+    /// The fused results with their first [`sentence_vectors::RERANK_DEPTH`] reordered by
+    /// their best sentence's similarity to the query (the rest follow, their scores kept
+    /// below the reranked ones so the list stays in score order).
+    fn rerank_by_sentences(
+        &self,
+        fused: Vec<Ranked>,
+        query: &[f32],
+        similarity: &HashMap<i64, f32>,
+    ) -> Result<Vec<Ranked>> {
+        let depth = fused.len().min(sentence_vectors::RERANK_DEPTH);
+        let ids: Vec<i64> = fused[..depth].iter().map(|(id, ..)| *id).collect();
+        let blobs = self.sentence_blobs(&ids)?;
+        if blobs.is_empty() {
+            return Ok(fused);
+        }
+        let ranked = sentence_vectors::rerank(
+            &ids,
+            |id| {
+                blobs
+                    .get(&id)
+                    .and_then(|b| sentence_vectors::best_similarity(b, query))
+            },
+            |id| similarity.get(&id).copied(),
+            f64::from(self.documents.rrf_k),
+        );
+        let ranks: HashMap<i64, (Option<usize>, Option<usize>)> = fused
+            .iter()
+            .map(|&(id, _, keyword, vector)| (id, (keyword, vector)))
+            .collect();
+        let floor = ranked.last().map_or(f64::INFINITY, |(_, s)| *s);
+        let mut out: Vec<Ranked> = ranked
+            .into_iter()
+            .map(|(id, score)| {
+                let (keyword, vector) = ranks.get(&id).copied().unwrap_or_default();
+                (id, score, keyword, vector)
+            })
+            .collect();
+        out.extend(
+            fused
+                .into_iter()
+                .skip(depth)
+                .map(|(id, score, keyword, vector)| (id, score.min(floor), keyword, vector)),
+        );
+        Ok(out)
     }
 
     pub(super) fn keyword_ranking(
@@ -267,7 +329,7 @@ impl Library {
         query: &str,
         clearance: AccessLevel,
         limit: usize,
-    ) -> std::result::Result<Result<Vec<(i64, f32)>>, Error> {
+    ) -> std::result::Result<Result<VectorHits>, Error> {
         // The query is embedded first: it needs no store lock, so it overlaps the keyword half.
         let vector = match self.with_embedder_ready(|e| e.embed_query(query))? {
             Ok(v) => v,
@@ -276,12 +338,33 @@ impl Library {
         self.ensure_vectors()??;
         let guard = lock(&self.vectors);
         let Some(state) = guard.as_ref() else {
-            return Ok(Ok(Vec::new()));
+            return Ok(Ok((Vec::new(), vector)));
         };
         let hits = state.index.search(&vector, limit, |id| {
             state.levels.get(&id).is_some_and(|l| *l <= clearance)
         });
-        Ok(hits)
+        Ok(hits.map(|hits| (hits, vector)))
+    }
+
+    /// The stored sentence vectors of `ids` (see [`sentence_vectors`]); chunks without them are
+    /// absent.
+    fn sentence_blobs(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<u8>>> {
+        let store = lock(&self.store);
+        let mut stmt = store
+            .conn()
+            .prepare_cached("SELECT sentence_vectors FROM chunks WHERE id = ?1 AND sentence_vectors IS NOT NULL")
+            .map_err(|e| self.err(&store, e))?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            let blob: Option<Vec<u8>> = stmt
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(&store, e))?;
+            if let Some(blob) = blob {
+                out.insert(id, blob);
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn passages(

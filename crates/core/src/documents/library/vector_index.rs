@@ -118,7 +118,7 @@ impl Library {
             tracing::warn!(from = ?stored_model, to = model, "embedding model changed; stored vectors dropped");
             conn.execute_batch(
                 "BEGIN IMMEDIATE;
-                 UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL;
+                 UPDATE chunks SET embedding = NULL, sentence_vectors = NULL WHERE embedding IS NOT NULL OR sentence_vectors IS NOT NULL;
                  UPDATE documents_state SET embedding_model = NULL WHERE id = 1;
                  COMMIT;",
             )
