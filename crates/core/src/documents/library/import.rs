@@ -172,17 +172,25 @@ impl Library {
                 }
             }
             let mut reports = Vec::new();
-            while let Some(job) = self.next_job()? {
-                let report = self.run_job(job, progress)?;
-                let cancelled = report.cancelled;
-                reports.push(report);
-                if cancelled {
+            // A job created while the vectors are made is run before this runner ends: the
+            // app starts no second runner while one runs.
+            loop {
+                while let Some(job) = self.next_job()? {
+                    let report = self.run_job(job, progress)?;
+                    let cancelled = report.cancelled;
+                    reports.push(report);
+                    if cancelled {
+                        break;
+                    }
+                }
+                if self.cancel.load(Ordering::SeqCst) {
                     break;
                 }
-            }
-            if !self.cancel.load(Ordering::SeqCst) {
                 self.embed_missing()?;
                 self.embed_missing_sentences()?;
+                if self.cancel.load(Ordering::SeqCst) || self.unfinished_jobs()?.is_empty() {
+                    break;
+                }
             }
             if !reports.is_empty() {
                 // Another process's writes may have made this one's index stale mid-job; the
@@ -843,8 +851,10 @@ impl Library {
 
     /// Makes the sentence vectors of chunks that have a vector but none for their sentences
     /// (imported before sentence vectors existed, or while `documents.sentence_rerank` was
-    /// off). Runs after every job, a batch at a time, and stops at a cancel; without such
-    /// chunks the model is not even loaded. Returns how many chunks got them.
+    /// off). Runs after every job, a batch at a time, and stops at a cancel or when a new job
+    /// waits (the runner does it first and comes back); without such chunks the model is not
+    /// even loaded. A batch the model fails on is logged and the pass ends: search goes on
+    /// without those sentences. Returns how many chunks got them.
     pub fn embed_missing_sentences(&self) -> Result<usize> {
         if !self.sentence_rerank() {
             return Ok(0);
@@ -867,12 +877,20 @@ impl Library {
             if pending.is_empty() {
                 return Ok(total);
             }
+            if !self.unfinished_jobs()?.is_empty() {
+                return Ok(total);
+            }
             let texts: Vec<&str> = pending.iter().map(|(_, t)| t.as_str()).collect();
-            let blobs =
-                match self.with_embedder_ready(|e| sentence_vectors::embed(e, &texts, batch)) {
-                    Ok(result) => result?,
-                    Err(_) => return Ok(total),
-                };
+            let blobs = match self
+                .with_embedder_ready(|e| sentence_vectors::embed(e, &texts, batch))
+            {
+                Ok(Ok(blobs)) => blobs,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "sentence vectors not made; search goes on without them");
+                    return Ok(total);
+                }
+                Err(_) => return Ok(total),
+            };
             let mut store = lock(&self.store);
             let db = store.path().to_path_buf();
             let tx = store
