@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
-use deskmate_core::config::Config;
 use deskmate_core::documents::samples::{pdf_with, render_text_page, PdfPage, SCAN_DPI};
 use deskmate_core::documents::{ImportProgress, Library};
 use deskmate_core::ocr::{Ocr, OcrRead};
@@ -27,15 +26,7 @@ fn constitution(from: &str, chars: usize) -> String {
 }
 
 fn open_library(dir: &Path, ocr: bool) -> Library {
-    let mut config = Config::shipped();
-    config.documents.ocr = ocr;
-    Library::open(
-        &dir.join("deskmate.sqlite3"),
-        &dir.join("deskmate.vectors"),
-        &config,
-        &common::models_dir(),
-    )
-    .unwrap()
+    common::library_in(dir, |c| c.documents.ocr = ocr)
 }
 
 fn squash(s: &str) -> String {

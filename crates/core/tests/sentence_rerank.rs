@@ -8,7 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use deskmate_core::config::Config;
 use deskmate_core::documents::{Library, SearchMode};
 
 fn bench_data(name: &str) -> PathBuf {
@@ -35,15 +34,7 @@ fn paraphrases() -> Vec<Paraphrase> {
 }
 
 fn open(dir: &Path, rerank: bool) -> Library {
-    let mut config = Config::shipped();
-    config.documents.sentence_rerank = rerank;
-    Library::open(
-        &dir.join("deskmate.sqlite3"),
-        &dir.join("deskmate.vectors"),
-        &config,
-        &common::models_dir(),
-    )
-    .unwrap()
+    common::library_in(dir, |c| c.documents.sentence_rerank = rerank)
 }
 
 fn squash(s: &str) -> String {

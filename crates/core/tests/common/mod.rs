@@ -1,4 +1,4 @@
-//! Shared by the core's integration tests: where the test models are.
+//! Shared by the core's integration tests: where the test models are, and a library on them.
 
 use std::path::{Path, PathBuf};
 
@@ -53,4 +53,22 @@ pub fn optional_model(name: &str) -> Option<PathBuf> {
     }
     let mirror = std::env::var_os("DESKMATE_MODEL_MIRROR")?;
     Some(Path::new(&mirror).join(name)).filter(|p| p.is_file())
+}
+
+/// A document library in `dir` (its database and vector file) on the test embedding model,
+/// with the shipped configuration as `change` leaves it.
+#[allow(dead_code)]
+pub fn library_in(
+    dir: &Path,
+    change: impl FnOnce(&mut deskmate_core::config::Config),
+) -> deskmate_core::documents::Library {
+    let mut config = deskmate_core::config::Config::shipped();
+    change(&mut config);
+    deskmate_core::documents::Library::open(
+        &dir.join("deskmate.sqlite3"),
+        &dir.join("deskmate.vectors"),
+        &config,
+        &models_dir(),
+    )
+    .unwrap_or_else(|e| panic!("opening a library in {}: {e}", dir.display()))
 }
