@@ -185,22 +185,16 @@ impl Ocr {
 /// Tesseract's output tidied for indexing: form feeds and trailing spaces removed, runs of
 /// blank lines collapsed, and the spaces Tesseract puts around the Korean middle dot dropped.
 pub fn clean_ocr_text(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut blank = 0;
-    for line in raw.replace('\u{c}', "\n").lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            blank += 1;
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
-        }
-        blank = 0;
-        // Tesseract reads the interpunct (·, U+00B7) as the Hangul-compatible U+318D.
-        out.push_str(&line.replace(" \u{318d} ", "·").replace('\u{318d}', "·"));
-    }
-    out
+    // Each line trimmed first (Tesseract indents and pads them), so the interpunct fix below
+    // sees the same text it would line by line; blank runs are then the documents' own tidy.
+    let pages = raw.replace('\u{c}', "\n");
+    let trimmed: Vec<&str> = pages.lines().map(str::trim).collect();
+    // Tesseract reads the interpunct (·, U+00B7) as the Hangul-compatible U+318D.
+    let text = trimmed
+        .join("\n")
+        .replace(" \u{318d} ", "·")
+        .replace('\u{318d}', "·");
+    crate::documents::extract::tidy(&text)
 }
 
 /// A private folder for one page's image, removed when dropped (also on error or cancel).

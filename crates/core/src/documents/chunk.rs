@@ -248,8 +248,7 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
     let mut start_char = 0;
     for (ci, &(bi, c)) in chars.iter().enumerate() {
         let next = chars.get(ci + 1).map(|&(_, n)| n);
-        let ends_sentence = matches!(c, '.' | '!' | '?' | '。' | '！' | '？')
-            && next.is_none_or(char::is_whitespace);
+        let ends_sentence = ends_sentence(c, next);
         let paragraph = c == '\n' && next == Some('\n');
         if ends_sentence || paragraph {
             let end_byte = bi + c.len_utf8();
@@ -260,6 +259,12 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
     }
     push_trimmed(&mut out, text, start_byte, text.len(), start_char);
     out
+}
+
+/// Whether `c` ends a sentence: `.`, `!`, `?` or their full-width forms with whitespace (or
+/// the end of the text) after it, so "3.5" and "example.com" are not cut.
+pub(super) fn ends_sentence(c: char, next: Option<char>) -> bool {
+    matches!(c, '.' | '!' | '?' | '。' | '！' | '？') && next.is_none_or(char::is_whitespace)
 }
 
 fn push_trimmed<'a>(

@@ -145,7 +145,7 @@ impl Extracted {
                 }
                 Err(e) => return Err(e),
             };
-            let text = tidy(&text);
+            // Already tidied by the OCR side (`ocr::clean_ocr_text`).
             if !text.is_empty() {
                 self.sections.push(Section {
                     text,
@@ -279,7 +279,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Trims each line's end and collapses runs of blank lines to one.
-fn tidy(text: &str) -> String {
+pub(crate) fn tidy(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank = 0;
     for line in text.lines() {

@@ -17,6 +17,7 @@
 //! library from before this, or the embedder failed); `Library::embed_missing` makes them at
 //! the end of the next import, and meanwhile such chunks keep their place.
 
+use super::chunk::ends_sentence;
 use super::embed::Embedder;
 use crate::error::Result;
 
@@ -39,9 +40,7 @@ pub fn units(text: &str) -> Vec<&str> {
     while let Some((i, c)) = chars.next() {
         let next = chars.peek().map(|&(_, n)| n);
         let end = i + c.len_utf8();
-        let cut = c == '\n'
-            || (matches!(c, '.' | '!' | '?' | '。' | '！' | '？')
-                && next.is_none_or(char::is_whitespace));
+        let cut = c == '\n' || ends_sentence(c, next);
         if cut {
             pieces.push((start, end));
             start = end;
