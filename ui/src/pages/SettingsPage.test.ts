@@ -9,6 +9,27 @@ import SettingsPage from './SettingsPage.svelte';
 const invoke = vi.hoisted(() => vi.fn());
 vi.mock('@tauri-apps/api/core', () => ({ invoke }));
 
+/** One persona's engine settings as `config_get` returns them. */
+const MODEL = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
+
+/** The page runs inside the app, against a core that serves `config` and returns what it is sent to save. */
+function serveConfig(config: object) {
+  Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
+  invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
+    if (command === 'config_get') return Promise.resolve(structuredClone(config));
+    if (command === 'config_save') return Promise.resolve(args?.config);
+    if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
+    return Promise.reject({ code: 'not_found', message: command });
+  });
+}
+
+/** Presses "Save and apply" and returns what the core was sent. */
+async function saveAndRead<T>(): Promise<{ config: T }> {
+  await fireEvent.click(screen.getByTestId('engine-save'));
+  await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
+  return invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: T };
+}
+
 afterEach(() => {
   preferences.value = { ...DEFAULT_PREFERENCES };
   Reflect.deleteProperty(window, '__TAURI_INTERNALS__');
@@ -58,19 +79,12 @@ describe('SettingsPage local API', () => {
 
 describe('SettingsPage engine settings and the local API', () => {
   it('keeps api.enabled as the switch left it when the engine settings are saved', async () => {
-    Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
-    const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
     const config = {
-      models: { office: model, character: model },
+      models: { office: MODEL, character: MODEL },
       chat: { max_message_chars: 8000 },
       api: { enabled: false, host: '127.0.0.1', port: 8765, cors_origins: [] },
     };
-    invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
-      if (command === 'config_get') return Promise.resolve(structuredClone(config));
-      if (command === 'config_save') return Promise.resolve(args?.config);
-      if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
-      return Promise.reject({ code: 'not_found', message: command });
-    });
+    serveConfig(config);
     const localApi: LocalApi = {
       status: vi.fn(() => Promise.resolve({ enabled: false, running: false, url: null, error: null, key: null })),
       setEnabled: vi.fn((enabled: boolean) =>
@@ -84,52 +98,34 @@ describe('SettingsPage engine settings and the local API', () => {
     await waitFor(() => expect((screen.getByTestId('api-enabled') as HTMLInputElement).disabled).toBe(false));
     await fireEvent.click(screen.getByTestId('api-enabled'));
     await waitFor(() => expect(screen.getByTestId('api-url')).toBeTruthy());
-    await fireEvent.click(screen.getByTestId('engine-save'));
-    await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
-    const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
+    const saved = await saveAndRead<typeof config>();
     expect(saved.config.api).toEqual({ ...config.api, enabled: true });
   });
 
   it('saves documents.allow_remote from its switch and keeps a persona backend untouched', async () => {
-    Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
     const backend = { kind: 'openai', base_url: 'http://gpu:8000/v1', model: 'big', api_key_env: null, timeout_s: 120 };
-    const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
     const config = {
-      models: { office: { ...model, backend }, character: { ...model, backend: 'local' } },
+      models: { office: { ...MODEL, backend }, character: { ...MODEL, backend: 'local' } },
       chat: { max_message_chars: 8000 },
       documents: { top_k: 5, allow_remote: false },
     };
-    invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
-      if (command === 'config_get') return Promise.resolve(structuredClone(config));
-      if (command === 'config_save') return Promise.resolve(args?.config);
-      if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
-      return Promise.reject({ code: 'not_found', message: command });
-    });
+    serveConfig(config);
     render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() } });
     const allow = (await screen.findByTestId('engine-allow-remote')) as HTMLInputElement;
     expect(allow.checked).toBe(false);
     await fireEvent.click(allow);
-    await fireEvent.click(screen.getByTestId('engine-save'));
-    await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
-    const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
+    const saved = await saveAndRead<typeof config>();
     expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: true, ocr: true, sentence_rerank: true });
     expect(saved.config.models.office.backend).toEqual(backend);
   });
 
   it('turns OCR and the sentence rerank off through documents.ocr and documents.sentence_rerank and leaves the other document settings', async () => {
-    Object.defineProperty(window, '__TAURI_INTERNALS__', { value: {}, configurable: true });
-    const model = { n_gpu_layers: 'auto', n_ctx: 8192, parallel: 2, sampling: { temperature: 0.7, max_tokens: 1024 } };
     const config = {
-      models: { office: { ...model }, character: { ...model } },
+      models: { office: { ...MODEL }, character: { ...MODEL } },
       chat: { max_message_chars: 8000 },
       documents: { top_k: 5, allow_remote: false, ocr: true, ocr_languages: 'kor+eng' },
     };
-    invoke.mockImplementation((command: string, args?: { config?: unknown }) => {
-      if (command === 'config_get') return Promise.resolve(structuredClone(config));
-      if (command === 'config_save') return Promise.resolve(args?.config);
-      if (command === 'profiles_list') return Promise.resolve({ active: 1, profiles: [] });
-      return Promise.reject({ code: 'not_found', message: command });
-    });
+    serveConfig(config);
     render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() } });
     const box = (await screen.findByTestId('documents-ocr')) as HTMLInputElement;
     expect(box.checked).toBe(true);
@@ -137,9 +133,7 @@ describe('SettingsPage engine settings and the local API', () => {
     const rerank = screen.getByTestId('documents-sentence-rerank') as HTMLInputElement;
     expect(rerank.checked).toBe(true);
     await fireEvent.click(rerank);
-    await fireEvent.click(screen.getByTestId('engine-save'));
-    await waitFor(() => expect(invoke).toHaveBeenCalledWith('config_save', expect.anything()));
-    const saved = invoke.mock.calls.find(([command]) => command === 'config_save')?.[1] as { config: typeof config };
+    const saved = await saveAndRead<typeof config>();
     expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: false, ocr: false, ocr_languages: 'kor+eng', sentence_rerank: false });
   });
 });
