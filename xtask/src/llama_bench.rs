@@ -81,28 +81,59 @@ pub struct LlamaBenchResult {
 /// is missing or stale. Needs `python3` with `pip` (to fetch the sdist), `tar`, and the C++
 /// compiler the sys crate was built with.
 pub fn build(repo_root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    build_tool(
+        repo_root,
+        target_dir,
+        "llama-bench",
+        BENCH_DIR,
+        &BENCH_SOURCES,
+    )
+}
+
+/// llama.cpp's `llama-batched-bench` (`tools/batched-bench`): `parallel` sequences decoded in
+/// one batch, the reference for the engine's aggregate speed with concurrent requests. Built
+/// like [`build`].
+pub fn build_batched_bench(repo_root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    build_tool(
+        repo_root,
+        target_dir,
+        "llama-batched-bench",
+        "tools/batched-bench",
+        &["batched-bench.cpp", "main.cpp"],
+    )
+}
+
+/// One of llama.cpp's programs from the sdist, `sources` in `dir`, compiled and linked like
+/// `llama-bench` into `<target>/bench/NAME/NAME`.
+fn build_tool(
+    repo_root: &Path,
+    target_dir: &Path,
+    name: &str,
+    dir: &str,
+    sources: &[&str],
+) -> Result<PathBuf> {
     check_locked_sys_version(repo_root)?;
     let sys = SysBuild::find(target_dir)?;
 
-    let cache = target_dir.join("bench").join("llama-bench");
-    let exe = cache.join("llama-bench");
-    let stamp_path = cache.join("llama-bench.stamp");
+    let cache = target_dir.join("bench").join(name);
+    let exe = cache.join(name);
+    let stamp_path = cache.join(format!("{name}.stamp"));
     let stamp = sys.stamp()?;
     if is_fresh(&exe, &stamp_path, &stamp) {
         return Ok(exe);
     }
 
     println!(
-        "==> building llama-bench (llama-cpp-python {SDIST_VERSION} driver) against {}",
+        "==> building {name} (llama-cpp-python {SDIST_VERSION} sources) against {}",
         sys.out_dir.display()
     );
     let started = Instant::now();
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
     let sdist = fetch_sdist(target_dir)?;
     let src_dir = cache.join("src");
-    extract_sdist_files(&sdist, BENCH_DIR, &BENCH_SOURCES, &src_dir)?;
+    extract_sdist_files(&sdist, dir, sources, &src_dir)?;
 
-    let units = object_units(&src_dir, &BENCH_SOURCES, &cache.join("obj"))?;
+    let units = object_units(&src_dir, sources, &cache.join("obj"))?;
     compile_all(&sys, &[], &units)?;
     let objects: Vec<PathBuf> = units.into_iter().map(|(_, object)| object).collect();
     link_checked(&sys, &objects, &exe, &stamp_path, &stamp)?;
@@ -158,6 +189,82 @@ pub fn run(
         ],
     )?;
     parse_output(&stdout, n_prompt, n_gen).with_context(|| format!("reading the output of {shown}"))
+}
+
+/// Aggregate generation speed of `llama-batched-bench` at one parallelism.
+#[derive(Debug, Clone)]
+pub struct BatchedBenchRow {
+    pub parallel: u32,
+    /// `speed_tg`: all sequences' generated tokens over the generation time.
+    pub tg_tokens_per_s: f64,
+    pub raw_json: serde_json::Value,
+}
+
+/// Runs `llama-batched-bench -m MODEL -t THREADS -c N_CTX -b N_BATCH -ub N_BATCH -npp N_PROMPT
+/// -ntg N_GEN -npl P1,P2,... --output-format jsonl`: for each parallelism, that many sequences
+/// read a prompt each and then generate together, one batch per step, as the engine's slots do
+/// (non-unified KV cache: each sequence has `n_ctx / max(P)` cells).
+#[allow(clippy::too_many_arguments)]
+pub fn run_batched(
+    bin: &Path,
+    model: &Path,
+    threads: u32,
+    n_ctx: u32,
+    n_batch: u32,
+    n_prompt: u32,
+    n_gen: u32,
+    parallel: &[u32],
+) -> Result<Vec<BatchedBenchRow>> {
+    let npl = parallel
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-m")
+        .arg(model)
+        .args(["-t", &threads.to_string()])
+        .args(["-c", &n_ctx.to_string()])
+        .args(["-b", &n_batch.to_string(), "-ub", &n_batch.to_string()])
+        .args(["-npp", &n_prompt.to_string(), "-ntg", &n_gen.to_string()])
+        .args(["-npl", &npl, "--output-format", "jsonl"]);
+    let output = cmd
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}",
+            show(&cmd),
+            output.status,
+            tail(&stderr, 40)
+        );
+    }
+    // The JSON lines may go to either stream, among log lines.
+    let rows: Vec<BatchedBenchRow> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.trim_start().starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter_map(|v| {
+            Some(BatchedBenchRow {
+                parallel: u32::try_from(v["pl"].as_u64()?).ok()?,
+                tg_tokens_per_s: v["speed_tg"].as_f64()?,
+                raw_json: v,
+            })
+        })
+        .collect();
+    for p in parallel {
+        if !rows.iter().any(|r| r.parallel == *p) {
+            bail!(
+                "`{}` printed no result for {p} sequences:\n{}",
+                show(&cmd),
+                tail(&stderr, 20)
+            );
+        }
+    }
+    Ok(rows)
 }
 
 /// Runs `llama-bench -m MODEL -t THREADS -r REPS -o json` plus `args`; returns its standard

@@ -8,6 +8,9 @@
 //!   ignored), tokens per second after the first;
 //! - aggregate generation with 1, 2, 4 and 8 concurrent requests (one batch, one slot each):
 //!   all generated tokens over the wall time from the first submission to the last token;
+//! - prompt-lookup decoding: generation speed with it over without, alternating, on a grounded
+//!   task (repeat a section of a real public text given in the prompt, `--grounded-text`) and
+//!   on open chat, with whether each pair of replies came out identical;
 //! - time to first token of turn 1 and turn 10 of a conversation, whose history grows each turn
 //!   (the prompt cache should keep turn 10 close to turn 1);
 //! - the prompt cache on disk (a fresh engine, so the measures above never pay for a save):
@@ -49,13 +52,19 @@ pub struct BenchArgs {
     /// Only the single-request prompt and generation speeds (for interleaved rounds)
     #[arg(long)]
     speed_only: bool,
+    /// A real text whose section 7 the grounded lookup-decoding task repeats (the Debian
+    /// constitution from the retrieval benchmark's corpus); without it, that row is skipped
+    #[arg(long)]
+    grounded_text: Option<PathBuf>,
 }
 
+/// Greedy sampling with plain decoding: one decode call per token, as `llama-bench` measures.
 fn greedy(max_tokens: u32) -> Sampling {
     Sampling {
         temperature: 0.0,
         repeat_penalty: 1.0,
         max_tokens,
+        lookup_decoding: AutoOr::Value(false),
         ..Sampling::default()
     }
 }
@@ -176,6 +185,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }));
     }
 
+    let lookup = serde_json::json!({
+        "grounded": match &args.grounded_text {
+            Some(path) => lookup_rows(&engine, &grounded_task(path)?, args)?,
+            None => serde_json::Value::Null,
+        },
+        "chat": lookup_rows(
+            &engine,
+            &[ChatMessage::new(
+                Role::User,
+                "Write a friendly note inviting my team to a Friday lunch, with three ideas for places to go.",
+            )],
+            args,
+        )?,
+    });
+
     // A conversation of `turns` turns: time to first token of each.
     let mut messages = vec![ChatMessage::new(
         Role::System,
@@ -228,6 +252,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "prompt": { "tokens": pp_tokens, "tokens_per_s_runs": pp, "tokens_per_s": median(pp.clone()) },
         "generation": { "tokens": args.gen_tokens, "tokens_per_s_runs": tg, "tokens_per_s": median(tg.clone()) },
         "aggregate": aggregate,
+        "lookup": lookup,
         "conversation": {
             "ttft_ms": ttft,
             "turns": cached,
@@ -349,6 +374,79 @@ fn restore_rows(args: &BenchArgs, config: &ModelConfig) -> anyhow::Result<serde_
         "disk_entries": stats.disk_cache_entries,
         "disk_bytes": stats.disk_cache_bytes,
         "bytes_per_conversation": stats.disk_cache_bytes / (stats.disk_cache_entries.max(1) as u64),
+    }))
+}
+
+/// The grounded task: repeat section 7 ("The Project Secretary") of the text at `path`.
+fn grounded_task(path: &std::path::Path) -> anyhow::Result<Vec<ChatMessage>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the grounded task's text {}", path.display()))?;
+    let section = text
+        .find("7. The Project Secretary")
+        .zip(text.find("8. The Project Leader's Delegates"))
+        .map(|(start, end)| &text[start..end])
+        .with_context(|| format!("{}: section 7 not found", path.display()))?;
+    Ok(vec![ChatMessage::new(
+        Role::User,
+        format!("Repeat the following text exactly.\n\n{section}"),
+    )])
+}
+
+/// Generation speed of `messages` with lookup decoding and without, in `repetitions`
+/// alternating pairs; the ratio is the median of the pairs' ratios.
+fn lookup_rows(
+    engine: &Engine,
+    messages: &[ChatMessage],
+    args: &BenchArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let run = |lookup: bool| {
+        run_one(
+            engine,
+            ChatRequest {
+                messages: messages.to_vec(),
+                sampling: Some(Sampling {
+                    lookup_decoding: if lookup {
+                        AutoOr::Auto
+                    } else {
+                        AutoOr::Value(false)
+                    },
+                    ..greedy(args.gen_tokens)
+                }),
+                ignore_eos: false,
+                local_only: false,
+            },
+        )
+    };
+    let (mut plain, mut fast, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut identical, mut drafted, mut accepted, mut steps, mut tokens) = (0, 0, 0, 0, 0);
+    for _ in 0..args.repetitions.max(1) {
+        let p = run(false)?;
+        let f = run(true)?;
+        let (p_tps, f_tps) = (
+            p.timings.generation_tokens_per_s.unwrap_or(0.0),
+            f.timings.generation_tokens_per_s.unwrap_or(0.0),
+        );
+        plain.push(p_tps);
+        fast.push(f_tps);
+        ratios.push(if p_tps > 0.0 { f_tps / p_tps } else { 0.0 });
+        identical += u32::from(p.text == f.text);
+        drafted += f.timings.drafted_tokens;
+        accepted += f.timings.accepted_tokens;
+        steps += f.timings.generation_steps;
+        tokens += f.completion_tokens;
+    }
+    Ok(serde_json::json!({
+        "plain_tokens_per_s": median(plain.clone()),
+        "lookup_tokens_per_s": median(fast.clone()),
+        "plain_tokens_per_s_runs": plain,
+        "lookup_tokens_per_s_runs": fast,
+        "ratio_runs": ratios,
+        "ratio": median(ratios.clone()),
+        "identical_replies": identical,
+        "pairs": args.repetitions.max(1),
+        "reply_tokens": tokens,
+        "acceptance": if drafted > 0 { f64::from(accepted) / f64::from(drafted) } else { 0.0 },
+        "tokens_per_step": if steps > 0 { f64::from(steps + accepted) / f64::from(steps) } else { 1.0 },
     }))
 }
 

@@ -289,6 +289,11 @@ pub struct Sampling {
     pub seed: Option<u32>,
     pub max_tokens: u32,
     pub stop: Vec<String>,
+    /// Prompt-lookup decoding: draft the next tokens from the prompt and the reply so far and
+    /// verify them in one batch (see `engine::lookup`; local models only). `"auto"` drafts when
+    /// the expected confirmed tokens outweigh what the drafted rows cost on this device, `true`
+    /// whenever the reply's history offers a draft, `false` never.
+    pub lookup_decoding: AutoOr<bool>,
 }
 
 impl Default for Sampling {
@@ -302,6 +307,7 @@ impl Default for Sampling {
             seed: None,
             max_tokens: 1024,
             stop: Vec::new(),
+            lookup_decoding: AutoOr::Auto,
         }
     }
 }

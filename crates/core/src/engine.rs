@@ -26,6 +26,7 @@ pub mod devices;
 pub mod fit;
 pub mod gguf;
 pub mod llama_log;
+mod lookup;
 mod prompt_store;
 pub mod remote;
 pub mod stats;

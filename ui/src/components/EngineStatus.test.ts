@@ -48,6 +48,8 @@ const stats: EngineStats = {
   prompt_tokens_per_s: { mean: 350.25, p95: 400 },
   generation_tokens_per_s: { mean: 40.5, p95: 45 },
   cache_hit_ratio: 0.5,
+  lookup_acceptance: 0.625,
+  tokens_per_step: 1.8,
   restored_tokens: 1580,
   restored_requests: 2,
   disk_cache_entries: 3,
@@ -83,6 +85,18 @@ describe('EngineStatus', () => {
     expect(screen.getByTestId('engine-restored').textContent).toContain(
       '1,580 tokens in 2 requests (3 conversations saved, 11.2 MB)',
     );
+    expect(screen.getByTestId('engine-lookup').textContent).toContain(
+      '63% of drafted tokens confirmed, 1.8 tokens per decode',
+    );
+  });
+
+  it('leaves lookup decoding out while no reply has drafted', () => {
+    const quiet = { ...stats, lookup_acceptance: null, tokens_per_step: 1 };
+    render(EngineStatus, {
+      t: makeTranslator('en'),
+      states: [{ state: 'loaded', persona: 'office', report, stats: quiet }],
+    });
+    expect(screen.queryByTestId('engine-lookup')).toBeNull();
   });
 
   it('names the device the layers are on and both fit predictions', () => {

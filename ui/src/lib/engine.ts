@@ -84,6 +84,10 @@ export interface EngineStats {
   prompt_tokens_per_s: Summary | null;
   generation_tokens_per_s: Summary | null;
   cache_hit_ratio: number | null;
+  /** Prompt-lookup decoding: confirmed drafted tokens over drafted ones (null: none drafted). */
+  lookup_acceptance?: number | null;
+  /** Reply tokens per decode call: 1 without lookup decoding, more when drafts held. */
+  tokens_per_step?: number | null;
   /** Prompt tokens restored from the prompt cache on disk since the model loaded. */
   restored_tokens?: number;
   restored_requests?: number;

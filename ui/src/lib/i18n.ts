@@ -285,6 +285,8 @@ export const en = {
   'engine.stats.ms': '{mean} / {p95} ms',
   'engine.stats.slots': '{queue} / {active} of {slots}',
   'engine.stats.cache': 'Prompt cache hits',
+  'engine.stats.lookup': 'Lookup decoding',
+  'engine.stats.lookup_value': '{accepted}% of drafted tokens confirmed, {per_step} tokens per decode',
   'engine.stats.restored': 'Restored from disk',
   'engine.stats.restored_value': '{tokens} tokens in {requests} requests ({entries} conversations saved, {size} MB)',
 
@@ -819,6 +821,8 @@ export const ko: Messages = {
   'engine.stats.ms': '{mean} / {p95} ms',
   'engine.stats.slots': '{queue} / {active} (전체 {slots})',
   'engine.stats.cache': '프롬프트 캐시 적중률',
+  'engine.stats.lookup': '룩업 디코딩',
+  'engine.stats.lookup_value': '초안 토큰의 {accepted}% 확정, 디코딩 1회당 토큰 {per_step}개',
   'engine.stats.restored': '디스크에서 복원',
   'engine.stats.restored_value': '요청 {requests}개에서 토큰 {tokens}개 (저장된 대화 {entries}개, {size} MB)',
 

@@ -968,6 +968,8 @@ impl ReplyStream {
             // The first token arrives at ttft; the rest take generation_ms.
             generation_tokens_per_s: (generated > 1 && generation_ms > 0.0)
                 .then(|| (generated - 1) as f64 * 1000.0 / generation_ms),
+            // How the server decodes is not visible from here.
+            ..Timings::default()
         }
     }
 }

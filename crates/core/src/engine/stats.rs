@@ -44,6 +44,12 @@ pub struct Timings {
     pub total_ms: f64,
     pub prompt_tokens_per_s: Option<f64>,
     pub generation_tokens_per_s: Option<f64>,
+    /// Decode calls that produced reply tokens (each yields one sampled token, plus the
+    /// drafted tokens it confirmed).
+    pub generation_steps: u32,
+    /// Prompt-lookup decoding: tokens drafted, and how many of them the model confirmed.
+    pub drafted_tokens: u32,
+    pub accepted_tokens: u32,
 }
 
 /// Mean and 95th percentile of one measure over the window.
@@ -87,6 +93,11 @@ pub struct StatsSnapshot {
     pub generation_tokens_per_s: Option<Summary>,
     /// Prompt tokens served from the prompt cache, over all prompt tokens, in the window.
     pub cache_hit_ratio: Option<f64>,
+    /// Prompt-lookup decoding in the window: confirmed drafted tokens over drafted ones.
+    pub lookup_acceptance: Option<f64>,
+    /// Reply tokens per generation decode call in the window: 1.0 without lookup decoding,
+    /// more when drafts were confirmed (the decode calls it saved).
+    pub tokens_per_step: Option<f64>,
     /// Prompt tokens restored from the prompt cache on disk since the model loaded (a part of
     /// the cached tokens: conversations a slot had dropped, or from before a restart).
     pub restored_tokens: u64,
@@ -211,6 +222,16 @@ impl Stats {
         let prompt: u64 = recent.iter().map(|f| u64::from(f.prompt_tokens)).sum();
         let cached: u64 = recent.iter().map(|f| u64::from(f.cached_tokens)).sum();
         s.cache_hit_ratio = (prompt > 0).then(|| cached as f64 / prompt as f64);
+        let sum = |f: fn(&Timings) -> u32| -> u64 {
+            recent.iter().map(|r| u64::from(f(&r.timings))).sum()
+        };
+        let (drafted, accepted, steps) = (
+            sum(|t| t.drafted_tokens),
+            sum(|t| t.accepted_tokens),
+            sum(|t| t.generation_steps),
+        );
+        s.lookup_acceptance = (drafted > 0).then(|| accepted as f64 / drafted as f64);
+        s.tokens_per_step = (steps > 0).then(|| (steps + accepted) as f64 / steps as f64);
         s
     }
 }
@@ -332,6 +353,26 @@ mod tests {
         assert_eq!(s.p95, 19.0);
         assert_eq!(Summary::of(vec![7.0]).unwrap().p95, 7.0);
         assert!(Summary::of(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn lookup_figures_are_confirmed_over_drafted_and_tokens_over_decode_calls() {
+        let stats = Stats::new(1);
+        let answer = |steps, drafted, accepted| Timings {
+            generation_steps: steps,
+            drafted_tokens: drafted,
+            accepted_tokens: accepted,
+            ..Timings::default()
+        };
+        stats.record(&Outcome::Succeeded, Some(Timings::default()), 1, 0);
+        assert_eq!(stats.snapshot().lookup_acceptance, None);
+        assert_eq!(stats.snapshot().tokens_per_step, None);
+        // 10 calls made 10 tokens plus 30 confirmed drafts; 5 calls with a failed draft.
+        stats.record(&Outcome::Succeeded, Some(answer(10, 40, 30)), 1, 0);
+        stats.record(&Outcome::Succeeded, Some(answer(5, 10, 0)), 1, 0);
+        let s = stats.snapshot();
+        assert_eq!(s.lookup_acceptance, Some(0.6));
+        assert_eq!(s.tokens_per_step, Some(3.0));
     }
 
     #[test]

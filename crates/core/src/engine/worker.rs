@@ -239,6 +239,8 @@ fn worker_main(
             })
             .collect(),
         store,
+        can_draft: !model.is_recurrent() && !model.is_hybrid(),
+        decode_cost: Default::default(),
     };
     server.run();
 }

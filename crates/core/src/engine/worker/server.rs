@@ -1,8 +1,17 @@
-//! Serving: the slots, continuous batching (a token of every replying slot, then prompt chunks
-//! up to `n_batch`), sampling, stop strings, and how each request ends and is accounted.
+//! Serving: the slots, continuous batching (a token of every replying slot with its lookup
+//! draft, then prompt chunks up to `n_batch`), sampling, stop strings, and how each request ends
+//! and is accounted.
+//!
+//! Lookup decoding (see [`crate::engine::lookup`]): a replying slot's token goes into the batch
+//! followed by up to a few drafted tokens, each with logits. After the decode the slot samples
+//! at its positions in order while the sampled token equals the drafted one; the first
+//! difference (or the end of the draft) becomes the next token to feed, and the unconfirmed
+//! drafted positions leave the KV cache and the slot's token list together, so the two never
+//! disagree.
 
 use super::slots::{self, SlotView};
 use super::*;
+use crate::engine::lookup::{find_draft, DecodeCost, DraftPolicy};
 use crate::error::EngineError;
 
 pub(super) struct Slot {
@@ -31,8 +40,18 @@ pub(super) struct Active {
     pub(super) ignore_eos: bool,
     /// The sampled token to feed at the next step.
     pub(super) pending: Option<LlamaToken>,
-    /// Where this slot's logits are in the current batch.
+    /// Where this slot's logits are in the current batch (of its pending token; its draft's
+    /// follow).
     pub(super) logits_at: Option<i32>,
+    /// The drafted tokens in the current batch, after the pending token.
+    pub(super) draft: Vec<LlamaToken>,
+    /// Lookup decoding's draft length policy; `None`: this request does not draft.
+    pub(super) lookup: Option<DraftPolicy>,
+    /// Draft whatever the history offers, whatever a row costs (`lookup_decoding: true`).
+    pub(super) draft_always: bool,
+    pub(super) generation_steps: u32,
+    pub(super) drafted: u32,
+    pub(super) accepted: u32,
     pub(super) admitted: Instant,
     pub(super) prompt_done: Option<Instant>,
     pub(super) last_token: Option<Instant>,
@@ -63,6 +82,11 @@ pub(super) struct Server<'m> {
     pub(super) slots: Vec<Slot>,
     /// The prompt cache on disk (`None`: off).
     pub(super) store: Option<PromptStore>,
+    /// Whether the KV cache can drop a sequence's last positions (lookup decoding needs it;
+    /// recurrent and hybrid models cannot).
+    pub(super) can_draft: bool,
+    /// What a drafted row costs on this device, learned from the generation steps.
+    pub(super) decode_cost: DecodeCost,
 }
 
 pub(super) enum End {
@@ -264,6 +288,13 @@ impl Server<'_> {
             ignore_eos: job.request.ignore_eos,
             pending: None,
             logits_at,
+            draft: Vec::new(),
+            lookup: (sampling.lookup_decoding != AutoOr::Value(false) && self.can_draft)
+                .then(DraftPolicy::default),
+            draft_always: sampling.lookup_decoding == AutoOr::Value(true),
+            generation_steps: 0,
+            drafted: 0,
+            accepted: 0,
             admitted,
             prompt_done: None,
             last_token: None,
@@ -488,11 +519,17 @@ impl Server<'_> {
         let capacity = self.settings.n_batch as usize;
         let mut in_batch = Vec::new();
         let mut add_failed = false;
+        let mut prompt_rows = 0;
+        let slot_ctx = self.slot_ctx();
+        // Drafts never take the room that the other slots' pending tokens need.
+        let slots_len = self.slots.len();
+        let marginal = self.decode_cost.marginal();
         for slot in &mut self.slots {
             let Some(active) = slot.active.as_mut() else {
                 continue;
             };
             active.logits_at = None;
+            active.draft.clear();
             if let Some(token) = active.pending.take() {
                 let at = batch.n_tokens();
                 add_failed |= batch
@@ -500,7 +537,28 @@ impl Server<'_> {
                     .is_err();
                 slot.cache.push(token);
                 active.logits_at = Some(at);
+                active.generation_steps += 1;
                 in_batch.push(slot.seq);
+                if let Some(policy) = active.lookup.as_mut() {
+                    // Room for the tokens still to come, in the reply, the slot and the batch.
+                    let room = (active.max_tokens.saturating_sub(active.generated + 1) as usize)
+                        .min(slot_ctx.saturating_sub(slot.cache.len() + 2))
+                        .min(capacity.saturating_sub(batch.n_tokens() as usize + slots_len));
+                    let found = find_draft(&slot.cache, room);
+                    let cost = if active.draft_always { 0.0 } else { marginal };
+                    let length = policy.length(cost, found.len());
+                    if length == 0 && !found.is_empty() {
+                        policy.skipped();
+                    }
+                    active.draft = found[..length].to_vec();
+                    for &drafted in &active.draft {
+                        add_failed |= batch
+                            .add(drafted, slot.cache.len() as i32, &[slot.seq], true)
+                            .is_err();
+                        slot.cache.push(drafted);
+                    }
+                    active.drafted += active.draft.len() as u32;
+                }
             }
         }
         for slot in &mut self.slots {
@@ -526,12 +584,14 @@ impl Server<'_> {
                     active.logits_at = Some(at);
                 }
             }
+            prompt_rows += end - active.fed;
             active.fed = end;
             in_batch.push(slot.seq);
         }
         if batch.n_tokens() == 0 {
             return;
         }
+        let started = Instant::now();
         let decoded = if add_failed {
             Err("the batch overflowed".to_owned())
         } else {
@@ -557,17 +617,75 @@ impl Server<'_> {
                 self.finish(index, end);
             }
         }
+        if prompt_rows == 0 {
+            // Up to the last sample: a GPU's decode returns before it computed, and reading
+            // the logits waits for it; sampling the drafted positions is part of their cost.
+            self.decode_cost
+                .record(batch.n_tokens() as usize, started.elapsed().as_secs_f64());
+        }
     }
 
-    /// Samples the next token of a slot whose logits are in the batch; `Some` when it is done.
+    /// Samples the next token of a slot whose logits are in the batch, then one per confirmed
+    /// drafted token; `Some` when the request is done.
     pub(super) fn sample(&mut self, index: usize) -> Option<End> {
-        let slot_ctx = self.slot_ctx();
-        let vocab = self.model.vocab();
         let slot = &mut self.slots[index];
-        let cache_len = slot.cache.len();
         let active = slot.active.as_mut()?;
         let at = active.logits_at.take()?;
-        let token = active.sampler.sample(&self.ctx, at);
+        let draft = std::mem::take(&mut active.draft);
+        // The position of the first drafted token (the pending token's is one before).
+        let draft_start = slot.cache.len() - draft.len();
+        let mut confirmed = 0;
+        let end = loop {
+            let at = at + confirmed as i32;
+            let token = self.slots[index]
+                .active
+                .as_mut()
+                .map(|a| a.sampler.sample(&self.ctx, at))?;
+            if let Some(end) = self.take_token(index, token, draft_start + confirmed) {
+                break Some(end);
+            }
+            if draft.get(confirmed) == Some(&token) {
+                confirmed += 1;
+                continue;
+            }
+            if let Some(active) = self.slots[index].active.as_mut() {
+                active.pending = Some(token);
+            }
+            break None;
+        };
+        let slot = &mut self.slots[index];
+        if let Some(active) = slot.active.as_mut() {
+            active.accepted += confirmed as u32;
+            if let Some(policy) = active.lookup.as_mut() {
+                policy.update(draft.len(), confirmed);
+            }
+        }
+        if confirmed < draft.len() {
+            let keep = draft_start + confirmed;
+            let removed = self
+                .ctx
+                .kv_cache_seq_rm(slot.seq, Some(keep as u32), None)
+                .is_ok();
+            slot.cache.truncate(keep);
+            if !removed {
+                // The next token would land on positions the cache still holds: start over.
+                let _ = self.ctx.kv_cache_seq_rm(slot.seq, None, None);
+                slot.cache.clear();
+                return Some(End::Failed(Error::Engine(EngineError::Decode {
+                    persona: self.persona(),
+                    message: "the KV cache could not drop the unconfirmed draft".into(),
+                })));
+            }
+        }
+        end
+    }
+
+    /// Takes one sampled token into the reply (`cache_len`: the tokens before it in the slot);
+    /// `Some` when the request is done.
+    fn take_token(&mut self, index: usize, token: LlamaToken, cache_len: usize) -> Option<End> {
+        let slot_ctx = self.slot_ctx();
+        let vocab = self.model.vocab();
+        let active = self.slots[index].active.as_mut()?;
         let now = Instant::now();
         if active.prompt_done.is_none() {
             active.prompt_done = Some(now);
@@ -600,7 +718,6 @@ impl Server<'_> {
         if active.generated >= active.max_tokens || cache_len + 1 >= slot_ctx {
             return Some(End::Finished(FinishReason::Length));
         }
-        active.pending = Some(token);
         None
     }
 
@@ -746,6 +863,9 @@ pub(super) fn timings(active: &Active) -> Timings {
         // The first token comes with the prompt; the rate covers the ones after it.
         generation_tokens_per_s: (generation_ms > 0.0 && active.generated > 1)
             .then(|| f64::from(active.generated - 1) * 1000.0 / generation_ms),
+        generation_steps: active.generation_steps,
+        drafted_tokens: active.drafted,
+        accepted_tokens: active.accepted,
     }
 }
 
