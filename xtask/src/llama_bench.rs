@@ -103,6 +103,19 @@ pub fn build_batched_bench(repo_root: &Path, target_dir: &Path) -> Result<PathBu
     )
 }
 
+/// llama.cpp's `llama-lookup` (`examples/lookup`): prompt-lookup decoding as llama.cpp's own
+/// example does it (`common_ngram_cache`), the reference for the engine's lookup speed-up.
+/// Built like [`build`].
+pub fn build_lookup(repo_root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    build_tool(
+        repo_root,
+        target_dir,
+        "llama-lookup",
+        "examples/lookup",
+        &["lookup.cpp"],
+    )
+}
+
 /// One of llama.cpp's programs from the sdist, `sources` in `dir`, compiled and linked like
 /// `llama-bench` into `<target>/bench/NAME/NAME`.
 fn build_tool(
@@ -265,6 +278,87 @@ pub fn run_batched(
         }
     }
     Ok(rows)
+}
+
+/// What one `llama-lookup` run reports.
+#[derive(Debug, Clone)]
+pub struct LookupRun {
+    /// "decoded N tokens in T seconds, speed: S t/s".
+    pub tokens_per_s: f64,
+    pub drafted: u64,
+    pub accepted: u64,
+}
+
+/// Runs `llama-lookup -m MODEL -t THREADS -f PROMPT_FILE -n N_GEN --temp 0 --spec-draft-n-max
+/// DRAFT -c 4096`: greedy generation with drafts of up to `draft` tokens from the n-gram cache of
+/// the prompt and the text so far (`draft` 0: plain decoding, one token per decode call).
+pub fn run_lookup(
+    bin: &Path,
+    model: &Path,
+    threads: u32,
+    prompt_file: &Path,
+    n_gen: u32,
+    draft: u32,
+) -> Result<LookupRun> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("-m")
+        .arg(model)
+        .args(["-t", &threads.to_string()])
+        .arg("-f")
+        .arg(prompt_file)
+        .args(["-n", &n_gen.to_string(), "--temp", "0"])
+        .args(["--spec-draft-n-max", &draft.to_string(), "-c", "4096"]);
+    let output = cmd
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}",
+            show(&cmd),
+            output.status,
+            tail(&text, 40)
+        );
+    }
+    parse_lookup_output(&text).with_context(|| {
+        format!(
+            "`{}` printed no decoding speed:\n{}",
+            show(&cmd),
+            tail(&text, 20)
+        )
+    })
+}
+
+/// The speed and draft counts in `llama-lookup`'s output; `None` without a speed.
+fn parse_lookup_output(text: &str) -> Option<LookupRun> {
+    let field = |name: &str| {
+        // Log lines start with a timestamp and a level: "0.03.496 I n_drafted    = 120".
+        text.lines()
+            .filter_map(|l| l.split_once(name).map(|(_, rest)| rest))
+            .filter_map(|rest| rest.trim().strip_prefix('='))
+            .find_map(|v| v.trim().parse::<u64>().ok())
+    };
+    let speed = text
+        .lines()
+        .filter(|l| l.contains("decoded") && l.contains("speed:"))
+        .find_map(|l| {
+            l.rsplit("speed:")
+                .next()?
+                .trim()
+                .trim_end_matches("t/s")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
+    Some(LookupRun {
+        tokens_per_s: speed?,
+        drafted: field("n_drafted").unwrap_or(0),
+        accepted: field("n_accept").unwrap_or(0),
+    })
 }
 
 /// Runs `llama-bench -m MODEL -t THREADS -r REPS -o json` plus `args`; returns its standard
@@ -946,6 +1040,18 @@ fn tail(text: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_speed_and_draft_counts_from_llama_lookup_log_lines() {
+        let out = "0.03.081.953 I decoded  132 tokens in    1.406 seconds, speed:   93.909 t/s\n\
+                   0.03.082.010 I n_drafted    = 120\n\
+                   0.03.082.055 I n_accept     = 95\n\
+                   0.03.082.069 I accept       = 79.167%\n";
+        let run = parse_lookup_output(out).unwrap_or_else(|| panic!("not parsed"));
+        assert!((run.tokens_per_s - 93.909).abs() < 1e-9);
+        assert_eq!((run.drafted, run.accepted), (120, 95));
+        assert!(parse_lookup_output("error: the argument has been removed").is_none());
+    }
 
     #[test]
     fn picks_pp_and_tg_rows() -> Result<()> {

@@ -18,6 +18,7 @@
 
 use std::env;
 use std::ffi::OsStr;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -754,13 +755,16 @@ fn bench_engine(args: &[String]) -> Result<()> {
     run(repo.cargo().args(["build", "--workspace", "--all-targets"]))?;
     let cli = repo.target_dir().join("debug").join(exe("deskmate"));
     let llama_bench = llama_bench::build(&repo.root, &repo.target_dir())?;
-    let batched_bench = if vulkan {
-        None
+    let (batched_bench, llama_lookup) = if vulkan {
+        (None, None)
     } else {
-        Some(llama_bench::build_batched_bench(
-            &repo.root,
-            &repo.target_dir(),
-        )?)
+        (
+            Some(llama_bench::build_batched_bench(
+                &repo.root,
+                &repo.target_dir(),
+            )?),
+            Some(llama_bench::build_lookup(&repo.root, &repo.target_dir())?),
+        )
     };
     let grounded_text = repo
         .root
@@ -900,6 +904,23 @@ fn bench_engine(args: &[String]) -> Result<()> {
         )
     };
     let (grounded_ratio, grounded_plain, grounded_fast, grounded) = lookup_row("grounded");
+    // llama.cpp's own lookup decoding on the same request: its speed with drafts of up to 6
+    // tokens (the engine's longest) over its speed without, in alternating pairs.
+    let reference = match &llama_lookup {
+        Some(bin) => {
+            step("llama-lookup: the grounded request with drafts of up to 6 tokens and without");
+            Some(llama_lookup_ratio(
+                &repo,
+                bin,
+                &model,
+                threads,
+                &grounded_text,
+                n_gen,
+                rounds,
+            )?)
+        }
+        None => None,
+    };
     let (chat_ratio, chat_plain, chat_fast, chat) = lookup_row("chat");
     let ttft: Vec<f64> = engine["conversation"]["ttft_ms"]
         .as_array()
@@ -984,6 +1005,16 @@ fn bench_engine(args: &[String]) -> Result<()> {
             grounded_fast,
             grounded_ratio,
             format!("≥ 1.3 {}", verdict(grounded_ratio >= 1.3)),
+        ));
+    }
+    if let Some(r) = &reference {
+        md.push_str(&format!(
+            "| llama-lookup, the grounded request (ChatML) | {:.1} | {:.1} | {:.3} | {:.2} | {:.0}% | | |\n",
+            num(&r["plain_tokens_per_s"]),
+            num(&r["lookup_tokens_per_s"]),
+            num(&r["ratio"]),
+            num(&r["tokens_per_step"]),
+            num(&r["acceptance"]) * 100.0,
         ));
     }
     md.push_str(&lookup_line(
@@ -1072,12 +1103,14 @@ fn bench_engine(args: &[String]) -> Result<()> {
         })).collect::<Vec<_>>(),
         "llama_bench": { "pp_tokens_per_s": base_pp, "tg_tokens_per_s": base_tg },
         "llama_batched_bench": batched.iter().map(|r| r.raw_json.clone()).collect::<Vec<_>>(),
+        "llama_lookup": reference,
         "engine": engine,
         "ratios": { "prompt": pp_ratio, "generation": tg_ratio,
                     "aggregate_vs_single": aggregate.iter().map(|(k, t)| serde_json::json!({"concurrent": k, "ratio": t / single})).collect::<Vec<_>>(),
                     "aggregate_vs_batched_bench": vs_batched.iter().map(|(k, r)| serde_json::json!({"concurrent": k, "ratio": r})).collect::<Vec<_>>(),
                     "lookup_decoding_grounded": grounded_ratio,
                     "lookup_decoding_chat": chat_ratio,
+                    "llama_lookup_grounded": reference.as_ref().map(|r| r["ratio"].clone()),
                     "ttft_turn_last_vs_turn_1": ttft_ratio,
                     "llama_bench_same_reads_last_vs_1": llama_ttft_ratio,
                     "ttft_growth_vs_llama_bench": growth,
@@ -1087,6 +1120,59 @@ fn bench_engine(args: &[String]) -> Result<()> {
                     "restored_after_cycling_vs_cold": cycled_vs_cold },
     });
     repo.write_bench_report("engine", &report, &md)
+}
+
+/// `llama-lookup` on the engine's grounded request (the user message of `bench-engine
+/// --grounded-text`, in ChatML, the template of both test models): greedy, `n_gen` tokens,
+/// drafts of up to 6 tokens against none, in `rounds` alternating pairs.
+fn llama_lookup_ratio(
+    repo: &Repo,
+    bin: &Path,
+    model: &Path,
+    threads: u32,
+    text: &Path,
+    n_gen: u32,
+    rounds: u32,
+) -> Result<serde_json::Value> {
+    let source = fs::read_to_string(text).with_context(|| format!("reading {}", text.display()))?;
+    let section = source
+        .find("7. The Project Secretary")
+        .zip(source.find("8. The Project Leader's Delegates"))
+        .map(|(start, end)| &source[start..end])
+        .with_context(|| format!("{}: section 7 not found", text.display()))?;
+    let prompt_file = repo.target_dir().join("bench").join("lookup-prompt.txt");
+    fs::write(
+        &prompt_file,
+        format!(
+            "<|im_start|>user\nRepeat the following text exactly.\n\n{section}<|im_end|>\n<|im_start|>assistant\n"
+        ),
+    )
+    .with_context(|| format!("writing {}", prompt_file.display()))?;
+    let (mut plain, mut fast, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut drafted, mut accepted, mut tokens) = (0, 0, 0.0);
+    for _ in 0..rounds {
+        let p = llama_bench::run_lookup(bin, model, threads, &prompt_file, n_gen, 0)?;
+        let f = llama_bench::run_lookup(bin, model, threads, &prompt_file, n_gen, 6)?;
+        ratios.push(f.tokens_per_s / p.tokens_per_s);
+        plain.push(p.tokens_per_s);
+        fast.push(f.tokens_per_s);
+        drafted += f.drafted;
+        accepted += f.accepted;
+        tokens += f64::from(n_gen);
+    }
+    // llama-lookup decodes every step with a draft when its cache offers one: tokens per decode
+    // call from its counts, as the engine reports them.
+    let steps = (tokens - accepted as f64).max(1.0);
+    Ok(serde_json::json!({
+        "plain_tokens_per_s": median(plain.clone()),
+        "lookup_tokens_per_s": median(fast.clone()),
+        "plain_tokens_per_s_runs": plain,
+        "lookup_tokens_per_s_runs": fast,
+        "ratio_runs": ratios,
+        "ratio": median(ratios.clone()),
+        "acceptance": if drafted > 0 { accepted as f64 / drafted as f64 } else { 0.0 },
+        "tokens_per_step": tokens / steps,
+    }))
 }
 
 /// The median of the rounds' figures (the upper one of an even count); 0 for none.

@@ -15,7 +15,8 @@
 //! This module is the policy, apart from llama.cpp: where a draft comes from ([`find_draft`]),
 //! what a drafted row costs on this device ([`DecodeCost`]) and how long a reply's drafts
 //! should be ([`DraftPolicy`]): drafting only where the expected confirmed tokens outweigh the
-//! rows they cost, so open chat on a CPU is not slowed by guesses that fail. Pure functions,
+//! rows they cost, so open chat on a CPU is not slowed by guesses that fail, while the guesses
+//! not drafted are still checked, for free, against what the reply says. Pure functions,
 //! unit-tested without a model. The worker's `server` module does the batching.
 
 use llama_cpp_2::token::LlamaToken;
@@ -74,8 +75,9 @@ pub(crate) fn find_draft(history: &[LlamaToken], max: usize) -> &[LlamaToken] {
 
 /// What drafting costs on this device: the time of a decode call as a line over its rows,
 /// fitted to the generation steps seen so far (exponentially forgetting, so it follows the
-/// machine's load). A CPU pays for every row (on a 2-core machine a seventh row costs about half
-/// a one-row step); a GPU hardly notices a few more rows.
+/// machine's load). A CPU pays for every row (on a 2-core machine each row with logits costs
+/// about ¾ of a one-row step); a GPU hardly notices a few more rows. Until the steps have told,
+/// the prior is what the device suggests ([`DecodeCost::new`]).
 #[derive(Debug, Clone)]
 pub(crate) struct DecodeCost {
     // Decayed sums of rows (x), seconds (y), x², x·y and the weight.
@@ -84,25 +86,28 @@ pub(crate) struct DecodeCost {
     sxx: f64,
     sxy: f64,
     w: f64,
+    prior: f64,
 }
 
-impl Default for DecodeCost {
-    fn default() -> Self {
+impl DecodeCost {
+    /// How fast old steps are forgotten.
+    const KEEP: f64 = 0.98;
+    /// The prior for a model on the CPU (measured here: ¾ of a step per row with logits).
+    pub(crate) const CPU: f64 = 0.75;
+    /// The prior for a model whose layers are all on a GPU.
+    pub(crate) const GPU: f64 = 0.1;
+
+    /// No steps seen yet; `prior` stands in for the marginal cost until they tell.
+    pub(crate) fn new(prior: f64) -> DecodeCost {
         DecodeCost {
             sx: 0.0,
             sy: 0.0,
             sxx: 0.0,
             sxy: 0.0,
             w: 0.0,
+            prior,
         }
     }
-}
-
-impl DecodeCost {
-    /// How fast old steps are forgotten.
-    const KEEP: f64 = 0.98;
-    /// Assumed before the steps tell: one more row costs half a step (a CPU's order).
-    const PRIOR: f64 = 0.5;
 
     /// A decode call of `rows` rows, all of them replies' tokens and drafts, took `seconds`.
     pub(crate) fn record(&mut self, rows: usize, seconds: f64) {
@@ -117,18 +122,18 @@ impl DecodeCost {
     /// The cost of one more row, as a fraction of a one-row step.
     pub(crate) fn marginal(&self) -> f64 {
         if self.w < 4.0 {
-            return Self::PRIOR;
+            return self.prior;
         }
         let (mx, my) = (self.sx / self.w, self.sy / self.w);
         let var = self.sxx / self.w - mx * mx;
-        if var < 0.05 {
-            // All steps had the same rows: nothing says what another row costs.
-            return Self::PRIOR;
+        if var < 0.01 {
+            // (Nearly) all steps had the same rows: nothing says what another row costs.
+            return self.prior;
         }
         let slope = (self.sxy / self.w - mx * my) / var;
         let one_row = my + slope * (1.0 - mx);
         if one_row <= 0.0 {
-            return Self::PRIOR;
+            return self.prior;
         }
         (slope / one_row).clamp(0.0, 2.0)
     }
@@ -140,12 +145,17 @@ impl DecodeCost {
 /// Each drafted position is confirmed with probability `p` once the ones before it were, so a
 /// draft of `d` tokens yields `1 + p + … + p^d` tokens for a decode call that costs
 /// `1 + marginal · d` one-row steps; the length with the most tokens per cost wins, and 0 (no
-/// draft) wins whenever guessing does not pay. While a reply does not draft, `p` drifts back
-/// towards the prior, so a reply that starts copying later is tried again.
+/// draft) wins whenever guessing does not pay. A guess that was not drafted is still checked
+/// against the tokens the reply then samples ([`DraftPolicy::watch`], [`DraftPolicy::observe`]),
+/// so `p` is learned for free while drafting does not pay, and a reply that starts copying a
+/// passage starts drafting as soon as its guesses prove right.
 #[derive(Debug, Clone)]
 pub(crate) struct DraftPolicy {
     confirmed: f64,
     tested: f64,
+    /// A guess not drafted, and how much of it the sampled tokens matched so far.
+    guess: Vec<LlamaToken>,
+    matched: usize,
 }
 
 impl Default for DraftPolicy {
@@ -153,6 +163,8 @@ impl Default for DraftPolicy {
         DraftPolicy {
             confirmed: Self::PRIOR * Self::PRIOR_WEIGHT,
             tested: Self::PRIOR_WEIGHT,
+            guess: Vec::new(),
+            matched: 0,
         }
     }
 }
@@ -160,10 +172,8 @@ impl Default for DraftPolicy {
 impl DraftPolicy {
     const PRIOR: f64 = 0.6;
     const PRIOR_WEIGHT: f64 = 2.0;
-    /// Older drafts count less: a reply moves between copying and writing.
+    /// Older guesses count less: a reply moves between copying and writing.
     const KEEP: f64 = 0.9;
-    /// Per step without a draft, the pull back towards the prior.
-    const RELAX: f64 = 0.1;
 
     /// The estimated chance that a drafted token is confirmed.
     pub(crate) fn acceptance(&self) -> f64 {
@@ -186,22 +196,47 @@ impl DraftPolicy {
         best
     }
 
-    /// Learns from a verified draft of `drafted` tokens of which the first `accepted` held.
-    pub(crate) fn update(&mut self, drafted: usize, accepted: usize) {
-        if drafted == 0 {
+    /// Learns from a guess of `guessed` tokens of which the first `held` came true (a verified
+    /// draft, or a watched guess).
+    pub(crate) fn update(&mut self, guessed: usize, held: usize) {
+        if guessed == 0 {
             return;
         }
-        // Positions tested: the confirmed ones and the first rejected one.
-        let tested = (accepted + 1).min(drafted) as f64;
-        self.confirmed = self.confirmed * Self::KEEP + accepted as f64;
+        // Positions tested: the confirmed ones and the first wrong one.
+        let tested = (held + 1).min(guessed) as f64;
+        self.confirmed = self.confirmed * Self::KEEP + held as f64;
         self.tested = self.tested * Self::KEEP + tested;
     }
 
-    /// A step in which this reply could have drafted and did not.
-    pub(crate) fn skipped(&mut self) {
-        let p = self.acceptance();
-        let relaxed = p + (Self::PRIOR - p) * Self::RELAX;
-        self.confirmed = relaxed * self.tested;
+    /// Keeps `guess` (its first `MAX_DRAFT` tokens), which was not drafted, to check against the
+    /// next sampled tokens (unless an earlier guess is still being checked).
+    pub(crate) fn watch(&mut self, guess: &[LlamaToken]) {
+        if self.guess.is_empty() && !guess.is_empty() {
+            // As long as a draft could be, so that it is learned from as often.
+            self.guess = guess[..guess.len().min(MAX_DRAFT)].to_vec();
+            self.matched = 0;
+        }
+    }
+
+    /// The reply sampled `token`: checks the watched guess, learning once it ends or fails.
+    pub(crate) fn observe(&mut self, token: LlamaToken) {
+        if self.guess.is_empty() {
+            return;
+        }
+        if self.guess.get(self.matched) == Some(&token) {
+            self.matched += 1;
+            if self.matched < self.guess.len() {
+                return;
+            }
+        }
+        let guessed = self.guess.len();
+        self.update(guessed, self.matched);
+        self.guess.clear();
+    }
+
+    /// A real draft goes out: a watched guess would count the same tokens twice.
+    pub(crate) fn drafting(&mut self) {
+        self.guess.clear();
     }
 }
 
@@ -279,40 +314,53 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_that_stopped_drafting_is_tried_again_later() {
+    fn guesses_not_drafted_are_checked_against_the_reply_and_start_drafting() {
         let mut policy = DraftPolicy::default();
         for _ in 0..20 {
             policy.update(1, 0);
         }
-        assert_eq!(policy.length(0.4, 16), 0);
-        let mut steps = 0;
-        while policy.length(0.4, 16) == 0 {
-            policy.skipped();
-            steps += 1;
-            assert!(steps < 200, "never drafts again");
+        assert_eq!(policy.length(0.75, 6), 0);
+        // The reply starts copying: each watched guess comes true.
+        for step in 0..10 {
+            policy.watch(&t(&[step, step + 1]));
+            policy.observe(LlamaToken(step));
+            policy.observe(LlamaToken(step + 1));
         }
-        assert!(steps > 5, "tried again after {steps} steps");
+        assert!(policy.acceptance() > 0.8, "{}", policy.acceptance());
+        assert!(policy.length(0.75, 6) > 0);
+        // A guess that fails at its first token counts one tested position.
+        let before = policy.acceptance();
+        policy.watch(&t(&[7, 8, 9]));
+        policy.observe(LlamaToken(1));
+        assert!(policy.acceptance() < before);
+        // A real draft drops the watched guess, so its tokens are not counted twice.
+        policy.watch(&t(&[4, 5]));
+        policy.drafting();
+        let now = policy.acceptance();
+        policy.observe(LlamaToken(4));
+        policy.observe(LlamaToken(5));
+        assert_eq!(policy.acceptance(), now);
     }
 
     #[test]
     fn the_cost_of_a_row_is_learned_from_the_steps() {
-        let mut cpu = DecodeCost::default();
-        assert_eq!(cpu.marginal(), DecodeCost::PRIOR);
+        let mut cpu = DecodeCost::new(DecodeCost::CPU);
+        assert_eq!(cpu.marginal(), DecodeCost::CPU);
         for rows in [1, 3, 1, 7, 2, 1, 5, 1] {
             // 8 ms for a row, 4 ms for each more.
             cpu.record(rows, 0.008 + 0.004 * (rows - 1) as f64);
         }
         assert!((cpu.marginal() - 0.5).abs() < 1e-6, "{}", cpu.marginal());
-        let mut gpu = DecodeCost::default();
+        let mut gpu = DecodeCost::new(DecodeCost::CPU);
         for rows in [1, 7, 1, 7, 4, 1] {
             gpu.record(rows, 0.010 + 0.0001 * rows as f64);
         }
         assert!(gpu.marginal() < 0.02);
         // Steps of one size alone say nothing about another row.
-        let mut flat = DecodeCost::default();
+        let mut flat = DecodeCost::new(DecodeCost::GPU);
         for _ in 0..10 {
             flat.record(1, 0.008);
         }
-        assert_eq!(flat.marginal(), DecodeCost::PRIOR);
+        assert_eq!(flat.marginal(), DecodeCost::GPU);
     }
 }

@@ -240,7 +240,15 @@ fn worker_main(
             .collect(),
         store,
         can_draft: !model.is_recurrent() && !model.is_hybrid(),
-        decode_cost: Default::default(),
+        decode_cost: super::lookup::DecodeCost::new(
+            if shared.report.layers_total > 0
+                && shared.report.layers_on_gpu >= shared.report.layers_total
+            {
+                super::lookup::DecodeCost::GPU
+            } else {
+                super::lookup::DecodeCost::CPU
+            },
+        ),
     };
     server.run();
 }

@@ -547,8 +547,10 @@ impl Server<'_> {
                     let found = find_draft(&slot.cache, room);
                     let cost = if active.draft_always { 0.0 } else { marginal };
                     let length = policy.length(cost, found.len());
-                    if length == 0 && !found.is_empty() {
-                        policy.skipped();
+                    if length == 0 {
+                        policy.watch(found);
+                    } else {
+                        policy.drafting();
                     }
                     active.draft = found[..length].to_vec();
                     for &drafted in &active.draft {
@@ -637,10 +639,13 @@ impl Server<'_> {
         let mut confirmed = 0;
         let end = loop {
             let at = at + confirmed as i32;
-            let token = self.slots[index]
-                .active
-                .as_mut()
-                .map(|a| a.sampler.sample(&self.ctx, at))?;
+            let token = self.slots[index].active.as_mut().map(|a| {
+                let token = a.sampler.sample(&self.ctx, at);
+                if let Some(policy) = a.lookup.as_mut() {
+                    policy.observe(token);
+                }
+                token
+            })?;
             if let Some(end) = self.take_token(index, token, draft_start + confirmed) {
                 break Some(end);
             }
