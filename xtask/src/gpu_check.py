@@ -130,6 +130,12 @@ def main():
                   [dm, "bench-engine", "--model", MODEL, "--threads", THREADS,
                    "--prompt-tokens", PP, "--gen-tokens", TG, "--batch", "512",
                    "--repetitions", REPS, "--speed-only"], 180)
+    # Prompt-lookup decoding where a drafted row costs little: greedy, with and without, on the
+    # grounded task (repeat a section of the Debian constitution) and open chat.
+    lookup = step("lookup decoding (GPU)",
+                  [dm, "bench-engine", "--model", MODEL, "--threads", THREADS,
+                   "--gen-tokens", TG, "--repetitions", REPS, "--lookup-only",
+                   "--grounded-text", os.path.join(GC, "debian-constitution.txt")], 240)
 
     table = []
 
@@ -171,6 +177,15 @@ def main():
         results["ratios"] = {"prompt": ours_pp / pp, "generation": ours_tg / tg}
     except (TypeError, KeyError, StopIteration):
         row("benchmark", "incomplete: see gpu-check.json")
+    for task in ("grounded", "chat"):
+        r = ((lookup or {}).get("lookup") or {}).get(task)
+        if r:
+            row(f"lookup decoding, {task} (with / without)",
+                f"{r['lookup_tokens_per_s']:.0f} / {r['plain_tokens_per_s']:.0f} t/s = {r['ratio']:.3f}, "
+                f"{r['tokens_per_step']:.2f} tokens per decode, {r['identical_replies']} of {r['pairs']} identical")
+            results.setdefault("ratios", {})[f"lookup_decoding_{task}"] = r["ratio"]
+        else:
+            row(f"lookup decoding, {task}", "incomplete: see gpu-check.json")
 
     results["table"] = table
     os.makedirs(OUT, exist_ok=True)

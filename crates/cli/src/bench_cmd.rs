@@ -52,6 +52,9 @@ pub struct BenchArgs {
     /// Only the single-request prompt and generation speeds (for interleaved rounds)
     #[arg(long)]
     speed_only: bool,
+    /// Only the lookup-decoding rows (for `cargo xtask gpu-check`)
+    #[arg(long)]
+    lookup_only: bool,
     /// A real text whose section 7 the grounded lookup-decoding task repeats (the Debian
     /// constitution from the retrieval benchmark's corpus); without it, that row is skipped
     #[arg(long)]
@@ -102,6 +105,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // Warm up (first decode allocates buffers and faults in the weights).
     run_one(&engine, request("Hello", 8, true))?;
+
+    if args.lookup_only {
+        let out = serde_json::json!({ "lookup": lookup(&engine, args)? });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
 
     // Prompt processing: a different first word each time, so no slot's cache matches.
     let mut pp = Vec::new();
@@ -185,20 +194,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }));
     }
 
-    let lookup = serde_json::json!({
-        "grounded": match &args.grounded_text {
-            Some(path) => lookup_rows(&engine, &grounded_task(path)?, args)?,
-            None => serde_json::Value::Null,
-        },
-        "chat": lookup_rows(
-            &engine,
-            &[ChatMessage::new(
-                Role::User,
-                "Write a friendly note inviting my team to a Friday lunch, with three ideas for places to go.",
-            )],
-            args,
-        )?,
-    });
+    let lookup = lookup(&engine, args)?;
 
     // A conversation of `turns` turns: time to first token of each.
     let mut messages = vec![ChatMessage::new(
@@ -374,6 +370,25 @@ fn restore_rows(args: &BenchArgs, config: &ModelConfig) -> anyhow::Result<serde_
         "disk_entries": stats.disk_cache_entries,
         "disk_bytes": stats.disk_cache_bytes,
         "bytes_per_conversation": stats.disk_cache_bytes / (stats.disk_cache_entries.max(1) as u64),
+    }))
+}
+
+/// The lookup-decoding rows: the grounded task (when `--grounded-text` names its text) and open
+/// chat.
+fn lookup(engine: &Engine, args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "grounded": match &args.grounded_text {
+            Some(path) => lookup_rows(engine, &grounded_task(path)?, args)?,
+            None => serde_json::Value::Null,
+        },
+        "chat": lookup_rows(
+            engine,
+            &[ChatMessage::new(
+                Role::User,
+                "Write a friendly note inviting my team to a Friday lunch, with three ideas for places to go.",
+            )],
+            args,
+        )?,
     }))
 }
 
