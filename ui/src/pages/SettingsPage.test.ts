@@ -136,4 +136,24 @@ describe('SettingsPage engine settings and the local API', () => {
     const saved = await saveAndRead<typeof config>();
     expect(saved.config.documents).toEqual({ top_k: 5, allow_remote: false, ocr: false, ocr_languages: 'kor+eng', sentence_rerank: false });
   });
+
+  it('shows each persona\'s lookup decoding and saves the choice as config.json spells it ("auto", true, false)', async () => {
+    const config = {
+      models: {
+        office: { ...MODEL, sampling: { ...MODEL.sampling, lookup_decoding: false } },
+        character: { ...MODEL },
+      },
+      chat: { max_message_chars: 8000 },
+    };
+    serveConfig(config);
+    render(SettingsPage, { t: makeTranslator('en'), load: { kind: 'ok', status: sampleStatus() } });
+    const office = (await screen.findByTestId('engine-office-lookup')) as HTMLSelectElement;
+    const character = screen.getByTestId('engine-character-lookup') as HTMLSelectElement;
+    expect(office.value).toBe('off');
+    expect(character.value).toBe('auto');
+    await fireEvent.change(office, { target: { value: 'on' } });
+    const saved = await saveAndRead<typeof config>();
+    expect(saved.config.models.office.sampling).toEqual({ temperature: 0.7, max_tokens: 1024, lookup_decoding: true });
+    expect(saved.config.models.character.sampling).toEqual({ temperature: 0.7, max_tokens: 1024, lookup_decoding: 'auto' });
+  });
 });
