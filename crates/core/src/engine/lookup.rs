@@ -28,11 +28,15 @@ pub(crate) const NGRAM_MAX: usize = 4;
 /// The shortest tail n-gram that may start a draft. One token repeats too often by chance
 /// ("the", a comma) to predict what follows it.
 pub(crate) const NGRAM_MIN: usize = 2;
-/// The most tokens one draft may hold. A reply's verify batch (its token and the draft) stays
-/// under 8 rows, where llama.cpp's CPU kernels compute each row as they do a single token
-/// (from 8 rows on, the tiled K-quant matmul takes over and rounds differently), and where a
-/// CPU still verifies a draft for little more than one token costs.
-pub(crate) const MAX_DRAFT: usize = 6;
+/// The most rows a generation step holds once drafts are added: the replies' tokens and their
+/// drafts together stay under 8 rows, where llama.cpp's CPU kernels compute each row as they do
+/// a single token (from 8 rows on, the tiled K-quant matmul takes over and rounds differently),
+/// so a reply verified beside another reply's draft is still the reply plain decoding gives.
+/// Replies' own tokens always go in; only drafts are held to this.
+pub(crate) const MAX_VERIFY_ROWS: usize = 7;
+/// The most tokens one draft may hold: a lone reply's token and its draft fill
+/// [`MAX_VERIFY_ROWS`].
+pub(crate) const MAX_DRAFT: usize = MAX_VERIFY_ROWS - 1;
 
 /// The tokens that followed the most recent earlier occurrence of `history`'s last n tokens
 /// (`NGRAM_MAX` ≥ n ≥ `NGRAM_MIN`, the longest match first), at most `max` of them; empty when

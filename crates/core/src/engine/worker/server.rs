@@ -11,7 +11,7 @@
 
 use super::slots::{self, SlotView};
 use super::*;
-use crate::engine::lookup::{find_draft, DecodeCost, DraftPolicy};
+use crate::engine::lookup::{find_draft, DecodeCost, DraftPolicy, MAX_VERIFY_ROWS};
 use crate::error::EngineError;
 
 pub(super) struct Slot {
@@ -524,6 +524,13 @@ impl Server<'_> {
         // Drafts never take the room that the other slots' pending tokens need.
         let slots_len = self.slots.len();
         let marginal = self.decode_cost.marginal();
+        // Drafted rows left in this step: all replies' tokens and drafts stay under 8 rows.
+        let replying = self
+            .slots
+            .iter()
+            .filter(|s| s.active.as_ref().is_some_and(|a| a.pending.is_some()))
+            .count();
+        let mut draft_rows = MAX_VERIFY_ROWS.saturating_sub(replying);
         for slot in &mut self.slots {
             let Some(active) = slot.active.as_mut() else {
                 continue;
@@ -546,13 +553,15 @@ impl Server<'_> {
                         .min(capacity.saturating_sub(batch.n_tokens() as usize + slots_len));
                     let found = find_draft(&slot.cache, room);
                     let cost = if active.draft_always { 0.0 } else { marginal };
-                    let length = policy.length(cost, found.len());
+                    // A guess without room in this step is still watched (learned from).
+                    let length = policy.length(cost, found.len().min(draft_rows));
                     if length == 0 {
                         policy.watch(found);
                     } else {
                         policy.drafting();
                     }
                     active.draft = found[..length].to_vec();
+                    draft_rows -= length;
                     for &drafted in &active.draft {
                         add_failed |= batch
                             .add(drafted, slot.cache.len() as i32, &[slot.seq], true)
